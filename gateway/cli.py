@@ -1,0 +1,163 @@
+"""Command line: `python -m gateway {serve,sign,verify,keys,bench}` (also the `gateway` console script)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from gateway.config import load_key_ring, load_settings, load_toml
+from gateway.errors import ConfigError, TokenDenied
+from gateway.grant import Grant, Scope, parse_network
+from gateway.keys import KeyRing, new_key_entry
+from gateway.paths import normalise_path
+from gateway.request_facts import split_token
+from gateway.tokens.native import DEFAULT_LEEWAY_SECONDS, verify_token
+
+
+def _keys_from(config: Path | None) -> KeyRing:
+    import os
+
+    return load_key_ring(load_toml(config), os.environ)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import build_app
+
+    settings = load_settings(args.config, origin_override=args.origin)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = build_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", log_level="warning")
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from gateway.tokens.native import sign_grant
+
+    now = int(time.time())
+    grant = Grant(
+        path_prefixes=tuple(args.path_prefix),
+        expires_at=now + args.ttl,
+        client_network=parse_network(args.ip) if args.ip else None,
+        session_id=args.session,
+        user_id=args.user,
+        scope=Scope(args.scope),
+    )
+    token = sign_grant(grant, _keys_from(args.config))
+    print(
+        f"# prefixes={','.join(grant.path_prefixes)} expires_at={grant.expires_at} scope={grant.scope.value}"
+    )
+    print(token)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    parts = urlsplit(args.url)
+    settings_param = args.token_param
+    token, _ = split_token(parts.query.encode("latin-1"), settings_param)
+    now = args.now if args.now is not None else time.time()
+    try:
+        checked = normalise_path(parts.path.encode("latin-1") or b"/")
+        if not token:
+            from gateway.errors import Denial
+
+            raise TokenDenied(Denial.MISSING, f"the URL has no {settings_param!r} query parameter")
+        from gateway.media_types import is_manifest
+
+        grant = verify_token(
+            token,
+            _keys_from(args.config),
+            path=checked,
+            client_ip=ipaddress.ip_address(args.ip) if args.ip else None,
+            needed_scope=Scope.PLAYLIST if is_manifest(checked.decoded) else Scope.MEDIA,
+            now=now,
+            leeway_seconds=args.leeway,
+        )
+    except TokenDenied as denied:
+        print(f"DENY {denied.reason.value}: {denied.detail}")
+        for name, value in denied.values.items():
+            print(f"  {name} = {value}")
+        return 1
+    print(f"ALLOW {checked.decoded}")
+    print(f"  prefixes = {', '.join(grant.path_prefixes)}")
+    print(
+        f"  expires_at = {grant.expires_at} (in {int(grant.expires_at - now)} s)  scope = {grant.scope.value}"
+    )
+    for name in ("client_network", "session_id", "user_id", "session_ends_at", "key_id"):
+        if getattr(grant, name) is not None:
+            print(f"  {name} = {getattr(grant, name)}")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    print(new_key_entry(args.kid, args.alg))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from gateway.bench import run_benchmarks
+
+    return run_benchmarks(quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser(
+        "serve", help="protect an origin: GET /<path> is <origin>/<path> behind the token check"
+    )
+    serve.add_argument("--origin", help="origin base URL (or GATEWAY_ORIGIN, or [[routes]] in --config)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--config", type=Path)
+    serve.set_defaults(func=cmd_serve)
+
+    sign = sub.add_parser("sign", help="print a token (last line) that `serve` accepts under the prefix")
+    sign.add_argument("--path-prefix", action="append", required=True, help="e.g. /vod/title/ (repeatable)")
+    sign.add_argument("--ttl", type=int, required=True, help="seconds from now")
+    sign.add_argument("--ip", help="bind to a client IP or CIDR (IPv4 or IPv6)")
+    sign.add_argument("--session", help="session id")
+    sign.add_argument("--user", help="user id")
+    sign.add_argument("--scope", choices=[s.value for s in Scope], default=Scope.ALL.value)
+    sign.add_argument("--config", type=Path)
+    sign.set_defaults(func=cmd_sign)
+
+    verify = sub.add_parser(
+        "verify", help="say whether a request URL would be served, and if not exactly why"
+    )
+    verify.add_argument("url")
+    verify.add_argument("--ip", help="the client address the request comes from")
+    verify.add_argument("--now", type=float, help="check at this epoch time instead of now")
+    verify.add_argument("--token-param", default="token")
+    verify.add_argument("--leeway", type=float, default=DEFAULT_LEEWAY_SECONDS)
+    verify.add_argument("--config", type=Path)
+    verify.set_defaults(func=cmd_verify)
+
+    keys = sub.add_parser("keys", help="key ring helpers")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    new = keys_sub.add_parser("new", help="print a new GATEWAY_KEYS entry")
+    new.add_argument("--kid", help="key id (default: random)")
+    new.add_argument("--alg", choices=["hmac", "ed25519"], default="hmac")
+    new.set_defaults(func=cmd_keys)
+
+    bench = sub.add_parser("bench", help="benchmarks: ratios against baselines measured in the same run")
+    bench.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,167 @@
+"""Settings: one frozen object, read once from a TOML file and `GATEWAY_*` variables, failing fast.
+
+Precedence: environment variables over the config file over defaults. Every error names the setting.
+
+```toml
+[gateway]
+token_param = "token"          # GATEWAY_TOKEN_PARAM
+leeway_seconds = 5             # GATEWAY_LEEWAY_SECONDS
+max_manifest_bytes = 16777216  # GATEWAY_MAX_MANIFEST_BYTES
+client_ip_header = ""          # e.g. "x-forwarded-for" behind a trusted proxy; empty: the TCP peer
+
+[keys]
+ring = "k2:…,k1:…"             # GATEWAY_KEYS (newest first)
+retired = ["k0"]
+
+[origin]
+connect_timeout_seconds = 3
+read_timeout_seconds = 10
+vod_manifest_cache_seconds = 60
+live_manifest_cache_seconds = 1
+
+[[routes]]                     # GATEWAY_ORIGIN adds/overrides the route mounted at "/"
+mount = "/"
+origin = "http://127.0.0.1:8080/"
+```
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway.errors import ConfigError
+from gateway.keys import KeyRing, parse_key_ring
+from gateway.paths import canonical_prefix
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Requests under `mount` on the gateway are served from `origin` (a base URL ending in '/')."""
+
+    mount: str
+    origin: str
+
+    def __post_init__(self) -> None:
+        try:
+            canonical_prefix(self.mount)
+        except ValueError as exc:
+            raise ConfigError(f"routes.mount: {exc}") from exc
+        parts = urlsplit(self.origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or not parts.path.endswith("/"):
+            raise ConfigError(f"routes.origin must be an http(s) base URL ending in '/': {self.origin!r}")
+        if parts.query or parts.fragment:
+            raise ConfigError(f"routes.origin must not carry a query or fragment: {self.origin!r}")
+
+    def origin_url(self, gateway_path_encoded: str) -> str:
+        """The origin URL for a gateway path under this mount (paths are already normalised)."""
+        return self.origin + gateway_path_encoded[len(self.mount) :]
+
+
+@dataclass(frozen=True)
+class OriginSettings:
+    connect_timeout_seconds: float = 3.0
+    read_timeout_seconds: float = 10.0
+    max_connections: int = 64
+    vod_manifest_cache_seconds: float = 60.0
+    live_manifest_cache_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    keys: KeyRing
+    routes: tuple[Route, ...]
+    token_param: str = "token"
+    leeway_seconds: float = 5.0
+    max_manifest_bytes: int = 16 * 1024 * 1024
+    client_ip_header: str = ""
+    origin: OriginSettings = field(default_factory=OriginSettings)
+
+    def route_for(self, decoded_path: str) -> Route | None:
+        """The route with the longest mount covering the path (whole segments)."""
+        best: Route | None = None
+        for route in self.routes:
+            if decoded_path.startswith(route.mount) and (best is None or len(route.mount) > len(best.mount)):
+                best = route
+        return best
+
+
+def _number(name: str, value: object, kind: type[int] | type[float]) -> Any:
+    try:
+        number = kind(str(value))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from exc
+    if number < 0:
+        raise ConfigError(f"{name} must not be negative, got {value!r}")
+    return number
+
+
+def load_toml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from exc
+
+
+def load_key_ring(table: Mapping[str, Any], env: Mapping[str, str]) -> KeyRing:
+    keys_table = table.get("keys", {})
+    spec = env.get("GATEWAY_KEYS") or keys_table.get("ring", "")
+    if not spec:
+        raise ConfigError("no keys: set GATEWAY_KEYS (see `python -m gateway keys new`) or [keys] ring")
+    retired = frozenset(keys_table.get("retired", []))
+    return parse_key_ring(spec, retired)
+
+
+def load_settings(
+    config_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    origin_override: str | None = None,
+) -> Settings:
+    """Build the settings; `origin_override` (the CLI's --origin) wins over GATEWAY_ORIGIN and the file."""
+    env = os.environ if env is None else env
+    table = load_toml(config_path)
+    gateway = table.get("gateway", {})
+    origin_table = table.get("origin", {})
+    routes = [Route(str(r.get("mount", "/")), str(r["origin"])) for r in table.get("routes", [])]
+    root_origin = origin_override or env.get("GATEWAY_ORIGIN")
+    if root_origin:
+        base = root_origin if root_origin.endswith("/") else root_origin + "/"
+        routes = [r for r in routes if r.mount != "/"] + [Route("/", base)]
+    if not routes:
+        raise ConfigError("no origin: pass --origin URL, set GATEWAY_ORIGIN, or add [[routes]] to the config")
+    token_param = env.get("GATEWAY_TOKEN_PARAM") or str(gateway.get("token_param", "token"))
+    if not token_param.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"token_param must be a plain query parameter name, got {token_param!r}")
+    origin = OriginSettings(
+        **{
+            name: _number(f"origin.{name}", origin_table[name], float if "seconds" in name else int)
+            for name in OriginSettings.__dataclass_fields__
+            if name in origin_table
+        }
+    )
+    return Settings(
+        keys=load_key_ring(table, env),
+        routes=tuple(routes),
+        token_param=token_param,
+        leeway_seconds=_number(
+            "leeway_seconds", env.get("GATEWAY_LEEWAY_SECONDS", gateway.get("leeway_seconds", 5)), float
+        ),
+        max_manifest_bytes=_number(
+            "max_manifest_bytes",
+            env.get("GATEWAY_MAX_MANIFEST_BYTES", gateway.get("max_manifest_bytes", 16 * 1024 * 1024)),
+            int,
+        ),
+        client_ip_header=str(gateway.get("client_ip_header", "")).lower(),
+        origin=origin,
+    )

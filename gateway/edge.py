@@ -1,0 +1,174 @@
+"""The edge: verify every request before the origin is contacted, then serve a rewritten playlist or
+stream the origin's bytes through.
+
+    GET /<path>?token=…  → normalise path (ACL boundary) → route → verify token → origin
+                            playlists: prepared once per origin version, rendered with this request's tokens
+                            everything else: streamed, never buffered
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, MutableMapping
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from gateway.config import Route, Settings
+from gateway.errors import Denial, ManifestError, OriginBadStatus, OriginError, TokenDenied
+from gateway.grant import Grant, Scope
+from gateway.hls_links import make_uri_rewriter
+from gateway.manifest_cache import ManifestCache
+from gateway.manifests.hls import prepare_playlist
+from gateway.manifests.template import PreparedManifest
+from gateway.media_types import content_type_for, is_hls_playlist, is_key, is_manifest
+from gateway.origin import PASSTHROUGH_HEADERS, OriginClient
+from gateway.paths import CheckedPath, normalise_path
+from gateway.request_facts import client_address, split_token, token_fingerprint
+from gateway.tokens.native import TokenVerifier
+from gateway.tokens.scoped import ScopedTokenMinter
+
+log = logging.getLogger("gateway.edge")
+
+FORWARDED_REQUEST_HEADERS = (b"range", b"if-range", b"if-none-match", b"if-modified-since")
+PRIVATE = "private, no-store"
+CORS = {
+    "access-control-allow-origin": "*",
+    "access-control-expose-headers": "x-token-denial, x-gateway-error",
+}
+Clock = Callable[[], float]
+AsgiScope = MutableMapping[str, Any]  # the raw ASGI scope
+
+
+def error_response(status: int, error: str, detail: str, *, denial: bool = False) -> JSONResponse:
+    headers = dict(CORS)
+    headers["x-token-denial" if denial else "x-gateway-error"] = error
+    headers["cache-control"] = "no-store"
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+class Edge:
+    """The catch-all GET/HEAD endpoint. Holds no per-session state: tokens carry it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        origin: OriginClient,
+        *,
+        clock: Clock = time.time,
+        media_ttl_seconds: float = 300,
+    ):
+        self.settings = settings
+        self.origin = origin
+        self.clock = clock
+        self.verifier = TokenVerifier(settings.keys, leeway_seconds=settings.leeway_seconds)
+        self.minter = ScopedTokenMinter(settings.keys, media_ttl_seconds=media_ttl_seconds)
+        self.manifests = ManifestCache(origin, settings.origin, max_bytes=settings.max_manifest_bytes)
+        self.denials: Counter[str] = Counter()
+
+    async def handle(self, request: Request) -> Response:
+        scope = request.scope
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        token: str | None = None
+        try:
+            checked = normalise_path(raw_path)
+            route = self.settings.route_for(checked.decoded)
+            if route is None:
+                return error_response(404, "no_route", f"no origin is configured for {checked.decoded}")
+            token, forward_query = split_token(scope.get("query_string", b""), self.settings.token_param)
+            grant = self.verify(checked, token, scope)
+        except TokenDenied as denied:
+            return self.deny(denied, raw_path, token, scope)
+        origin_url = route.origin_url(checked.encoded) + (f"?{forward_query}" if forward_query else "")
+        try:
+            if is_hls_playlist(checked.decoded):
+                assert token is not None
+                return await self.playlist(route, origin_url, grant, token, head=scope["method"] == "HEAD")
+            return await self.stream(checked, origin_url, scope)
+        except OriginBadStatus as exc:
+            status = exc.status if exc.status in (404, 410, 416) else 502
+            return error_response(status, "origin_status", str(exc))
+        except OriginError as exc:
+            log.warning("origin error: %s", exc)
+            return error_response(exc.http_status, type(exc).__name__, str(exc))
+        except ManifestError as exc:
+            log.warning("origin playlist refused: %s (%s)", exc, origin_url.split("?")[0])
+            return error_response(502, "bad_manifest", f"origin playlist refused: {exc}")
+
+    def verify(self, checked: CheckedPath, token: str | None, scope: AsgiScope) -> Grant:
+        if not token:
+            raise TokenDenied(Denial.MISSING, f"no {self.settings.token_param!r} query parameter")
+        needed = Scope.PLAYLIST if is_manifest(checked.decoded) else Scope.MEDIA
+        return self.verifier.verify(
+            token,
+            path=checked,
+            client_ip=client_address(scope, self.settings.client_ip_header),
+            needed_scope=needed,
+            now=self.clock(),
+        )
+
+    def deny(
+        self, denied: TokenDenied, raw_path: bytes, token: str | None, scope: AsgiScope
+    ) -> Response:
+        self.denials[denied.reason.value] += 1
+        log.info(
+            "denied reason=%s path=%s client=%s token=%s detail=%s",
+            denied.reason.value,
+            raw_path[:200].decode("latin-1"),
+            client_address(scope, self.settings.client_ip_header),
+            token_fingerprint(token) if token else "-",
+            denied.detail,
+        )
+        return error_response(denied.http_status, denied.reason.value, denied.detail, denial=True)
+
+    async def playlist(
+        self, route: Route, origin_url: str, grant: Grant, token: str, *, head: bool
+    ) -> Response:
+        def prepare(body: bytes) -> PreparedManifest:
+            rewriter = make_uri_rewriter(
+                manifest_origin_url=origin_url, route=route, token_param=self.settings.token_param
+            )
+            return prepare_playlist(body, rewriter, max_bytes=self.settings.max_manifest_bytes)
+
+        now = self.clock()
+        prepared = await self.manifests.get(origin_url, f"query:{route.mount}", prepare, now=now)
+        body = prepared.render(self.minter.slot_tokens(grant, token, now=now))
+        headers = {**CORS, "cache-control": PRIVATE, "content-type": "application/vnd.apple.mpegurl"}
+        return Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})
+
+    async def stream(self, checked: CheckedPath, origin_url: str, scope: AsgiScope) -> Response:
+        forwarded = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope.get("headers", ())
+            if key in FORWARDED_REQUEST_HEADERS
+        }
+        upstream = await self.origin.send_stream(origin_url, forwarded)
+        if upstream.status_code >= 400 and upstream.status_code != 416:
+            await upstream.aclose()
+            raise OriginBadStatus(
+                f"origin answered {upstream.status_code} for {origin_url.split('?')[0]}", upstream.status_code
+            )
+        headers = {name: upstream.headers[name] for name in PASSTHROUGH_HEADERS if name in upstream.headers}
+        headers.update(CORS)
+        headers["content-type"] = content_type_for(checked.decoded, upstream.headers.get("content-type"))
+        if is_key(checked.decoded) or is_manifest(checked.decoded):
+            headers["cache-control"] = PRIVATE
+        if scope["method"] == "HEAD":
+            await upstream.aclose()
+            return Response(b"", status_code=upstream.status_code, headers=headers)
+        return StreamingResponse(_relay(upstream), status_code=upstream.status_code, headers=headers)
+
+
+async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    """Pass origin bytes through as they arrive; a broken origin mid-body ends the response early."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as exc:
+        log.warning("origin stream broke after headers: %s", type(exc).__name__)
+    finally:
+        await upstream.aclose()

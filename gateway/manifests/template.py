@@ -1,0 +1,84 @@
+"""The prepared form of a rewritten manifest: static text chunks with token slots between them.
+
+A manifest is parsed and rewritten once per origin version; every request then only calls `render`,
+which joins the chunks with that request's token strings (no parsing, no signing per URI).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class Slot(enum.Enum):
+    """Which token fills a slot.
+
+    PLAYLIST: a URI the player will load as a playlist (variants, renditions, I-frame playlists, rendition
+    reports, steering manifests, interstitial assets). MEDIA: everything a playlist's segments need
+    (segments, parts, preload hints, keys, init sections, session data).
+    """
+
+    PLAYLIST = "playlist"
+    MEDIA = "media"
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """What to write in place of one URI: `head` + token(slot) + `tail`, or `head` + `tail` if slot is None."""
+
+    head: str
+    slot: Slot | None
+    tail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedManifest:
+    """`chunks[0] + token(slots[0]) + chunks[1] + … + chunks[-1]`; len(chunks) == len(slots) + 1."""
+
+    chunks: tuple[str, ...]
+    slots: tuple[Slot, ...]
+    encoding: str = "utf-8"
+    # Derived once per manifest, so `render` is one bytes.join. Encoding a joined ~1 MB str per request
+    # costs ~1 ms (a fresh large allocation each time) against ~0.13 ms for joining pre-encoded bytes, and
+    # frozenset(self.slots) calls Enum.__hash__ (Python code) per slot; `kind in tuple` compares in C.
+    _encoded: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+    _kinds: frozenset[Slot] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.chunks) != len(self.slots) + 1:
+            raise ValueError("a prepared manifest needs exactly one more chunk than slots")
+        object.__setattr__(self, "_encoded", _encode_chunks(self.chunks, self.encoding))
+        object.__setattr__(self, "_kinds", frozenset(kind for kind in Slot if kind in self.slots))
+
+    @property
+    def slot_kinds(self) -> frozenset[Slot]:
+        return self._kinds
+
+    def render(self, tokens: Mapping[Slot, str]) -> bytes:
+        """Fill every slot with its token; raises KeyError if a needed slot kind has no token."""
+        encoded = self._encoded
+        kinds = self._kinds
+        if not kinds:
+            return encoded[0]
+        by_kind = {kind: tokens[kind].encode(self.encoding, "surrogateescape") for kind in kinds}
+        values = set(by_kind.values())
+        if len(values) == 1:
+            return values.pop().join(encoded)
+        # Two kinds with different tokens. Chosen by identity: a dict lookup per slot would call
+        # Enum.__hash__, which is Python code.
+        playlist, media = by_kind[Slot.PLAYLIST], by_kind[Slot.MEDIA]
+        parts: list[bytes] = [b""] * (2 * len(encoded) - 1)
+        parts[0::2] = encoded
+        parts[1::2] = [playlist if slot is Slot.PLAYLIST else media for slot in self.slots]
+        return b"".join(parts)
+
+
+def _encode_chunks(chunks: tuple[str, ...], encoding: str) -> tuple[bytes, ...]:
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        # One encode and one split instead of one encode per chunk; in UTF-8 only NUL encodes to a 0x00
+        # byte, so this is exact unless a chunk itself contains NUL.
+        joined = "\x00".join(chunks)
+        if joined.count("\x00") == len(chunks) - 1:
+            return tuple(joined.encode(encoding, "surrogateescape").split(b"\x00"))
+    return tuple(chunk.encode(encoding, "surrogateescape") for chunk in chunks)

@@ -1,0 +1,57 @@
+"""Content types by file extension, set explicitly: Python's tables map `.ts` and `.key` wrongly."""
+
+from __future__ import annotations
+
+import posixpath
+
+PLAYLIST_EXTENSIONS = frozenset({".m3u8", ".m3u"})
+MPD_EXTENSIONS = frozenset({".mpd"})
+
+CONTENT_TYPES: dict[str, str] = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".m3u": "application/vnd.apple.mpegurl",
+    ".mpd": "application/dash+xml",
+    ".ts": "video/mp2t",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".m4a": "audio/mp4",
+    ".cmfv": "video/mp4",
+    ".cmfa": "audio/mp4",
+    ".aac": "audio/aac",
+    ".mp3": "audio/mpeg",
+    ".ac3": "audio/ac3",
+    ".ec3": "audio/eac3",
+    ".vtt": "text/vtt",
+    ".webvtt": "text/vtt",
+    ".srt": "application/x-subrip",
+    ".key": "application/octet-stream",
+    ".bin": "application/octet-stream",
+    ".json": "application/json",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+}
+
+
+def extension(path: str) -> str:
+    return posixpath.splitext(path)[1].lower()
+
+
+def content_type_for(path: str, origin_type: str | None = None) -> str:
+    """Our table first, then what the origin said, then octet-stream."""
+    return CONTENT_TYPES.get(extension(path)) or origin_type or "application/octet-stream"
+
+
+def is_hls_playlist(path: str) -> bool:
+    return extension(path) in PLAYLIST_EXTENSIONS
+
+
+def is_manifest(path: str) -> bool:
+    ext = extension(path)
+    return ext in PLAYLIST_EXTENSIONS or ext in MPD_EXTENSIONS
+
+
+def is_key(path: str) -> bool:
+    return extension(path) == ".key"

@@ -1,0 +1,62 @@
+"""Scoped tokens: what the gateway writes into the playlists it serves, so sessions outlive a short TTL.
+
+A session grant (one with `session_ends_at`) yields two derived tokens per playlist response:
+- PLAYLIST-scoped, valid until the session's hard cap: variant and rendition URLs are fixed when the
+  master loads and reloaded for hours, so their token must live as long as the session may;
+- MEDIA-scoped, short: segments, parts, keys and init sections; its expiry is rounded up to a bucket
+  boundary so the same URI string repeats across reloads within a bucket (stable URLs for caches,
+  players and LL-HLS delta updates) and signing happens at most once per bucket, never per URI.
+A plain grant (no session cap, e.g. from `gateway sign`) is passed through as is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from gateway.grant import Grant, Scope
+from gateway.keys import KeyRing
+from gateway.manifests.template import Slot
+from gateway.tokens.native import sign_grant
+
+
+class ScopedTokenMinter:
+    def __init__(self, keys: KeyRing, *, media_ttl_seconds: float, cache_size: int = 65536) -> None:
+        if media_ttl_seconds <= 0:
+            raise ValueError("media_ttl_seconds must be positive")
+        self.keys = keys
+        self.media_ttl_seconds = media_ttl_seconds
+        # Half the TTL: a minted media token always has between TTL/2 and TTL of life left.
+        self.bucket_seconds = max(1, int(media_ttl_seconds // 2))
+        self._cache_size = cache_size
+        self._minted: dict[Grant, str] = {}
+
+    def mint(self, grant: Grant) -> str:
+        token = self._minted.get(grant)
+        if token is None:
+            if len(self._minted) >= self._cache_size:
+                self._minted.pop(next(iter(self._minted)))
+            token = self._minted[grant] = sign_grant(grant, self.keys)
+        return token
+
+    def media_expiry(self, now: float, session_ends_at: int) -> int:
+        bucketed = math.ceil((now + self.media_ttl_seconds / 2) / self.bucket_seconds) * self.bucket_seconds
+        return min(int(bucketed), session_ends_at)
+
+    def slot_tokens(self, grant: Grant, token: str, *, now: float) -> dict[Slot, str]:
+        """Tokens for a playlist response requested with `token` (already verified as `grant`)."""
+        if grant.session_ends_at is None:
+            return {Slot.PLAYLIST: token, Slot.MEDIA: token}
+        ends = grant.session_ends_at
+        if grant.scope is Scope.PLAYLIST and grant.expires_at >= ends:
+            playlist_token = token  # already the long-lived form: reuse it, so reports match variant URLs
+        else:
+            playlist_token = self.mint(
+                dataclasses.replace(
+                    grant, scope=Scope.PLAYLIST, expires_at=ends, not_before=None, key_id=None
+                )
+            )
+        media = dataclasses.replace(
+            grant, scope=Scope.MEDIA, expires_at=self.media_expiry(now, ends), not_before=None, key_id=None
+        )
+        return {Slot.PLAYLIST: playlist_token, Slot.MEDIA: self.mint(media)}

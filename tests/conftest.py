@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import pytest
+
+from gateway.keys import HmacKey, KeyRing
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-slow", action="store_true", help="also run long-budget tests (soak, long fuzzing)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip_slow = pytest.mark.skip(reason="long-budget run: pass --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture
+def key_ring() -> KeyRing:
+    return KeyRing((HmacKey("k2", b"\x02" * 32), HmacKey("k1", b"\x01" * 32)))

@@ -1,0 +1,152 @@
+"""Real HTTP servers on 127.0.0.1 for integration tests: the gateway under uvicorn, and origins."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_app(app: Any, port: int | None = None) -> Iterator[str]:
+    """Run an ASGI app under a real uvicorn (httptools, uvloop) in a thread; yields its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requests_seen: list[str]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.requests_seen.append(self.path)
+        super().do_GET()
+
+
+@contextlib.contextmanager
+def static_origin(root: Path) -> Iterator[tuple[str, list[str]]]:
+    """A real threaded HTTP file server on 127.0.0.1 serving `root`; yields (base URL, request log)."""
+    seen: list[str] = []
+    handler = functools.partial(
+        type("Handler", (_QuietHandler,), {"requests_seen": seen}), directory=str(root)
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def require_tool(name: str) -> str | None:
+    """Path of a tool; in CI a missing tool is a failure, never a skip (the test command installs it)."""
+    found = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None
+    )
+    if found is None and os.environ.get("CI") == "true":
+        raise RuntimeError(f"{name} is required in CI but not installed (the test command installs it)")
+    return found
+
+
+@contextlib.contextmanager
+def nginx_static(root: Path, workdir: Path, extra_locations: str = "") -> Iterator[tuple[str, Path]]:
+    """A real Debian nginx serving `root` on 127.0.0.1; yields (base URL, access log path)."""
+    binary = require_tool("nginx")
+    if binary is None:
+        import pytest
+
+        pytest.skip("nginx not installed (CI installs it)")
+    port = free_port()
+    for sub in ("logs", "tmp"):
+        (workdir / sub).mkdir(parents=True, exist_ok=True)
+    conf = workdir / "nginx.conf"
+    temp = workdir / "tmp"
+    user = "user root;" if os.geteuid() == 0 else ""  # workers must read pytest's 0700 temp dirs
+    conf.write_text(
+        f"""
+{user}
+daemon off; pid {workdir}/nginx.pid; error_log {workdir}/logs/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+  include /etc/nginx/mime.types;
+  access_log {workdir}/logs/access.log;
+  client_body_temp_path {temp}/body; proxy_temp_path {temp}/proxy; fastcgi_temp_path {temp}/fcgi;
+  uwsgi_temp_path {temp}/uwsgi; scgi_temp_path {temp}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    root {root};
+    {extra_locations}
+  }}
+}}
+"""
+    )
+    stderr_path = workdir / "logs" / "stderr.log"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen([binary, "-c", str(conf), "-p", str(workdir)], stderr=stderr)
+    deadline = time.monotonic() + 10
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            break
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"nginx did not start: {stderr_path.read_text()}")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}/", workdir / "logs" / "access.log"
+    finally:
+        process.send_signal(signal.SIGQUIT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def raw_http_get(base_url: str, target: bytes, timeout: float = 5.0) -> tuple[int, bytes]:
+    """Send a request line exactly as given (no client-side normalisation); returns (status, body)."""
+    host, port = base_url.split("//", 1)[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(
+            b"GET " + target + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n\r\n"
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0]
+    return int(status_line.split()[1]), body
