@@ -89,9 +89,7 @@ def verify_figures(budget: float) -> list[tuple[str, float, float]]:
         lambda: verifier.verify(token, path=path, client_ip=None, needed_scope=Scope.MEDIA, now=now),
         budget_seconds=budget,
     )
-    path_check = per_call_seconds(
-        lambda: normalise_path(b"/vod/bench/v720/segment_00042.ts"), budget_seconds=budget
-    )
+    path_check = per_call_seconds(lambda: normalise_path(b"/vod/bench/v720/segment_00042.ts"), budget_seconds=budget)
     return [
         ("token verify, cold (decode+HMAC+claims) / one raw HMAC-SHA256", cold, raw),
         ("token verify, cached signature (claims only) / one raw HMAC-SHA256", cached, raw),
@@ -210,9 +208,7 @@ def run_benchmarks(*, quick: bool = False) -> int:
     print(f"# gateway bench ({mode}), python {sys.version.split()[0]}, {os.cpu_count()} cpus")
     rows = rewrite_figures(budget) + verify_figures(budget)
     for label, measured, baseline in rows:
-        print(
-            f"{label:72s} {measured * 1e6:10.2f} µs / {baseline * 1e6:8.2f} µs = {measured / baseline:6.2f}x"
-        )
+        print(f"{label:72s} {measured * 1e6:10.2f} µs / {baseline * 1e6:8.2f} µs = {measured / baseline:6.2f}x")
     for segments in (300, 10_000):
         for label, measured, baseline in server_figures(1 if quick else 3, segments):
             print(f"{label:72s} {measured:10.0f} / {baseline:8.0f} req/s = {measured / baseline:6.2f}x")

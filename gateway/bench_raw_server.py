@@ -21,9 +21,7 @@ def main() -> None:
         )
 
     app = Starlette(routes=[Route("/index.m3u8", playlist)])
-    uvicorn.run(
-        app, host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop", http="httptools", log_level="warning"
-    )
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop", http="httptools", log_level="warning")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, origin_override=args.origin)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it would log every origin request
     app = build_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", log_level="warning")
     return 0
@@ -51,9 +52,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         scope=Scope(args.scope),
     )
     token = sign_grant(grant, _keys_from(args.config))
-    print(
-        f"# prefixes={','.join(grant.path_prefixes)} expires_at={grant.expires_at} scope={grant.scope.value}"
-    )
+    print(f"# prefixes={','.join(grant.path_prefixes)} expires_at={grant.expires_at} scope={grant.scope.value}")
     print(token)
     return 0
 
@@ -87,9 +86,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 1
     print(f"ALLOW {checked.decoded}")
     print(f"  prefixes = {', '.join(grant.path_prefixes)}")
-    print(
-        f"  expires_at = {grant.expires_at} (in {int(grant.expires_at - now)} s)  scope = {grant.scope.value}"
-    )
+    print(f"  expires_at = {grant.expires_at} (in {int(grant.expires_at - now)} s)  scope = {grant.scope.value}")
     for name in ("client_network", "session_id", "user_id", "session_ends_at", "key_id"):
         if getattr(grant, name) is not None:
             print(f"  {name} = {getattr(grant, name)}")
@@ -99,6 +96,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     print(new_key_entry(args.kid, args.alg))
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(args.host, args.port, args.state_dir)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -111,9 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser(
-        "serve", help="protect an origin: GET /<path> is <origin>/<path> behind the token check"
-    )
+    serve = sub.add_parser("serve", help="protect an origin: GET /<path> is <origin>/<path> behind the token check")
     serve.add_argument("--origin", help="origin base URL (or GATEWAY_ORIGIN, or [[routes]] in --config)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -130,9 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--config", type=Path)
     sign.set_defaults(func=cmd_sign)
 
-    verify = sub.add_parser(
-        "verify", help="say whether a request URL would be served, and if not exactly why"
-    )
+    verify = sub.add_parser("verify", help="say whether a request URL would be served, and if not exactly why")
     verify.add_argument("url")
     verify.add_argument("--ip", help="the client address the request comes from")
     verify.add_argument("--now", type=float, help="check at this epoch time instead of now")
@@ -147,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--kid", help="key id (default: random)")
     new.add_argument("--alg", choices=["hmac", "ed25519"], default="hmac")
     new.set_defaults(func=cmd_keys)
+
+    demo = sub.add_parser("demo", help="the gateway on its embedded default: demo origin, bundled streams, demo page")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--state-dir", type=Path, default=Path(".gateway"), help="where the development key is kept")
+    demo.set_defaults(func=cmd_demo)
 
     bench = sub.add_parser("bench", help="benchmarks: ratios against baselines measured in the same run")
     bench.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")

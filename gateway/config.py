@@ -35,9 +35,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.entitlements import CatalogEntitlements, catalog_from_config
 from gateway.errors import ConfigError
 from gateway.keys import KeyRing, parse_key_ring
 from gateway.paths import canonical_prefix
+
+DELIVERY_MODES = ("query", "cookie", "hybrid", "path")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,11 @@ class Route:
 
     mount: str
     origin: str
+    delivery: str = "query"  # query | cookie | hybrid | path (see gateway/delivery.py)
 
     def __post_init__(self) -> None:
+        if self.delivery not in DELIVERY_MODES:
+            raise ConfigError(f"routes.delivery must be one of {', '.join(DELIVERY_MODES)}, got {self.delivery!r}")
         try:
             canonical_prefix(self.mount)
         except ValueError as exc:
@@ -73,6 +79,30 @@ class OriginSettings:
 
 
 @dataclass(frozen=True)
+class SessionSettings:
+    """Viewing sessions: how long each kind of token lives and what a session binds to."""
+
+    token_ttl_seconds: int = 300  # the session token (master URL, cookie, refresh result)
+    media_ttl_seconds: int = 300  # tokens written into media playlists for segments, keys, init
+    max_life_seconds: int = 4 * 3600  # hard cap: playlist tokens and refreshes stop here
+    ip_binding: bool = False  # bind sessions to the client's network
+    ipv4_prefix: int = 32
+    ipv6_prefix: int = 64
+    title_root_depth: int = 0  # 0: the master's directory; N: the first N path segments
+    country_header: str = ""  # trusted header carrying the viewer's country (e.g. set by the CDN)
+    cookie_name: str = "gw_token"
+    cookie_same_site: str = "Lax"
+
+    def __post_init__(self) -> None:
+        if min(self.media_ttl_seconds, self.token_ttl_seconds) <= 0 or self.token_ttl_seconds > self.max_life_seconds:
+            raise ConfigError("sessions: TTLs must be positive and token_ttl_seconds <= max_life_seconds")
+        if not (0 <= self.ipv4_prefix <= 32 and 0 <= self.ipv6_prefix <= 128):
+            raise ConfigError("sessions: ipv4_prefix must be 0..32 and ipv6_prefix 0..128")
+        if self.cookie_same_site not in ("Strict", "Lax", "None"):
+            raise ConfigError("sessions.cookie_same_site must be Strict, Lax or None")
+
+
+@dataclass(frozen=True)
 class Settings:
     keys: KeyRing
     routes: tuple[Route, ...]
@@ -81,6 +111,8 @@ class Settings:
     max_manifest_bytes: int = 16 * 1024 * 1024
     client_ip_header: str = ""
     origin: OriginSettings = field(default_factory=OriginSettings)
+    sessions: SessionSettings = field(default_factory=SessionSettings)
+    catalog: CatalogEntitlements = field(default_factory=CatalogEntitlements)  # [[users]], [[titles]]
 
     def route_for(self, decoded_path: str) -> Route | None:
         """The route with the longest mount covering the path (whole segments)."""
@@ -133,7 +165,10 @@ def load_settings(
     table = load_toml(config_path)
     gateway = table.get("gateway", {})
     origin_table = table.get("origin", {})
-    routes = [Route(str(r.get("mount", "/")), str(r["origin"])) for r in table.get("routes", [])]
+    routes = [
+        Route(str(r.get("mount", "/")), str(r["origin"]), str(r.get("delivery", "query")))
+        for r in table.get("routes", [])
+    ]
     root_origin = origin_override or env.get("GATEWAY_ORIGIN")
     if root_origin:
         base = root_origin if root_origin.endswith("/") else root_origin + "/"
@@ -164,4 +199,23 @@ def load_settings(
         ),
         client_ip_header=str(gateway.get("client_ip_header", "")).lower(),
         origin=origin,
+        sessions=_sessions(table.get("sessions", {})),
+        catalog=catalog_from_config(table),
     )
+
+
+def _sessions(table: Mapping[str, Any]) -> SessionSettings:
+    values: dict[str, Any] = {}
+    for name, spec in SessionSettings.__dataclass_fields__.items():
+        if name not in table:
+            continue
+        value = table[name]
+        if spec.type == "int":
+            value = _number(f"sessions.{name}", value, int)
+        elif spec.type == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(f"sessions.{name} must be true or false")
+        else:
+            value = str(value)
+        values[name] = value
+    return SessionSettings(**values)

@@ -8,6 +8,7 @@ stream the origin's bytes through.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -19,16 +20,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.config import Route, Settings
+from gateway.delivery import FoundToken, find_token, is_plain_http_localhost, set_cookie
 from gateway.errors import Denial, ManifestError, OriginBadStatus, OriginError, TokenDenied
 from gateway.grant import Grant, Scope
-from gateway.hls_links import make_uri_rewriter
+from gateway.hls_links import make_path_token_rewriter, make_uri_rewriter
 from gateway.manifest_cache import ManifestCache
 from gateway.manifests.hls import prepare_playlist
-from gateway.manifests.template import PreparedManifest
+from gateway.manifests.template import PreparedManifest, Slot
 from gateway.media_types import content_type_for, is_hls_playlist, is_key, is_manifest
 from gateway.origin import PASSTHROUGH_HEADERS, OriginClient
 from gateway.paths import CheckedPath, normalise_path
-from gateway.request_facts import client_address, split_token, token_fingerprint
+from gateway.request_facts import client_address, token_fingerprint
+from gateway.revocations import MemoryRevocations, RevocationStore
 from gateway.tokens.native import TokenVerifier
 from gateway.tokens.scoped import ScopedTokenMinter
 
@@ -60,35 +63,38 @@ class Edge:
         origin: OriginClient,
         *,
         clock: Clock = time.time,
-        media_ttl_seconds: float = 300,
+        revocations: RevocationStore | None = None,
     ):
         self.settings = settings
         self.origin = origin
         self.clock = clock
+        self.revocations = revocations or MemoryRevocations()
         self.verifier = TokenVerifier(settings.keys, leeway_seconds=settings.leeway_seconds)
-        self.minter = ScopedTokenMinter(settings.keys, media_ttl_seconds=media_ttl_seconds)
+        self.minter = ScopedTokenMinter(settings.keys, media_ttl_seconds=settings.sessions.media_ttl_seconds)
         self.manifests = ManifestCache(origin, settings.origin, max_bytes=settings.max_manifest_bytes)
         self.denials: Counter[str] = Counter()
 
     async def handle(self, request: Request) -> Response:
         scope = request.scope
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-        token: str | None = None
+        sessions = self.settings.sessions
+        found = find_token(scope, raw_path, param=self.settings.token_param, cookie_name=sessions.cookie_name)
         try:
-            checked = normalise_path(raw_path)
+            checked = normalise_path(found.raw_path)
             route = self.settings.route_for(checked.decoded)
             if route is None:
                 return error_response(404, "no_route", f"no origin is configured for {checked.decoded}")
-            token, forward_query = split_token(scope.get("query_string", b""), self.settings.token_param)
-            grant = self.verify(checked, token, scope)
+            grant = self.verify(checked, found, scope)
         except TokenDenied as denied:
-            return self.deny(denied, raw_path, token, scope)
-        origin_url = route.origin_url(checked.encoded) + (f"?{forward_query}" if forward_query else "")
+            return self.deny(denied, raw_path, found.token, scope)
+        assert found.token is not None
+        origin_url = route.origin_url(checked.encoded) + (f"?{found.forward_query}" if found.forward_query else "")
+        cookies = self.cookies_for(route, grant, found, scope)
         try:
             if is_hls_playlist(checked.decoded):
-                assert token is not None
-                return await self.playlist(route, origin_url, grant, token, head=scope["method"] == "HEAD")
-            return await self.stream(checked, origin_url, scope)
+                response = await self.playlist(route, origin_url, grant, found.token, head=scope["method"] == "HEAD")
+            else:
+                response = await self.stream(checked, origin_url, scope)
         except OriginBadStatus as exc:
             status = exc.status if exc.status in (404, 410, 416) else 502
             return error_response(status, "origin_status", str(exc))
@@ -98,45 +104,83 @@ class Edge:
         except ManifestError as exc:
             log.warning("origin playlist refused: %s (%s)", exc, origin_url.split("?")[0])
             return error_response(502, "bad_manifest", f"origin playlist refused: {exc}")
+        for cookie in cookies:
+            response.headers.append("set-cookie", cookie)
+        return response
 
-    def verify(self, checked: CheckedPath, token: str | None, scope: AsgiScope) -> Grant:
-        if not token:
-            raise TokenDenied(Denial.MISSING, f"no {self.settings.token_param!r} query parameter")
+    def verify(self, checked: CheckedPath, found: FoundToken, scope: AsgiScope) -> Grant:
+        if not found.token:
+            raise TokenDenied(
+                Denial.MISSING, f"no token (query parameter {self.settings.token_param!r}, cookie or path)"
+            )
         needed = Scope.PLAYLIST if is_manifest(checked.decoded) else Scope.MEDIA
-        return self.verifier.verify(
-            token,
+        now = self.clock()
+        grant = self.verifier.verify(
+            found.token,
             path=checked,
             client_ip=client_address(scope, self.settings.client_ip_header),
             needed_scope=needed,
-            now=self.clock(),
+            now=now,
         )
+        if grant.session_id is not None and self.revocations.is_revoked(grant.session_id, now):
+            raise TokenDenied(Denial.REVOKED, f"session {grant.session_id} was revoked", {"session": grant.session_id})
+        return grant
 
-    def deny(
-        self, denied: TokenDenied, raw_path: bytes, token: str | None, scope: AsgiScope
-    ) -> Response:
+    def deny(self, denied: TokenDenied, raw_path: bytes, token: str | None, scope: AsgiScope) -> Response:
         self.denials[denied.reason.value] += 1
         log.info(
             "denied reason=%s path=%s client=%s token=%s detail=%s",
             denied.reason.value,
-            raw_path[:200].decode("latin-1"),
+            raw_path[:200].decode("latin-1") if not raw_path.startswith(b"/t/") else "/t/…",
             client_address(scope, self.settings.client_ip_header),
             token_fingerprint(token) if token else "-",
             denied.detail,
         )
         return error_response(denied.http_status, denied.reason.value, denied.detail, denial=True)
 
-    async def playlist(
-        self, route: Route, origin_url: str, grant: Grant, token: str, *, head: bool
-    ) -> Response:
-        def prepare(body: bytes) -> PreparedManifest:
-            rewriter = make_uri_rewriter(
-                manifest_origin_url=origin_url, route=route, token_param=self.settings.token_param
+    def cookies_for(self, route: Route, grant: Grant, found: FoundToken, scope: AsgiScope) -> list[str]:
+        """Cookie and hybrid modes: hand out the cookie on first use, and re-issue it before it expires."""
+        if route.delivery not in ("cookie", "hybrid") or found.source == "path":
+            return []
+        sessions = self.settings.sessions
+        now = self.clock()
+        if found.source == "cookie" and grant.expires_at - now > sessions.token_ttl_seconds / 2:
+            return []  # plenty of life left
+        token = found.token or ""
+        expires_at = grant.expires_at
+        if grant.session_ends_at is not None and (found.source == "cookie" or grant.scope is not Scope.ALL):
+            expires_at = min(int(now) + sessions.token_ttl_seconds, grant.session_ends_at)
+            token = self.minter.mint(dataclasses.replace(grant, scope=Scope.ALL, expires_at=expires_at, key_id=None))
+        return [
+            set_cookie(
+                sessions.cookie_name,
+                token,
+                path=grant.path_prefixes[0],
+                expires_at=expires_at,
+                now=now,
+                secure=not is_plain_http_localhost(scope),
+                same_site=sessions.cookie_same_site,
             )
+        ]
+
+    async def playlist(self, route: Route, origin_url: str, grant: Grant, token: str, *, head: bool) -> Response:
+        mode = route.delivery
+
+        def prepare(body: bytes) -> PreparedManifest:
+            if mode == "path":
+                rewriter = make_path_token_rewriter(manifest_origin_url=origin_url, route=route)
+            else:
+                param = self.settings.token_param if mode == "query" else None
+                rewriter = make_uri_rewriter(manifest_origin_url=origin_url, route=route, token_param=param)
             return prepare_playlist(body, rewriter, max_bytes=self.settings.max_manifest_bytes)
 
         now = self.clock()
-        prepared = await self.manifests.get(origin_url, f"query:{route.mount}", prepare, now=now)
-        body = prepared.render(self.minter.slot_tokens(grant, token, now=now))
+        prepared = await self.manifests.get(origin_url, f"{mode}:{route.mount}", prepare, now=now)
+        if mode == "query":
+            tokens = self.minter.slot_tokens(grant, token, now=now)
+        else:
+            tokens = {Slot.PLAYLIST: token, Slot.MEDIA: token}
+        body = prepared.render(tokens)
         headers = {**CORS, "cache-control": PRIVATE, "content-type": "application/vnd.apple.mpegurl"}
         return Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})
 

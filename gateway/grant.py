@@ -47,9 +47,7 @@ class Grant:
     session_id: str | None = None
     user_id: str | None = None
     scope: Scope = Scope.ALL
-    session_ends_at: int | None = (
-        None  # the viewing session's hard cap; tokens derived from this grant stop there
-    )
+    session_ends_at: int | None = None  # the viewing session's hard cap; tokens derived from this grant stop there
     key_id: str | None = field(default=None, compare=False)  # set on decoding: which key signed it
 
     def __post_init__(self) -> None:

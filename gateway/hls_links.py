@@ -46,3 +46,15 @@ def make_uri_rewriter(*, manifest_origin_url: str, route: Route, token_param: st
         return with_query_slot(reference, token_param, place.slot)
 
     return rewrite
+
+
+def make_path_token_rewriter(*, manifest_origin_url: str, route: Route) -> RewriteUri:
+    """Path-token mode: relative URIs inherit `/t/<token>/` untouched; absolute ones get it spliced in."""
+
+    def rewrite(uri: str, place: UriPlace) -> Rewrite | None:
+        reference = gateway_reference(uri, manifest_origin_url=manifest_origin_url, route=route)
+        if reference is None or (reference == uri and not uri.startswith("/")):
+            return None
+        return Rewrite("/t/", place.slot, reference)
+
+    return rewrite

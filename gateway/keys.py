@@ -115,9 +115,7 @@ class KeyRing:
 def parse_key(entry: str) -> SigningKey:
     parts = entry.strip().split(":")
     if len(parts) not in (2, 3) or not KEY_ID_PATTERN.fullmatch(parts[0]):
-        raise ConfigError(
-            "GATEWAY_KEYS: each entry is 'kid:secret' or 'kid:ed25519:seed' (kid: [A-Za-z0-9_-]{1,16})"
-        )
+        raise ConfigError("GATEWAY_KEYS: each entry is 'kid:secret' or 'kid:ed25519:seed' (kid: [A-Za-z0-9_-]{1,16})")
     key_id, material = parts[0], parts[-1]
     kind = parts[1] if len(parts) == 3 else "hmac"
     try:
@@ -133,9 +131,7 @@ def parse_key(entry: str) -> SigningKey:
             private = Ed25519PrivateKey.from_private_bytes(raw)
             return Ed25519Key(key_id, private.public_key(), private)
         return Ed25519Key(key_id, Ed25519PublicKey.from_public_bytes(raw))
-    raise ConfigError(
-        f"GATEWAY_KEYS: key {key_id!r}: unknown kind {kind!r} or wrong length ({len(raw)} bytes)"
-    )
+    raise ConfigError(f"GATEWAY_KEYS: key {key_id!r}: unknown kind {kind!r} or wrong length ({len(raw)} bytes)")
 
 
 def parse_key_ring(spec: str, retired: frozenset[str] = frozenset()) -> KeyRing:

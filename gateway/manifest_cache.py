@@ -42,9 +42,7 @@ def freshness_seconds(body: bytes, cache_control: str | None, settings: OriginSe
 
 
 class ManifestCache:
-    def __init__(
-        self, origin: OriginClient, settings: OriginSettings, *, max_bytes: int, max_entries: int = 512
-    ):
+    def __init__(self, origin: OriginClient, settings: OriginSettings, *, max_bytes: int, max_entries: int = 512):
         self._origin = origin
         self._settings = settings
         self._max_bytes = max_bytes

@@ -88,9 +88,7 @@ class OriginClient:
                 )
             declared = response.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise ManifestTooLarge(
-                    f"origin manifest is {declared} bytes, over the {max_bytes}-byte limit"
-                )
+                raise ManifestTooLarge(f"origin manifest is {declared} bytes, over the {max_bytes}-byte limit")
             chunks: list[bytes] = []
             size = 0
             async for chunk in response.aiter_raw():

@@ -96,11 +96,7 @@ def _check_segment(segment: str, raw: bytes) -> None:
         raise _refuse("path segment ends with '.' (resolved away by some file systems)", raw)
     if not segment.isascii():
         folded = unicodedata.normalize("NFKC", segment)
-        if (
-            any(sep in folded for sep in _LOOKALIKE_SEPARATORS)
-            or folded.strip(".") == ""
-            or folded != segment
-        ):
+        if any(sep in folded for sep in _LOOKALIKE_SEPARATORS) or folded.strip(".") == "" or folded != segment:
             raise _refuse("path segment is not in Unicode normal form (look-alike characters)", raw)
 
 

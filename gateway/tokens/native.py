@@ -210,9 +210,7 @@ def verify_signature(token: str, keys: KeyRing) -> Grant:
         raise TokenDenied(Denial.UNKNOWN_KEY, f"key {key_id!r} is {state}", {"kid": key_id})
     body, signature = data[: -key.signature_bytes], data[-key.signature_bytes :]
     if len(body) < 3 or not key.verify(_DOMAIN + body, signature):
-        raise TokenDenied(
-            Denial.BAD_SIGNATURE, f"signature does not match key {key.key_id!r}", {"kid": key.key_id}
-        )
+        raise TokenDenied(Denial.BAD_SIGNATURE, f"signature does not match key {key.key_id!r}", {"kid": key.key_id})
     try:
         return _parse_claims(body)
     except _DECODE_ERRORS as exc:  # a validly signed body we cannot read: a bug or a newer format
@@ -298,9 +296,7 @@ class TokenVerifier:
     so garbage tokens cannot fill the cache.
     """
 
-    def __init__(
-        self, keys: KeyRing, *, leeway_seconds: float = DEFAULT_LEEWAY_SECONDS, cache_size: int = 65536
-    ):
+    def __init__(self, keys: KeyRing, *, leeway_seconds: float = DEFAULT_LEEWAY_SECONDS, cache_size: int = 65536):
         self.keys = keys
         self.leeway_seconds = leeway_seconds
         self._cache_size = cache_size

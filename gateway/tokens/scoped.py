@@ -52,9 +52,7 @@ class ScopedTokenMinter:
             playlist_token = token  # already the long-lived form: reuse it, so reports match variant URLs
         else:
             playlist_token = self.mint(
-                dataclasses.replace(
-                    grant, scope=Scope.PLAYLIST, expires_at=ends, not_before=None, key_id=None
-                )
+                dataclasses.replace(grant, scope=Scope.PLAYLIST, expires_at=ends, not_before=None, key_id=None)
             )
         media = dataclasses.replace(
             grant, scope=Scope.MEDIA, expires_at=self.media_expiry(now, ends), not_before=None, key_id=None

@@ -1,0 +1,152 @@
+"""`python -m gateway demo`: the gateway on its embedded default, with no external service.
+
+A demo origin serves the bundled streams (fixtures/media) on 127.0.0.1; the gateway protects it under
+four mounts, one per delivery mode; demo users and titles exercise the entitlement checks; the hls.js
+demo page is served at `/`. A development key is created on first run (with a loud warning).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from gateway.app import build_app
+from gateway.config import Route as GatewayRoute
+from gateway.config import SessionSettings, Settings
+from gateway.edge import Clock
+from gateway.entitlements import CatalogEntitlements, Title, Viewer
+from gateway.keys import new_key_entry, parse_key_ring
+from gateway.media_types import content_type_for
+
+REPO = Path(__file__).resolve().parent.parent
+MEDIA_ROOT = REPO / "fixtures" / "media"
+PLAYERS = REPO / "players"
+HLS_JS = PLAYERS / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+
+log = logging.getLogger("gateway.demo")
+
+DEMO_USERS = {
+    "demo-paid": Viewer("u-paid", "Paula (paid)", "paid", "NL"),
+    "demo-free": Viewer("u-free", "Fred (free)", "free", "NL"),
+    "demo-abroad": Viewer("u-abroad", "Beatriz (paid, in Brazil)", "paid", "BR"),
+}
+DEMO_TITLES = (
+    Title(
+        "/vod/title-9000/",
+        "Title 9000 (premium)",
+        paid=True,
+        allowed_countries=frozenset({"NL", "DE", "FR", "GB", "US"}),
+    ),
+    Title("/vod/free-trailer/", "Free trailer", paid=False),
+)
+DEMO_MODES = (("query", "/vod/"), ("cookie", "/cookie/vod/"), ("hybrid", "/hybrid/vod/"), ("path", "/pathmode/vod/"))
+
+
+def development_keys(state_dir: Path) -> str:
+    """GATEWAY_KEYS if set; else a development key kept in `state_dir` (created once, loudly)."""
+    if os.environ.get("GATEWAY_KEYS"):
+        return os.environ["GATEWAY_KEYS"]
+    key_file = state_dir / "dev-keys"
+    if not key_file.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(new_key_entry("dev1") + "\n")
+        key_file.chmod(0o600)
+        print(
+            f"\n*** WARNING: created a DEVELOPMENT signing key in {key_file}.\n"
+            "*** It protects nothing: never use it in production. Set GATEWAY_KEYS "
+            "(`python -m gateway keys new`).\n",
+            file=sys.stderr,
+        )
+    return key_file.read_text().strip()
+
+
+def demo_settings(state_dir: Path, origin_url: str, **session_overrides: int | bool | str) -> Settings:
+    base = origin_url.rstrip("/") + "/vod/"
+    return Settings(
+        keys=parse_key_ring(development_keys(state_dir)),
+        routes=tuple(GatewayRoute(mount, base, delivery) for delivery, mount in DEMO_MODES),
+        sessions=SessionSettings(**session_overrides),  # type: ignore[arg-type]
+        catalog=CatalogEntitlements(DEMO_USERS, DEMO_TITLES),
+    )
+
+
+def demo_routes() -> list[BaseRoute]:
+    async def page(_: Request) -> Response:
+        return FileResponse(PLAYERS / "index.html", headers={"cache-control": "no-store"})
+
+    async def hls_js(_: Request) -> Response:
+        if not HLS_JS.exists():
+            return JSONResponse(
+                {"error": "players_not_installed", "detail": "run `npm ci` in players/ (scripts/demo.sh does)"},
+                status_code=503,
+            )
+        return FileResponse(HLS_JS, media_type="text/javascript")
+
+    async def catalog(_: Request) -> Response:
+        users = [
+            {"credential": credential, "name": v.name, "plan": v.plan, "country": v.country}
+            for credential, v in DEMO_USERS.items()
+        ]
+        titles = [{"asset": t.prefix + "master.m3u8", "name": t.name, "paid": t.paid} for t in DEMO_TITLES]
+        modes = [{"name": name, "mount": mount} for name, mount in DEMO_MODES]
+        return JSONResponse({"users": users, "titles": titles, "modes": modes})
+
+    return [
+        Route("/", page, methods=["GET"]),
+        Route("/players/vendor/hls.min.js", hls_js, methods=["GET"]),
+        Route("/api/demo/catalog", catalog, methods=["GET"]),
+        Mount("/players", app=StaticFiles(directory=PLAYERS, check_dir=False), name="players"),
+    ]
+
+
+def build_demo(
+    state_dir: Path, origin_url: str, *, clock: Clock = time.time, **session_overrides: int | bool | str
+) -> Starlette:
+    """The demo gateway in front of `origin_url` (the demo origin, see `build_demo_origin`)."""
+    settings = demo_settings(state_dir, origin_url, **session_overrides)
+    return build_app(settings, clock=clock, extra_routes=demo_routes())
+
+
+class _MediaFiles(StaticFiles):
+    """StaticFiles with our content types (Python's tables map .ts and .key wrongly)."""
+
+    def file_response(self, full_path: str | os.PathLike[str], *args: object, **kwargs: object) -> Response:
+        response = super().file_response(full_path, *args, **kwargs)  # type: ignore[arg-type]
+        response.headers["content-type"] = content_type_for(str(full_path))
+        return response
+
+
+def build_demo_origin(media_root: Path = MEDIA_ROOT) -> Starlette:
+    """The demo origin: the bundled streams as static files (a stand-in for your packager or storage)."""
+    return Starlette(routes=[Mount("/", app=_MediaFiles(directory=media_root))])
+
+
+async def _serve(gateway: Starlette, origin: Starlette, host: str, port: int, origin_port: int) -> None:
+    servers = [
+        uvicorn.Server(uvicorn.Config(origin, host="127.0.0.1", port=origin_port, log_level="warning")),
+        uvicorn.Server(uvicorn.Config(gateway, host=host, port=port, log_level="warning")),
+    ]
+    await asyncio.gather(*(server.serve() for server in servers))
+
+
+def run_demo(host: str, port: int, state_dir: Path) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    origin_port = port + 1
+    gateway = build_demo(state_dir, f"http://127.0.0.1:{origin_port}/")
+    if not HLS_JS.exists():
+        print("note: players/node_modules is missing: run `npm ci` in players/ (scripts/demo.sh does)", file=sys.stderr)
+    print(f"demo: open http://{host}:{port}/   (origin on 127.0.0.1:{origin_port}; Ctrl-C to stop)")
+    asyncio.run(_serve(gateway, build_demo_origin(), host, port, origin_port))
+    return 0

@@ -1,0 +1,145 @@
+"""Entitlements: may this viewer watch this title? A pluggable, pure policy (no crypto, no HTTP).
+
+The default `CatalogEntitlements` reads users and titles from the config:
+
+```toml
+[[users]]                      # who a bearer credential is (a stand-in for your identity provider)
+credential = "demo-paid"
+id = "u-paid"
+name = "Paula (paid)"
+plan = "paid"                  # free | paid
+country = "NL"                 # home country, used when no trusted country header is configured
+
+[[titles]]
+prefix = "/vod/title-9000/"    # gateway path prefix of the title (any delivery mount: matched by suffix)
+name = "Title 9000"
+paid = true
+blocked_countries = ["KP"]     # or allowed_countries = [...]
+```
+A real deployment implements `EntitlementPolicy` against its own user and rights systems.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.errors import ConfigError
+
+
+class Refusal(enum.StrEnum):
+    UNAUTHENTICATED = "unauthenticated"
+    NOT_ENTITLED = "not_entitled"
+    GEO_BLOCKED = "geo_blocked"
+    UNKNOWN_ASSET = "unknown_asset"
+
+
+class EntitlementRefused(Exception):
+    def __init__(self, reason: Refusal, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+    @property
+    def http_status(self) -> int:
+        return {Refusal.UNAUTHENTICATED: 401, Refusal.UNKNOWN_ASSET: 404}.get(self.reason, 403)
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    user_id: str
+    name: str
+    plan: str
+    country: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Title:
+    prefix: str
+    name: str
+    paid: bool = False
+    blocked_countries: frozenset[str] = frozenset()
+    allowed_countries: frozenset[str] = frozenset()
+
+    def matches(self, path: str) -> bool:
+        """A title prefix matches under any delivery mount (`/cookie/vod/x/` ends with `/vod/x/`)."""
+        return any(path[: i + 1].endswith(self.prefix) for i, char in enumerate(path) if char == "/")
+
+
+class EntitlementPolicy(Protocol):
+    def authenticate(self, credential: str | None) -> Viewer:
+        """The viewer a bearer credential belongs to; raises EntitlementRefused(unauthenticated)."""
+        ...
+
+    def viewer(self, user_id: str) -> Viewer | None:
+        """Look a viewer up again (on refresh); None if the account no longer exists."""
+        ...
+
+    def check(self, viewer: Viewer, asset_path: str, country: str | None) -> Title:
+        """The title the viewer may watch, or EntitlementRefused(not_entitled | geo_blocked | unknown_asset)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CatalogEntitlements:
+    users: Mapping[str, Viewer] = field(default_factory=dict)  # by credential
+    titles: Sequence[Title] = ()
+
+    def authenticate(self, credential: str | None) -> Viewer:
+        if not credential:
+            raise EntitlementRefused(Refusal.UNAUTHENTICATED, "send 'Authorization: Bearer <credential>'")
+        viewer = self.users.get(credential)
+        if viewer is None:
+            raise EntitlementRefused(Refusal.UNAUTHENTICATED, "unknown credential")
+        return viewer
+
+    def viewer(self, user_id: str) -> Viewer | None:
+        return next((v for v in self.users.values() if v.user_id == user_id), None)
+
+    def check(self, viewer: Viewer, asset_path: str, country: str | None) -> Title:
+        title = next((t for t in self.titles if t.matches(asset_path)), None)
+        if title is None:
+            raise EntitlementRefused(Refusal.UNKNOWN_ASSET, f"no title is configured for {asset_path}")
+        if title.paid and viewer.plan != "paid":
+            raise EntitlementRefused(
+                Refusal.NOT_ENTITLED,
+                f"{title.name!r} needs a paid plan; {viewer.name} is on the {viewer.plan} plan",
+            )
+        where = country or viewer.country
+        blocked = where in title.blocked_countries or bool(
+            title.allowed_countries and where not in title.allowed_countries
+        )
+        if blocked:
+            raise EntitlementRefused(Refusal.GEO_BLOCKED, f"{title.name!r} is not available in country {where}")
+        return title
+
+
+def _strings(value: Any, name: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{name} must be a list of strings")
+    return frozenset(v.upper() for v in value)
+
+
+def catalog_from_config(table: Mapping[str, Any]) -> CatalogEntitlements:
+    try:
+        users = {
+            str(u["credential"]): Viewer(
+                str(u["id"]), str(u.get("name", u["id"])), str(u.get("plan", "free")), u.get("country")
+            )
+            for u in table.get("users", [])
+        }
+        titles = [
+            Title(
+                str(t["prefix"]),
+                str(t.get("name", t["prefix"])),
+                bool(t.get("paid", False)),
+                _strings(t.get("blocked_countries", []), "titles.blocked_countries"),
+                _strings(t.get("allowed_countries", []), "titles.allowed_countries"),
+            )
+            for t in table.get("titles", [])
+        ]
+    except KeyError as exc:
+        raise ConfigError(f"users/titles entry is missing {exc}") from exc
+    return CatalogEntitlements(users, titles)
