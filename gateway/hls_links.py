@@ -17,11 +17,13 @@ from gateway.manifests.uris import is_rewritable_reference, with_query_slot
 
 def gateway_reference(uri: str, *, manifest_origin_url: str, route: Route) -> str | None:
     """The reference to write for `uri` (without token), or None when it is not ours to touch."""
+    if ":" not in uri and not uri.startswith("/") and uri[:1] > " ":
+        return uri  # the common case, decided without parsing: relative, resolves the same way at the gateway
     if not is_rewritable_reference(uri):
         return None
     parts = urlsplit(uri)
     if not parts.scheme and not parts.netloc and not uri.startswith("/"):
-        return uri  # relative: resolves the same way against the gateway URL
+        return uri
     absolute = urlsplit(urljoin(manifest_origin_url, uri))
     origin = urlsplit(route.origin)
     if (absolute.scheme, absolute.netloc) != (origin.scheme, origin.netloc) or not absolute.path.startswith(

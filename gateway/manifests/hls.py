@@ -14,7 +14,8 @@ Places and their token slots:
 * EXT-X-CONTENT-STEERING `SERVER-URI` and EXT-X-DATERANGE `X-ASSET-URI` / `X-ASSET-LIST` (PLAYLIST);
 * the tag value of `#EXT-X-PREFETCH:` and `#EXT-X-TWITCH-PREFETCH:` (MEDIA).
 
-Unquoted `URI=` values are not rewritten (the spec requires quotes; see URI-PLACES.md §1.1).
+Unquoted `URI=` values are not rewritten (the spec requires quotes; see URI-PLACES.md §1.1), nor is a
+line that starts with `#` after leading whitespace (an indented tag or comment, not a URI).
 
 Variables (rfc8216bis §4.3): `{$name}` references to earlier EXT-X-DEFINE NAME/VALUE variables are
 substituted before the callback sees a URI, and the concrete URI is written out (the DEFINE lines stay,
@@ -103,8 +104,8 @@ URI_PLACES: tuple[UriPlace, ...] = (
 )
 """Every place the rewriter hands to the callback."""
 
-# Tags only a Multivariant Playlist has. Searching for "\n#..." keeps a literal prefix, so the regex
-# engine skips through a 10,000-segment playlist at memchr speed (a "^" anchor would not).
+# Tags only a Multivariant Playlist has. Searching for "\n#..." gives the regex a literal prefix to scan
+# for; a "^" anchor with re.M would try a match at every character.
 _MULTIVARIANT_TAG = re.compile(r"\n#EXT-X-(?:STREAM-INF|I-FRAME-STREAM-INF|IMAGE-STREAM-INF|MEDIA):")
 # Marks a token slot while lines are rewritten; input with NUL is rejected, so it cannot collide.
 _SLOT_MARK = "\x00"

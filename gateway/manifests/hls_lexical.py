@@ -76,8 +76,10 @@ def _check_line_lengths(text: str, max_line_chars: int) -> None:
 def parse_attribute_list(text: str, start: int, line_no: int) -> list[AttributeSpan]:
     """Spans of the attributes of `text[start:]` (one line without its line ending).
 
-    Raises ManifestError for an unterminated quoted string, text after a closing quote, or a missing
-    `NAME=`. A trailing comma and trailing spaces are tolerated.
+    Raises ManifestError where quotes make the list ambiguous: an unterminated quoted string, text after
+    a closing quote, a quote in a value or name that is not a quoted string. Quote-free junk between
+    commas (an unquoted `CODECS=avc1.4d401f,mp4a.40.2` leaves `mp4a.40.2`) is skipped as players skip
+    it; it cannot hide a URI, since only quoted values are rewritten. Trailing commas and spaces are fine.
     """
     spans: list[AttributeSpan] = []
     end = len(text)
@@ -87,7 +89,13 @@ def parse_attribute_list(text: str, start: int, line_no: int) -> list[AttributeS
     while position < end:
         match = _ATTRIBUTE.match(text, position)
         if match is None:
-            raise ManifestError(f"malformed attribute list at column {position + 1}", line_no=line_no, line=text)
+            comma = text.find(",", position)
+            junk_end = end if comma < 0 else comma
+            if '"' in text[position:junk_end]:
+                message = f"malformed attribute list at column {position + 1}"
+                raise ManifestError(message, line_no=line_no, line=text)
+            position = junk_end + 1
+            continue
         if match.start(2) >= 0:
             spans.append((match.group(1), match.start(2), match.end(2), True))
         else:

@@ -10,6 +10,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import NamedTuple
 
 
 class Slot(enum.Enum):
@@ -24,9 +25,11 @@ class Slot(enum.Enum):
     MEDIA = "media"
 
 
-@dataclass(frozen=True, slots=True)
-class Rewrite:
-    """What to write in place of one URI: `head` + token(slot) + `tail`, or `head` + `tail` if slot is None."""
+class Rewrite(NamedTuple):
+    """What to write in place of one URI: `head` + token(slot) + `tail`, or `head` + `tail` if slot is None.
+
+    A NamedTuple, not a dataclass: one is built per URI when a playlist is prepared (3x cheaper).
+    """
 
     head: str
     slot: Slot | None
