@@ -110,6 +110,10 @@ class Settings:
     leeway_seconds: float = 5.0
     max_manifest_bytes: int = 16 * 1024 * 1024
     client_ip_header: str = ""
+    # LL-HLS delta updates merge segment URIs (and their media tokens) from earlier responses. "pass"
+    # forwards `_HLS_skip`; "full" drops it upstream so every reload carries fresh tokens on every URI
+    # (use it when the DVR window is longer than half the media-token TTL).
+    delta_updates: str = "pass"
     origin: OriginSettings = field(default_factory=OriginSettings)
     sessions: SessionSettings = field(default_factory=SessionSettings)
     catalog: CatalogEntitlements = field(default_factory=CatalogEntitlements)  # [[users]], [[titles]]
@@ -131,6 +135,12 @@ def _number(name: str, value: object, kind: type[int] | type[float]) -> Any:
     if number < 0:
         raise ConfigError(f"{name} must not be negative, got {value!r}")
     return number
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return str(value)
 
 
 def load_toml(path: Path | None) -> dict[str, Any]:
@@ -198,6 +208,7 @@ def load_settings(
             int,
         ),
         client_ip_header=str(gateway.get("client_ip_header", "")).lower(),
+        delta_updates=_choice("gateway.delta_updates", gateway.get("delta_updates", "pass"), ("pass", "full")),
         origin=origin,
         sessions=_sessions(table.get("sessions", {})),
         catalog=catalog_from_config(table),

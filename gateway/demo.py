@@ -41,6 +41,7 @@ DEMO_USERS = {
     "demo-free": Viewer("u-free", "Fred (free)", "free", "NL"),
     "demo-abroad": Viewer("u-abroad", "Beatriz (paid, in Brazil)", "paid", "BR"),
 }
+LIVE_TITLE = Title("/live/title-9000/", "Live: Title 9000 (24/7 loop, key rotation, 60 s DVR)", paid=False)
 DEMO_TITLES = (
     Title(
         "/vod/title-9000/",
@@ -49,8 +50,10 @@ DEMO_TITLES = (
         allowed_countries=frozenset({"NL", "DE", "FR", "GB", "US"}),
     ),
     Title("/vod/free-trailer/", "Free trailer", paid=False),
+    LIVE_TITLE,
 )
 DEMO_MODES = (("query", "/vod/"), ("cookie", "/cookie/vod/"), ("hybrid", "/hybrid/vod/"), ("path", "/pathmode/vod/"))
+LIVE_MODES = (("query", "/live/"), ("cookie", "/cookie/live/"))
 
 
 def development_keys(state_dir: Path) -> str:
@@ -72,10 +75,11 @@ def development_keys(state_dir: Path) -> str:
 
 
 def demo_settings(state_dir: Path, origin_url: str, **session_overrides: int | bool | str) -> Settings:
-    base = origin_url.rstrip("/") + "/vod/"
+    vod, live = origin_url.rstrip("/") + "/vod/", origin_url.rstrip("/") + "/live/"
     return Settings(
         keys=parse_key_ring(development_keys(state_dir)),
-        routes=tuple(GatewayRoute(mount, base, delivery) for delivery, mount in DEMO_MODES),
+        routes=tuple(GatewayRoute(mount, vod, delivery) for delivery, mount in DEMO_MODES)
+        + tuple(GatewayRoute(mount, live, delivery) for delivery, mount in LIVE_MODES),
         sessions=SessionSettings(**session_overrides),  # type: ignore[arg-type]
         catalog=CatalogEntitlements(DEMO_USERS, DEMO_TITLES),
     )
@@ -98,9 +102,13 @@ def demo_routes() -> list[BaseRoute]:
             {"credential": credential, "name": v.name, "plan": v.plan, "country": v.country}
             for credential, v in DEMO_USERS.items()
         ]
-        titles = [{"asset": t.prefix + "master.m3u8", "name": t.name, "paid": t.paid} for t in DEMO_TITLES]
+        titles = [
+            {"asset": t.prefix + "master.m3u8", "name": t.name, "paid": t.paid, "live": t is LIVE_TITLE}
+            for t in DEMO_TITLES
+        ]
         modes = [{"name": name, "mount": mount} for name, mount in DEMO_MODES]
-        return JSONResponse({"users": users, "titles": titles, "modes": modes})
+        live_modes = [{"name": name, "mount": mount} for name, mount in LIVE_MODES]
+        return JSONResponse({"users": users, "titles": titles, "modes": modes, "live_modes": live_modes})
 
     return [
         Route("/", page, methods=["GET"]),
@@ -127,9 +135,17 @@ class _MediaFiles(StaticFiles):
         return response
 
 
-def build_demo_origin(media_root: Path = MEDIA_ROOT) -> Starlette:
-    """The demo origin: the bundled streams as static files (a stand-in for your packager or storage)."""
-    return Starlette(routes=[Mount("/", app=_MediaFiles(directory=media_root))])
+def build_demo_origin(media_root: Path = MEDIA_ROOT, *, clock: Clock = time.time) -> Starlette:
+    """The demo origin: the bundled streams as static files (a stand-in for your packager or storage),
+    and the live simulator looping title-9000 at /live/title-9000/ (2 s segments, key rotation, DVR)."""
+    from fixtures.live_origin import LiveConfig, LiveStream, load_vod_source
+    from fixtures.live_origin.server import build_live_app
+
+    source = load_vod_source(media_root / "vod" / "title-9000")
+    window = 6 * 2.0
+    config = LiveConfig(start_time=clock() - window, dvr_window_seconds=60, key_rotation_every=5)
+    live = build_live_app(LiveStream(config, source), clock)
+    return Starlette(routes=[*live.routes, Mount("/", app=_MediaFiles(directory=media_root))])
 
 
 async def _serve(gateway: Starlette, origin: Starlette, host: str, port: int, origin_port: int) -> None:

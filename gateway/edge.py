@@ -30,7 +30,7 @@ from gateway.manifests.template import PreparedManifest, Slot
 from gateway.media_types import content_type_for, is_hls_playlist, is_key, is_manifest
 from gateway.origin import PASSTHROUGH_HEADERS, OriginClient
 from gateway.paths import CheckedPath, normalise_path
-from gateway.request_facts import client_address, token_fingerprint
+from gateway.request_facts import client_address, drop_query_param, token_fingerprint
 from gateway.revocations import MemoryRevocations, RevocationStore
 from gateway.tokens.native import TokenVerifier
 from gateway.tokens.scoped import ScopedTokenMinter
@@ -88,7 +88,10 @@ class Edge:
         except TokenDenied as denied:
             return self.deny(denied, raw_path, found.token, scope)
         assert found.token is not None
-        origin_url = route.origin_url(checked.encoded) + (f"?{found.forward_query}" if found.forward_query else "")
+        query = found.forward_query
+        if self.settings.delta_updates == "full":
+            query = drop_query_param(query, "_HLS_skip")
+        origin_url = route.origin_url(checked.encoded) + (f"?{query}" if query else "")
         cookies = self.cookies_for(route, grant, found, scope)
         try:
             if is_hls_playlist(checked.decoded):

@@ -33,6 +33,14 @@ def split_token(query_string: bytes, param: str) -> tuple[str | None, str]:
     return token, "&".join(kept)
 
 
+def drop_query_param(query: str, name: str) -> str:
+    """The query without any `name` or `name=…` pair (other pairs keep their bytes and order)."""
+    if name not in query:
+        return query
+    prefix = name + "="
+    return "&".join(pair for pair in query.split("&") if pair != name and not pair.startswith(prefix))
+
+
 def client_address(scope: Mapping[str, Any], trusted_header: str = "") -> IPAddress | None:
     """The client's IP: the TCP peer, or the left-most address of a header set by a trusted proxy."""
     if trusted_header:

@@ -66,8 +66,13 @@ class EdgeRequest:
 class Dialect(Protocol):
     """One CDN's token format, bound to its settings and keys."""
 
-    name: str
-    prefix_signing: bool  # True: one signature covers a prefix/ACL (sign once per session); False: per URL
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def prefix_signing(self) -> bool:
+        """True: one signature covers a prefix/ACL (sign once per session); False: one per URL."""
+        ...
 
     def sign(self, grant: Grant, *, url: str | None = None) -> Credentials: ...
 
