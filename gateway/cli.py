@@ -17,6 +17,7 @@ from gateway.grant import Grant, Scope, parse_network
 from gateway.keys import KeyRing, new_key_entry
 from gateway.paths import normalise_path
 from gateway.request_facts import split_token
+from gateway.tokens.dialects.base import Credentials, Dialect
 from gateway.tokens.native import DEFAULT_LEEWAY_SECONDS, verify_token
 
 
@@ -39,6 +40,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dialect(args: argparse.Namespace) -> Dialect:
+    from gateway.tokens.dialects import load_dialect
+
+    if args.config is None:
+        raise ConfigError(f"--dialect {args.dialect} needs --config FILE with a [dialects.{args.dialect}] table")
+    table = load_toml(args.config).get("dialects", {}).get(args.dialect)
+    if table is None:
+        raise ConfigError(f"{args.config} has no [dialects.{args.dialect}] table")
+    return load_dialect(args.dialect, table, base_dir=args.config.parent)
+
+
+def _print_credentials(credentials: Credentials) -> None:
+    from gateway.delivery import format_cookie
+
+    for name, value in credentials.headers:
+        print(f"header: {name}: {value}")
+    for cookie in credentials.cookies:
+        print(f"Set-Cookie: {format_cookie(cookie, now=time.time())}")
+    if credentials.path_token:
+        print(f"path token: {credentials.path_token}")
+    if credentials.query:
+        print(f"query: {credentials.query_string()}")
+    last = credentials.url or credentials.token or credentials.query_string() or credentials.path_token
+    if last:
+        print(last)
+
+
 def cmd_sign(args: argparse.Namespace) -> int:
     from gateway.tokens.native import sign_grant
 
@@ -51,13 +79,36 @@ def cmd_sign(args: argparse.Namespace) -> int:
         user_id=args.user,
         scope=Scope(args.scope),
     )
+    if args.dialect:
+        _print_credentials(_dialect(args).sign(grant, url=args.url))
+        return 0
     token = sign_grant(grant, _keys_from(args.config))
     print(f"# prefixes={','.join(grant.path_prefixes)} expires_at={grant.expires_at} scope={grant.scope.value}")
     print(token)
     return 0
 
 
+def _verify_dialect(args: argparse.Namespace, now: float) -> int:
+    from gateway.tokens.dialects.base import EdgeRequest
+
+    cookies = dict(pair.split("=", 1) for pair in args.cookie)
+    headers = {name.strip().lower(): value.strip() for name, _, value in (h.partition(":") for h in args.header)}
+    request = EdgeRequest(args.url, cookies, headers, ipaddress.ip_address(args.ip) if args.ip else None)
+    try:
+        grant = _dialect(args).verify(request, now=now)
+    except TokenDenied as denied:
+        print(f"DENY {denied.reason.value}: {denied.detail}")
+        for name, value in denied.values.items():
+            print(f"  {name} = {value}")
+        return 1
+    print(f"ALLOW {urlsplit(args.url).path} ({args.dialect})")
+    print(f"  prefixes = {', '.join(grant.path_prefixes)}  expires_at = {grant.expires_at}")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.dialect:
+        return _verify_dialect(args, args.now if args.now is not None else time.time())
     parts = urlsplit(args.url)
     settings_param = args.token_param
     token, _ = split_token(parts.query.encode("latin-1"), settings_param)
@@ -129,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--user", help="user id")
     sign.add_argument("--scope", choices=[s.value for s in Scope], default=Scope.ALL.value)
     sign.add_argument("--config", type=Path)
+    sign.add_argument("--dialect", help="sign in a CDN's dialect (needs --config with [dialects.NAME])")
+    sign.add_argument("--url", help="the URL to sign, for per-URL dialect forms")
     sign.set_defaults(func=cmd_sign)
 
     verify = sub.add_parser("verify", help="say whether a request URL would be served, and if not exactly why")
@@ -138,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--token-param", default="token")
     verify.add_argument("--leeway", type=float, default=DEFAULT_LEEWAY_SECONDS)
     verify.add_argument("--config", type=Path)
+    verify.add_argument("--dialect", help="verify as that CDN's edge would (needs --config)")
+    verify.add_argument("--cookie", action="append", default=[], help="NAME=VALUE sent with the request")
+    verify.add_argument("--header", action="append", default=[], help="'Name: value' sent with the request")
     verify.set_defaults(func=cmd_verify)
 
     keys = sub.add_parser("keys", help="key ring helpers")

@@ -32,7 +32,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from gateway.entitlements import CatalogEntitlements, catalog_from_config
@@ -40,7 +40,20 @@ from gateway.errors import ConfigError
 from gateway.keys import KeyRing, parse_key_ring
 from gateway.paths import canonical_prefix
 
+if TYPE_CHECKING:
+    from gateway.cdn import CdnBinding
+
+
+def load_cdn_bindings(tables: Mapping[str, Any], *, base_dir: Path) -> dict[str, CdnBinding]:
+    """Every `[dialects.<name>]` table, built and probed once at start-up."""
+    from gateway.cdn import CdnBinding
+    from gateway.tokens.dialects import load_dialect
+
+    return {name: CdnBinding.probe(load_dialect(name, table, base_dir=base_dir)) for name, table in tables.items()}
+
+
 DELIVERY_MODES = ("query", "cookie", "hybrid", "path")
+CDN_SCOPES = ("segments", "media")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +63,9 @@ class Route:
     mount: str
     origin: str
     delivery: str = "query"  # query | cookie | hybrid | path (see gateway/delivery.py)
+    cdn: str = ""  # a [dialects.<name>] table: segments are served by that CDN (see gateway/cdn.py)
+    cdn_base_url: str = ""
+    cdn_scope: str = "segments"  # segments | media (media: keys too)
 
     def __post_init__(self) -> None:
         if self.delivery not in DELIVERY_MODES:
@@ -58,6 +74,8 @@ class Route:
             canonical_prefix(self.mount)
         except ValueError as exc:
             raise ConfigError(f"routes.mount: {exc}") from exc
+        if self.cdn and (not self.cdn_base_url.startswith(("http://", "https://")) or self.cdn_scope not in CDN_SCOPES):
+            raise ConfigError(f"routes: a cdn route needs cdn_base_url (http/https) and cdn_scope in {CDN_SCOPES}")
         parts = urlsplit(self.origin)
         if parts.scheme not in ("http", "https") or not parts.netloc or not parts.path.endswith("/"):
             raise ConfigError(f"routes.origin must be an http(s) base URL ending in '/': {self.origin!r}")
@@ -117,6 +135,12 @@ class Settings:
     origin: OriginSettings = field(default_factory=OriginSettings)
     sessions: SessionSettings = field(default_factory=SessionSettings)
     catalog: CatalogEntitlements = field(default_factory=CatalogEntitlements)  # [[users]], [[titles]]
+    cdn: Mapping[str, CdnBinding] = field(default_factory=dict)  # [dialects.<name>] tables, by name
+
+    def __post_init__(self) -> None:
+        for route in self.routes:
+            if route.cdn and route.cdn not in self.cdn:
+                raise ConfigError(f"routes: cdn {route.cdn!r} has no [dialects.{route.cdn}] table")
 
     def route_for(self, decoded_path: str) -> Route | None:
         """The route with the longest mount covering the path (whole segments)."""
@@ -176,7 +200,14 @@ def load_settings(
     gateway = table.get("gateway", {})
     origin_table = table.get("origin", {})
     routes = [
-        Route(str(r.get("mount", "/")), str(r["origin"]), str(r.get("delivery", "query")))
+        Route(
+            str(r.get("mount", "/")),
+            str(r["origin"]),
+            str(r.get("delivery", "query")),
+            str(r.get("cdn", "")),
+            str(r.get("cdn_base_url", "")),
+            str(r.get("cdn_scope", "segments")),
+        )
         for r in table.get("routes", [])
     ]
     root_origin = origin_override or env.get("GATEWAY_ORIGIN")
@@ -212,6 +243,7 @@ def load_settings(
         origin=origin,
         sessions=_sessions(table.get("sessions", {})),
         catalog=catalog_from_config(table),
+        cdn=load_cdn_bindings(table.get("dialects", {}), base_dir=config_path.parent if config_path else Path()),
     )
 
 

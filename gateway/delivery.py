@@ -17,6 +17,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 from gateway.request_facts import header, split_token
+from gateway.tokens.dialects.base import Cookie
 
 PATH_TOKEN_PREFIX = b"/t/"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
@@ -70,4 +71,20 @@ def set_cookie(name: str, token: str, *, path: str, expires_at: int, now: float,
     morsel["samesite"] = same_site
     if secure or same_site == "None":
         morsel["secure"] = True
+    return morsel.OutputString()
+
+
+def format_cookie(cookie: Cookie, *, now: float) -> str:
+    """A dialect's cookie as a `Set-Cookie` value (a CDN's cookies usually carry a parent `Domain`)."""
+    jar: SimpleCookie = SimpleCookie()
+    jar[cookie.name] = cookie.value
+    morsel = jar[cookie.name]
+    morsel["path"] = cookie.path
+    if cookie.domain:
+        morsel["domain"] = cookie.domain
+    if cookie.expires_at is not None:
+        morsel["max-age"] = str(max(0, int(cookie.expires_at - now)))
+    morsel["httponly"] = cookie.http_only
+    morsel["secure"] = cookie.secure
+    morsel["samesite"] = cookie.same_site
     return morsel.OutputString()

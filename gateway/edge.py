@@ -19,13 +19,14 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from gateway.cdn import CdnSigner, make_cdn_rewriter
 from gateway.config import Route, Settings
-from gateway.delivery import FoundToken, find_token, is_plain_http_localhost, set_cookie
+from gateway.delivery import FoundToken, find_token, format_cookie, is_plain_http_localhost, set_cookie
 from gateway.errors import Denial, ManifestError, OriginBadStatus, OriginError, TokenDenied
 from gateway.grant import Grant, Scope
 from gateway.hls_links import make_path_token_rewriter, make_uri_rewriter
 from gateway.manifest_cache import ManifestCache
-from gateway.manifests.hls import prepare_playlist
+from gateway.manifests.hls import RewriteUri, prepare_playlist
 from gateway.manifests.template import PreparedManifest, Slot
 from gateway.media_types import content_type_for, is_hls_playlist, is_key, is_manifest
 from gateway.origin import PASSTHROUGH_HEADERS, OriginClient
@@ -72,6 +73,7 @@ class Edge:
         self.verifier = TokenVerifier(settings.keys, leeway_seconds=settings.leeway_seconds)
         self.minter = ScopedTokenMinter(settings.keys, media_ttl_seconds=settings.sessions.media_ttl_seconds)
         self.manifests = ManifestCache(origin, settings.origin, max_bytes=settings.max_manifest_bytes)
+        self.cdn_signers = {name: CdnSigner(binding) for name, binding in settings.cdn.items()}
         self.denials: Counter[str] = Counter()
 
     async def handle(self, request: Request) -> Response:
@@ -95,7 +97,9 @@ class Edge:
         cookies = self.cookies_for(route, grant, found, scope)
         try:
             if is_hls_playlist(checked.decoded):
-                response = await self.playlist(route, origin_url, grant, found.token, head=scope["method"] == "HEAD")
+                response = await self.playlist(
+                    route, origin_url, checked.encoded, grant, found.token, head=scope["method"] == "HEAD"
+                )
             else:
                 response = await self.stream(checked, origin_url, scope)
         except OriginBadStatus as exc:
@@ -166,26 +170,49 @@ class Edge:
             )
         ]
 
-    async def playlist(self, route: Route, origin_url: str, grant: Grant, token: str, *, head: bool) -> Response:
+    async def playlist(
+        self, route: Route, origin_url: str, gateway_path: str, grant: Grant, token: str, *, head: bool
+    ) -> Response:
         mode = route.delivery
+        signer = self.cdn_signers.get(route.cdn) if route.cdn else None
 
         def prepare(body: bytes) -> PreparedManifest:
+            rewriter: RewriteUri
             if mode == "path":
                 rewriter = make_path_token_rewriter(manifest_origin_url=origin_url, route=route)
             else:
                 param = self.settings.token_param if mode == "query" else None
                 rewriter = make_uri_rewriter(manifest_origin_url=origin_url, route=route, token_param=param)
+            if signer is not None:
+                rewriter = make_cdn_rewriter(
+                    rewriter,
+                    route=route,
+                    binding=signer.binding,
+                    manifest_origin_url=origin_url,
+                    manifest_gateway_path=gateway_path,
+                    token_param=self.settings.token_param,
+                )
             return prepare_playlist(body, rewriter, max_bytes=self.settings.max_manifest_bytes)
 
         now = self.clock()
-        prepared = await self.manifests.get(origin_url, f"{mode}:{route.mount}", prepare, now=now)
+        prepared = await self.manifests.get(origin_url, f"{mode}:{route.mount}:{route.cdn}", prepare, now=now)
         if mode == "query":
             tokens = self.minter.slot_tokens(grant, token, now=now)
         else:
             tokens = {Slot.PLAYLIST: token, Slot.MEDIA: token}
-        body = prepared.render(tokens)
         headers = {**CORS, "cache-control": PRIVATE, "content-type": "application/vnd.apple.mpegurl"}
-        return Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})
+        cookies: list[str] = []
+        if signer is None:
+            body = prepared.render(tokens)
+        else:
+            ends = grant.session_ends_at or grant.expires_at
+            cdn_grant = CdnSigner.cdn_grant(grant, min(self.minter.media_expiry(now, ends), grant.expires_at, ends))
+            body = signer.render(prepared, tokens, cdn_grant)
+            cookies = [format_cookie(cookie, now=now) for cookie in signer.cookies(cdn_grant)]
+        response = Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})
+        for cookie in cookies:
+            response.headers.append("set-cookie", cookie)
+        return response
 
     async def stream(self, checked: CheckedPath, origin_url: str, scope: AsgiScope) -> Response:
         forwarded = {

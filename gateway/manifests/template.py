@@ -23,6 +23,10 @@ class Slot(enum.Enum):
 
     PLAYLIST = "playlist"
     MEDIA = "media"
+    # A CDN's credentials for a prefix-signed dialect: the query string appended to CDN URLs.
+    CDN = "cdn"
+    # A per-URL CDN signature: rendered as a marker after the unsigned URL, then replaced URL by URL.
+    CDN_URL = "cdn_url"
 
 
 class Rewrite(NamedTuple):

@@ -1,0 +1,194 @@
+"""Manifests for a CDN: a route whose segments a CDN serves, one golden file per dialect form.
+
+Every CDN URL written must verify with that dialect's edge check (and tampering must not), keys and
+playlists stay on the gateway with its own tokens, and a prefix dialect signs once per session bucket.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.app import build_app
+from gateway.cdn import CdnBinding
+from gateway.config import Route, Settings
+from gateway.grant import Grant, Scope
+from gateway.keys import HmacKey, KeyRing
+from gateway.tokens.dialects import load_dialect
+from gateway.tokens.dialects.base import Dialect, EdgeRequest
+from gateway.tokens.native import sign_grant
+from tests.support.clock import FakeClock
+from tests.support.servers import static_origin
+
+HERE = Path(__file__).resolve().parent.parent / "fixtures"
+CDN_DIR = HERE / "cdn"
+KEYS_DIR = HERE / "dialects"
+NOW = 1_800_000_000
+RING = KeyRing((HmacKey("k1", b"\x01" * 32),))
+SEED = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"  # a fixed Ed25519 seed (throwaway)
+
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "cloudfront_custom_query": (
+        "cloudfront",
+        {
+            "base_url": "https://d111111abcdef8.cloudfront.net",
+            "keys": [{"id": "K2JCJMDEHXQW5F", "private_key_file": "keys/appendix-a-rsa2048.pem"}],
+        },
+    ),
+    "cloudfront_custom_cookie": (
+        "cloudfront",
+        {
+            "base_url": "https://d111111abcdef8.cloudfront.net",
+            "delivery": "cookie",
+            "cookie_domain": "cloudfront.net",
+            "keys": [{"id": "K2JCJMDEHXQW5F", "private_key_file": "keys/appendix-a-rsa2048.pem"}],
+        },
+    ),
+    "cloudfront_canned_per_url": (
+        "cloudfront",
+        {
+            "base_url": "https://d111111abcdef8.cloudfront.net",
+            "policy": "canned",
+            "keys": [{"id": "K2JCJMDEHXQW5F", "private_key_file": "keys/appendix-a-rsa2048.pem"}],
+        },
+    ),
+    "akamai_acl_query": (
+        "akamai",
+        {"key": "aabbccddeeff00112233445566778899", "token_name": "hdnts", "token_type": "acl"},
+    ),
+    "cloud_cdn_url_prefix": (
+        "cloud_cdn",
+        {
+            "base_url": "https://media.example.com",
+            "form": "url_prefix",
+            "keys": [{"name": "key-1", "secret": "nZtRohdNF9m3cKM24IcK4w"}],
+        },
+    ),
+    "media_cdn_url_prefix": (
+        "media_cdn",
+        {
+            "base_url": "https://media.example.com",
+            "form": "url_prefix",
+            "keys": [{"name": "key-1", "private_key": SEED}],
+        },
+    ),
+    "media_cdn_dualtoken_query": (
+        "media_cdn_dualtoken",
+        {"algorithm": "ed25519", "keys": [{"name": "k1", "private_key": SEED}]},
+    ),
+    "nginx_secure_link_prefix": (
+        "nginx_secure_link",
+        {"secret": "s3cret", "expression": "{expires}{prefix} {secret}"},
+    ),
+    "nginx_secure_link_per_url": (
+        "nginx_secure_link",
+        {"secret": "s3cret", "expression": "{expires}{uri} {secret}"},
+    ),
+}
+BASE_URLS = {
+    "akamai": "https://edge.example.net",
+    "media_cdn_dualtoken": "https://media.example.com",
+    "nginx_secure_link": "https://nginx-edge.example.org",
+}
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[str]:
+    with static_origin(CDN_DIR / "origin") as (url, _):
+        yield url
+
+
+def dialect_for(case: str) -> Dialect:
+    name, table = CASES[case]
+    return load_dialect(name, table, base_dir=KEYS_DIR)
+
+
+def cdn_base(case: str) -> str:
+    name, table = CASES[case]
+    return str(table.get("base_url") or BASE_URLS[name])
+
+
+def session_token() -> str:
+    grant = Grant(("/vod/title-9000/",), NOW + 300, session_id="S1", scope=Scope.ALL, session_ends_at=NOW + 3600)
+    return sign_grant(grant, RING)
+
+
+async def fetch(origin: str, case: str, path: str) -> httpx.Response:
+    name = CASES[case][0]
+    settings = Settings(
+        keys=RING,
+        routes=(Route("/vod/", origin + "vod/", cdn=name, cdn_base_url=cdn_base(case)),),
+        cdn={name: CdnBinding.probe(dialect_for(case))},
+    )
+    app = build_app(settings, clock=FakeClock(NOW))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test") as client:
+        return await client.get(f"{path}?token={session_token()}")
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_cdn_manifest_golden(origin: str, case: str) -> None:
+    response = await fetch(origin, case, "/vod/title-9000/v1/index.m3u8")
+    assert response.status_code == 200, response.text
+    golden = CDN_DIR / f"{case}.expected.m3u8"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_bytes(response.content)
+    assert response.content == golden.read_bytes()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_every_cdn_url_verifies_at_that_cdn_and_tampering_fails(origin: str, case: str) -> None:
+    response = await fetch(origin, case, "/vod/title-9000/v1/index.m3u8")
+    base = cdn_base(case)
+    lines = response.text.splitlines()
+    cdn_urls = [line for line in lines if line.startswith(base)]
+    cdn_urls += re.findall(r'URI="(' + re.escape(base) + r'[^"]+)"', response.text)
+    assert len(cdn_urls) == 4  # three segments and the init section
+    assert 'URI="../key.key?token=' in response.text  # keys stay on the gateway, with its own token
+    jar = SimpleCookie()
+    for header in response.headers.get_list("set-cookie"):
+        jar.load(header)
+    cookies = {name: morsel.value for name, morsel in jar.items() if name != "gw_token"}
+    dialect = dialect_for(case)
+    for url in cdn_urls:
+        grant = dialect.verify(EdgeRequest(url, cookies), now=NOW + 10)
+        assert any("/vod/title-9000/".startswith(p) or p.startswith("/vod/title-9000/") for p in grant.path_prefixes)
+    outside = cdn_urls[0].replace("/vod/title-9000/", "/vod/title-9001/")
+    with pytest.raises(Exception):  # noqa: B017 - each dialect raises its typed TokenDenied
+        dialect.verify(EdgeRequest(outside, cookies), now=NOW + 10)
+
+
+async def test_master_playlists_stay_on_the_gateway(origin: str) -> None:
+    response = await fetch(origin, "cloudfront_custom_query", "/vod/title-9000/master.m3u8")
+    assert "cloudfront" not in response.text and "v1/index.m3u8?token=" in response.text
+
+
+def test_prefix_dialect_signs_once_per_bucket() -> None:
+    from gateway.cdn import CdnSigner
+
+    calls: list[str | None] = []
+    dialect = dialect_for("cloudfront_custom_query")
+
+    class Counting:
+        name, prefix_signing = dialect.name, True
+
+        def sign(self, grant: Grant, *, url: str | None = None) -> Any:
+            calls.append(url)
+            return dialect.sign(grant, url=url)
+
+        def verify(self, request: EdgeRequest, *, now: float) -> Grant:
+            return dialect.verify(request, now=now)
+
+    signer = CdnSigner(CdnBinding(Counting(), "query"))
+    grant = Grant(("/vod/title-9000/",), NOW + 300)
+    started = time.perf_counter()
+    for _ in range(1000):
+        signer.credentials(grant)
+    assert calls == [None] and time.perf_counter() - started < 0.5
