@@ -1,14 +1,17 @@
 """Manifests for a CDN: segments (or everything but manifests) point at a CDN host carrying that CDN's
 token, so the edge verifies with no call back to the gateway.
 
-Per route: `cdn = "<dialect>"` (a `[dialects.<name>]` table), `cdn_base_url` (where the CDN serves the
-same paths as the gateway) and `cdn_scope` (`segments`: segments, parts, init sections; `media`: keys
+Per route: `cdn = "<dialect>"` (a `[dialects.<name>]` table), `cdn_base_url` (the CDN URL that stands for
+the route's mount, as `origin` does: `/vod/title/x.ts` under mount `/vod/` is `<cdn_base_url>title/x.ts`)
+and `cdn_scope` (`segments`: segments, parts, init sections; `media`: keys
 too). How the credentials travel is read off the dialect once, at start-up (`CdnBinding.delivery`):
 - `query`: a prefix/ACL signature, made once per session and expiry bucket; its query string fills
   `Slot.CDN` after each CDN URL;
 - `per_url`: the dialect must sign each URL; URLs are marked (`Slot.CDN_URL`) and signed at render time,
   cached per URL and bucket;
-- `cookie`: the playlist response sets the dialect's cookies; CDN URLs stay clean.
+- `cookie`: the playlist response sets the dialect's cookies; CDN URLs stay clean;
+- `path`: the token replaces the title prefix in the CDN path (`<base>/<token>/<rest>`, Cloudflare
+  Stream's video-id slot); signed once per bucket like `query`, spliced in at render time.
 """
 
 from __future__ import annotations
@@ -33,14 +36,21 @@ from gateway.tokens.dialects.base import Cookie, Credentials, Dialect
 KEY_TAGS = frozenset({"EXT-X-KEY", "EXT-X-SESSION-KEY"})
 _URL_MARK = "\x01"
 _MARKED_URL = re.compile(rb"(https?://[^\s\"\x01]+)\x01")
-_PROBE = Grant(("/probe/",), 2**31)
 
 
-def cdn_url(base_url: str, manifest_gateway_path: str, reference: str) -> str:
+def cdn_path(route: Route, gateway_path: str) -> str:
+    """Where a gateway path under the route's mount lives on the CDN (the path part only)."""
+    return urlsplit(route.cdn_base_url).path + gateway_path[len(route.mount) :]
+
+
+def cdn_url(route: Route, manifest_gateway_path: str, reference: str) -> str:
     """The CDN URL for a reference (relative, or a root-relative gateway path) found in a manifest."""
     joined = urlsplit(urljoin(manifest_gateway_path, reference))
     path = posixpath.normpath(joined.path) + ("/" if joined.path.endswith("/") else "")
-    return base_url.rstrip("/") + path + (f"?{joined.query}" if joined.query else "")
+    if not path.startswith(route.mount):
+        raise ValueError(f"{path} is outside the route mounted at {route.mount}")
+    base = urlsplit(route.cdn_base_url)
+    return f"{base.scheme}://{base.netloc}{cdn_path(route, path)}" + (f"?{joined.query}" if joined.query else "")
 
 
 @dataclass(frozen=True)
@@ -48,17 +58,20 @@ class CdnBinding:
     """A dialect as a route's CDN, with how its credentials travel (probed once)."""
 
     dialect: Dialect
-    delivery: str  # query | per_url | cookie
+    delivery: str  # query | per_url | cookie | path
 
     @classmethod
-    def probe(cls, dialect: Dialect) -> CdnBinding:
+    def probe(cls, dialect: Dialect, sample_prefix: str) -> CdnBinding:
+        """Sign a throwaway grant for `sample_prefix` (under the route's mount) to see where credentials go."""
         if not dialect.prefix_signing:
             return cls(dialect, "per_url")
-        credentials = dialect.sign(_PROBE)
+        credentials = dialect.sign(Grant((sample_prefix,), 2**31))
         if credentials.query:
             return cls(dialect, "query")
         if credentials.cookies:
             return cls(dialect, "cookie")
+        if credentials.path_token:
+            return cls(dialect, "path")
         raise ConfigError(
             f"dialect {dialect.name}: its credentials travel in headers or the path, which a manifest cannot "
             "carry to a CDN; configure query or cookie delivery"
@@ -86,11 +99,14 @@ def make_cdn_rewriter(
         reference, _, fragment = reference.partition("#")
         path, _, query = reference.partition("?")
         query = drop_query_param(query, token_param)
-        url = cdn_url(route.cdn_base_url, manifest_gateway_path, path + (f"?{query}" if query else ""))
+        try:
+            url = cdn_url(route, manifest_gateway_path, path + (f"?{query}" if query else ""))
+        except ValueError:
+            return gateway_rewriter(uri, place)  # outside this route: not the CDN's to serve
         tail = f"#{fragment}" if fragment else ""
         if binding.delivery == "cookie":
             return Rewrite(url, None, tail)
-        if binding.delivery == "per_url":
+        if binding.delivery in ("per_url", "path"):
             return Rewrite(url, Slot.CDN_URL, tail)
         return Rewrite(url + ("&" if "?" in url else "?"), Slot.CDN, tail)
 
@@ -100,16 +116,19 @@ def make_cdn_rewriter(
 class CdnSigner:
     """A session's CDN credentials, signed once per expiry bucket (and per URL only where the CDN must)."""
 
-    def __init__(self, binding: CdnBinding, *, cache_size: int = 4096) -> None:
+    def __init__(self, binding: CdnBinding, route: Route, *, cache_size: int = 4096) -> None:
         self.binding = binding
+        self.route = route
         self._credentials: OrderedDict[Grant, Credentials] = OrderedDict()
         self._urls: OrderedDict[tuple[Grant, str], str] = OrderedDict()
         self._cache_size = cache_size
 
-    @staticmethod
-    def cdn_grant(grant: Grant, expires_at: int) -> Grant:
-        """What the CDN is told: the session's prefix, network and ids, until `expires_at`."""
-        return dataclasses.replace(grant, scope=Scope.ALL, expires_at=expires_at, not_before=None, key_id=None)
+    def cdn_grant(self, grant: Grant, expires_at: int) -> Grant:
+        """What the CDN is told: the session's prefixes in CDN paths, its network and ids, until `expires_at`."""
+        prefixes = tuple(cdn_path(self.route, p) for p in grant.path_prefixes if p.startswith(self.route.mount))
+        return dataclasses.replace(
+            grant, path_prefixes=prefixes, scope=Scope.ALL, expires_at=expires_at, not_before=None, key_id=None
+        )
 
     def credentials(self, grant: Grant) -> Credentials:
         found = self._credentials.get(grant)
@@ -120,6 +139,8 @@ class CdnSigner:
         return found
 
     def signed_url(self, grant: Grant, url: str) -> str:
+        if self.binding.delivery == "path":
+            return self._path_token_url(grant, url)
         key = (grant, url)
         found = self._urls.get(key)
         if found is None:
@@ -130,6 +151,16 @@ class CdnSigner:
             if len(self._urls) > self._cache_size * 16:
                 self._urls.popitem(last=False)
         return found
+
+    def _path_token_url(self, grant: Grant, url: str) -> str:
+        """`<base>/<prefix><rest>` -> `<base>/<token>/<rest>`: one signature per bucket, not per URL."""
+        token = self.credentials(grant).path_token or ""
+        parts = urlsplit(url)
+        prefix = grant.path_prefixes[0]
+        if not parts.path.startswith(prefix):
+            raise ConfigError(f"CDN URL {url} is outside the session prefix {prefix}")
+        query = f"?{parts.query}" if parts.query else ""
+        return f"{parts.scheme}://{parts.netloc}/{token}/{parts.path[len(prefix) :]}{query}"
 
     def render(self, prepared: PreparedManifest, tokens: Mapping[Slot, str], grant: Grant) -> bytes:
         """Render with the CDN slots filled; per-URL slots are signed URL by URL."""

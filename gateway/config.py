@@ -41,15 +41,14 @@ from gateway.keys import KeyRing, parse_key_ring
 from gateway.paths import canonical_prefix
 
 if TYPE_CHECKING:
-    from gateway.cdn import CdnBinding
+    from gateway.tokens.dialects.base import Dialect
 
 
-def load_cdn_bindings(tables: Mapping[str, Any], *, base_dir: Path) -> dict[str, CdnBinding]:
-    """Every `[dialects.<name>]` table, built and probed once at start-up."""
-    from gateway.cdn import CdnBinding
+def load_dialects(tables: Mapping[str, Any], *, base_dir: Path) -> dict[str, Dialect]:
+    """Every `[dialects.<name>]` table, built once at start-up (keys from files relative to the config)."""
     from gateway.tokens.dialects import load_dialect
 
-    return {name: CdnBinding.probe(load_dialect(name, table, base_dir=base_dir)) for name, table in tables.items()}
+    return {name: load_dialect(name, table, base_dir=base_dir) for name, table in tables.items()}
 
 
 DELIVERY_MODES = ("query", "cookie", "hybrid", "path")
@@ -135,7 +134,7 @@ class Settings:
     origin: OriginSettings = field(default_factory=OriginSettings)
     sessions: SessionSettings = field(default_factory=SessionSettings)
     catalog: CatalogEntitlements = field(default_factory=CatalogEntitlements)  # [[users]], [[titles]]
-    cdn: Mapping[str, CdnBinding] = field(default_factory=dict)  # [dialects.<name>] tables, by name
+    cdn: Mapping[str, Dialect] = field(default_factory=dict)  # [dialects.<name>] tables, by name
 
     def __post_init__(self) -> None:
         for route in self.routes:
@@ -243,7 +242,7 @@ def load_settings(
         origin=origin,
         sessions=_sessions(table.get("sessions", {})),
         catalog=catalog_from_config(table),
-        cdn=load_cdn_bindings(table.get("dialects", {}), base_dir=config_path.parent if config_path else Path()),
+        cdn=load_dialects(table.get("dialects", {}), base_dir=config_path.parent if config_path else Path()),
     )
 
 

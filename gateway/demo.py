@@ -33,6 +33,12 @@ REPO = Path(__file__).resolve().parent.parent
 MEDIA_ROOT = REPO / "fixtures" / "media"
 PLAYERS = REPO / "players"
 HLS_JS = PLAYERS / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+PLAYER_FILES = {
+    "index.html": "text/html",
+    "demo.js": "text/javascript",
+    "demo.css": "text/css",
+    "screenshot.png": "image/png",
+}
 
 log = logging.getLogger("gateway.demo")
 
@@ -97,6 +103,13 @@ def demo_routes() -> list[BaseRoute]:
             )
         return FileResponse(HLS_JS, media_type="text/javascript")
 
+    async def player_file(request: Request) -> Response:
+        # An allow-list, not a static mount: players/ also holds node_modules and the test driver.
+        name = request.path_params["name"]
+        if name not in PLAYER_FILES:
+            return JSONResponse({"error": "not_found", "detail": f"no demo file {name!r}"}, status_code=404)
+        return FileResponse(PLAYERS / name, media_type=PLAYER_FILES[name], headers={"cache-control": "no-cache"})
+
     async def catalog(_: Request) -> Response:
         users = [
             {"credential": credential, "name": v.name, "plan": v.plan, "country": v.country}
@@ -114,7 +127,7 @@ def demo_routes() -> list[BaseRoute]:
         Route("/", page, methods=["GET"]),
         Route("/players/vendor/hls.min.js", hls_js, methods=["GET"]),
         Route("/api/demo/catalog", catalog, methods=["GET"]),
-        Mount("/players", app=StaticFiles(directory=PLAYERS, check_dir=False), name="players"),
+        Route("/players/{name:str}", player_file, methods=["GET"]),
     ]
 
 

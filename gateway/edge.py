@@ -19,7 +19,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from gateway.cdn import CdnSigner, make_cdn_rewriter
+from gateway.cdn import CdnBinding, CdnSigner, cdn_path, make_cdn_rewriter
 from gateway.config import Route, Settings
 from gateway.delivery import FoundToken, find_token, format_cookie, is_plain_http_localhost, set_cookie
 from gateway.errors import Denial, ManifestError, OriginBadStatus, OriginError, TokenDenied
@@ -73,7 +73,14 @@ class Edge:
         self.verifier = TokenVerifier(settings.keys, leeway_seconds=settings.leeway_seconds)
         self.minter = ScopedTokenMinter(settings.keys, media_ttl_seconds=settings.sessions.media_ttl_seconds)
         self.manifests = ManifestCache(origin, settings.origin, max_bytes=settings.max_manifest_bytes)
-        self.cdn_signers = {name: CdnSigner(binding) for name, binding in settings.cdn.items()}
+        # One signer per CDN route; probing where the dialect puts credentials fails fast at start-up.
+        self.cdn_signers = {
+            route.mount: CdnSigner(
+                CdnBinding.probe(settings.cdn[route.cdn], cdn_path(route, route.mount + "probe/")), route
+            )
+            for route in settings.routes
+            if route.cdn
+        }
         self.denials: Counter[str] = Counter()
 
     async def handle(self, request: Request) -> Response:
@@ -174,7 +181,7 @@ class Edge:
         self, route: Route, origin_url: str, gateway_path: str, grant: Grant, token: str, *, head: bool
     ) -> Response:
         mode = route.delivery
-        signer = self.cdn_signers.get(route.cdn) if route.cdn else None
+        signer = self.cdn_signers.get(route.mount)
 
         def prepare(body: bytes) -> PreparedManifest:
             rewriter: RewriteUri
@@ -206,7 +213,7 @@ class Edge:
             body = prepared.render(tokens)
         else:
             ends = grant.session_ends_at or grant.expires_at
-            cdn_grant = CdnSigner.cdn_grant(grant, min(self.minter.media_expiry(now, ends), grant.expires_at, ends))
+            cdn_grant = signer.cdn_grant(grant, min(self.minter.media_expiry(now, ends), grant.expires_at, ends))
             body = signer.render(prepared, tokens, cdn_grant)
             cookies = [format_cookie(cookie, now=now) for cookie in signer.cookies(cdn_grant)]
         response = Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})

@@ -6,9 +6,7 @@ from gateway.keys import HmacKey, KeyRing
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--run-slow", action="store_true", help="also run long-budget tests (soak, long fuzzing)"
-    )
+    parser.addoption("--run-slow", action="store_true", help="also run long-budget tests (soak, long fuzzing)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

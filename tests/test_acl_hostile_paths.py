@@ -152,9 +152,7 @@ def nginx_like_resolution(raw: bytes) -> str | None:
     return "/" + "/".join(out)
 
 
-@given(
-    st.lists(st.sampled_from(["..", ".", "", "%2e%2e", "%2e", "title-9001", "x", "%2f", "a%2e"]), max_size=6)
-)
+@given(st.lists(st.sampled_from(["..", ".", "", "%2e%2e", "%2e", "title-9001", "x", "%2f", "a%2e"]), max_size=6))
 def test_no_accepted_path_resolves_outside_the_prefix_under_nginx(tail: list[str]) -> None:
     raw = ("/vod/title-9000/" + "/".join(tail) + "/seg.ts").encode()
     if not refused(raw):

@@ -294,9 +294,7 @@ def test_master_bandwidth_covers_measured_peaks() -> None:
         for v in master.playlists:
             measured = peak_bps(loaded[(master_path.parent / v.uri).resolve()]) + audio_peak
             declared = int(v.stream_info.bandwidth)
-            assert declared >= math.floor(measured), (
-                f"{master_path.parent.name}/{v.uri}: {declared} < {measured}"
-            )
+            assert declared >= math.floor(measured), f"{master_path.parent.name}/{v.uri}: {declared} < {measured}"
 
 
 def test_key_is_the_fixed_demo_key() -> None:

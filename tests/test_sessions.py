@@ -199,7 +199,7 @@ async def test_cookie_mode(client: httpx.AsyncClient, clock: FakeClock) -> None:
     assert "token=" not in media.text
     for uri in uris(media.text, media_url):
         assert (await client.get(uri)).status_code == 200
-    anonymous = httpx.AsyncClient(transport=client._transport, base_url="http://127.0.0.1")  # noqa: SLF001
+    anonymous = httpx.AsyncClient(transport=client._transport, base_url="http://127.0.0.1")
     assert (await anonymous.get(media_url)).status_code == 401
 
     clock.advance(200)  # past half the cookie's life: the next response re-issues it

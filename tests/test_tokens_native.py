@@ -194,9 +194,7 @@ def test_verifier_cache_still_checks_claims_per_request(key_ring: KeyRing) -> No
     v6=st.booleans(),
     length=st.integers(0, 32),
 )
-def test_property_round_trip(
-    prefixes: list[str], ttl: int, session: str | None, v6: bool, length: int
-) -> None:
+def test_property_round_trip(prefixes: list[str], ttl: int, session: str | None, v6: bool, length: int) -> None:
     keys = KeyRing((HmacKey("k1", b"\x01" * 32),))
     network = parse_network("2001:db8::/32" if v6 else "10.0.0.0/8") if length else None
     original = Grant(tuple(prefixes), NOW + ttl, client_network=network, session_id=session, user_id=session)

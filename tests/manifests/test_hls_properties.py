@@ -144,13 +144,12 @@ def test_arbitrary_bytes_are_rewritten_losslessly_or_refused_with_manifest_error
 @given(
     st.text(st.sampled_from("ab\x00é\udcff"), max_size=4),
     st.lists(st.tuples(st.sampled_from(Slot), st.text(st.sampled_from("ab\x00é"), max_size=4)), max_size=12),
-    st.text("xyz", max_size=3),
-    st.text("xyz", max_size=3),
+    st.lists(st.text("xyz", max_size=3), min_size=len(Slot), max_size=len(Slot)),
 )
 def test_render_fills_each_slot_with_its_kinds_token(
-    first: str, rest: list[tuple[Slot, str]], playlist_token: str, media_token: str
+    first: str, rest: list[tuple[Slot, str]], values: list[str]
 ) -> None:
     prepared = PreparedManifest(chunks=(first, *(chunk for _, chunk in rest)), slots=tuple(s for s, _ in rest))
-    tokens = {Slot.PLAYLIST: playlist_token, Slot.MEDIA: media_token}
+    tokens = dict(zip(Slot, values, strict=True))
     naive = first + "".join(tokens[slot] + chunk for slot, chunk in rest)
     assert prepared.render(tokens) == naive.encode("utf-8", "surrogateescape")

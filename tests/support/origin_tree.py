@@ -14,9 +14,7 @@ def write(root: Path, relative: str, data: bytes | str) -> None:
     path.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
-def media_playlist(
-    prefix: str, segments: int, *, absolute_base: str | None = None, encrypted: bool = True
-) -> str:
+def media_playlist(prefix: str, segments: int, *, absolute_base: str | None = None, encrypted: bool = True) -> str:
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0"]
     if encrypted:
         lines.append('#EXT-X-KEY:METHOD=AES-128,URI="../keys/k1.key",IV=0x00000000000000000000000000000001')

@@ -29,9 +29,7 @@ def free_port() -> int:
 def serve_app(app: Any, port: int | None = None) -> Iterator[str]:
     """Run an ASGI app under a real uvicorn (httptools, uvloop) in a thread; yields its base URL."""
     port = port or free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -62,9 +60,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def static_origin(root: Path) -> Iterator[tuple[str, list[str]]]:
     """A real threaded HTTP file server on 127.0.0.1 serving `root`; yields (base URL, request log)."""
     seen: list[str] = []
-    handler = functools.partial(
-        type("Handler", (_QuietHandler,), {"requests_seen": seen}), directory=str(root)
-    )
+    handler = functools.partial(type("Handler", (_QuietHandler,), {"requests_seen": seen}), directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -141,9 +137,7 @@ def raw_http_get(base_url: str, target: bytes, timeout: float = 5.0) -> tuple[in
     """Send a request line exactly as given (no client-side normalisation); returns (status, body)."""
     host, port = base_url.split("//", 1)[1].rstrip("/").split(":")
     with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(
-            b"GET " + target + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n\r\n"
-        )
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n\r\n")
         data = b""
         while chunk := sock.recv(65536):
             data += chunk

@@ -1,0 +1,617 @@
+/*
+ * Streaming gateway demo: hls.js + the session API, with player-side token renewal.
+ *
+ *   POST /api/sessions ──▶ {playback_url, token, expires_at, session_ends_at, refresh_url}
+ *   hls.loadSource(playback_url)        every request passes through xhrSetup, which puts the
+ *                                        *current* session token into the URL (query or path mode)
+ *   at 75 % of the token's life ──▶ POST refresh_url {token} ──▶ new token (cookie modes: Set-Cookie too)
+ *   a media 403 `expired` ──▶ refresh once, then hls.js retries the same request (xhrSetup runs again)
+ *
+ * The gateway already writes a token into every URI of every playlist it serves, so a player with no
+ * token logic at all plays; this page adds what a real app wants on top: a session it can show,
+ * renewal ahead of expiry (also after a long pause), and every refusal made visible with its reason.
+ *
+ * Plain browser JavaScript, no build step. Needs hls.js (served by the gateway at /players/vendor/).
+ */
+(function () {
+  'use strict';
+
+  const TOKEN_PARAM = 'token';     // the gateway's query parameter (its `token_param` setting)
+  const REFRESH_AT = 0.75;         // renew when 75 % of the token's life has passed
+  const EXPIRY_MARGIN_S = 3;       // a token with less life than this is renewed before a request uses it
+  const RETRY_BACKOFF_S = [2, 4, 8, 16, 30];  // refresh retries after a network error or a 5xx
+  // Refusals of the refresh API that no retry can fix: the session is over.
+  const TERMINAL_REFRESH_ERRORS = new Set(['revoked', 'session_ended', 'not_entitled', 'geo_blocked',
+    'unauthenticated', 'bad_signature', 'unknown_key', 'malformed', 'acl', 'ip']);
+  // Startup warnings hls.js 1.7.4 raises on ffmpeg-made MPEG-TS (see the README): kept in T.errors,
+  // but not shown as problems on the page.
+  const KNOWN_BENIGN = new Set(['bufferAppendNoProgress', 'bufferSeekOverHole']);
+
+  const params = new URLSearchParams(location.search);
+  // `?renew=reactive` switches off renewal ahead of expiry, leaving only the fallback (refresh after a
+  // `403 expired`, then retry): useful to watch that path, not how a real app should run.
+  const RENEW_AHEAD = params.get('renew') !== 'reactive';
+  const $ = (id) => document.getElementById(id);
+  const video = $('video');
+
+  // ---- State that tests read ------------------------------------------------------------------------
+  const T = (window.T = { errors: [], events: [], frags: [], levels: [], switched: [], denials: [] });
+
+  let catalog = { users: [], titles: [], modes: [] };
+  let hls = null;
+  let session = null;    // see startSession()
+  let refreshTimer = 0;
+  let inFlightRefresh = null;        // one refresh at a time; concurrent callers share the promise
+  const expiredRetries = new Set();  // context URLs that got `403 expired` and may be retried once
+  const retriedOnce = new Set();     // context URLs already retried after `expired` (until they succeed)
+
+  // ---- Events: on screen, on the console, in window.T ------------------------------------------------
+  function emit(type, data = {}) {
+    const event = { type, at: new Date().toISOString(), ...data };
+    T.events.push(event);
+    console.info('gateway-event', JSON.stringify(event));
+    const item = document.createElement('li');
+    item.className = `ev ev-${type}`;
+    const time = document.createElement('time');
+    time.textContent = event.at.slice(11, 19);
+    const text = document.createElement('span');
+    text.textContent = describe(event);
+    item.append(time, text);
+    $('log').prepend(item);
+    while ($('log').children.length > 60) $('log').lastChild.remove();
+  }
+
+  function describe(e) {
+    switch (e.type) {
+      case 'session_started': return `session ${e.session_id} (${e.mode}), token for ${fmtDuration(e.token_life_s)}`;
+      case 'refreshed': return `token refreshed (${e.trigger}), good for ${fmtDuration(e.token_life_s)}`;
+      case 'refresh_failed': return `refresh failed: ${e.error}${e.detail ? ' — ' + e.detail : ''}` +
+        (e.retry_in_s ? ` (retry in ${e.retry_in_s} s)` : '');
+      case 'refresh_not_needed': return 'token already lasts until the session ends: no refresh';
+      case 'denial': return `${e.status} ${e.reason} on ${e.source}${e.url ? ' ' + shortPath(e.url) : ''}`;
+      case 'expired_retry': return `403 expired on ${shortPath(e.url)}: refreshing, then retrying once`;
+      case 'revoked': return `session ${e.session_id} revoked`;
+      case 'hls_error': return `hls.js ${e.fatal ? 'FATAL ' : ''}${e.details}${e.code ? ' (' + e.code + ')' : ''}`;
+      case 'level_switched': return `playing level ${e.level} (${e.label})`;
+      case 'level_selected': return e.level < 0 ? 'quality: auto (ABR)' : `quality: level ${e.level} (${e.label}) selected`;
+      case 'revoke_failed': return `revoke failed: ${e.error || e.status}`;
+      default: return `${e.type} ${JSON.stringify(e)}`;
+    }
+  }
+
+  // ---- Denials ------------------------------------------------------------------------------------
+  function showDenial({ source, status, reason, detail }) {
+    const box = $('denial');
+    box.hidden = false;
+    box.dataset.reason = reason || 'unknown';
+    box.dataset.source = source;
+    $('denial-status').textContent = status ? String(status) : '';
+    $('denial-reason').textContent = reason || 'unknown';
+    $('denial-source').textContent = `from the ${source}`;
+    $('denial-detail').textContent = detail || '(no detail given)';
+  }
+
+  function clearDenial() {
+    const box = $('denial');
+    box.hidden = true;
+    box.dataset.reason = '';
+  }
+
+  function recordDenial(denial) {
+    T.denials.push({ ...denial, at: new Date().toISOString() });
+    emit('denial', denial);
+    showDenial(denial);
+  }
+
+  async function readJson(response) {
+    try { return await response.json(); } catch { return {}; }
+  }
+
+  // ---- Clock: the token's times are the gateway's epoch seconds ---------------------------------------
+  let clockSkewS = 0;  // gateway clock minus ours, from the Date header (1 s resolution: ignore small ones)
+  function noteServerDate(response) {
+    const serverMs = Date.parse(response.headers.get('date') || '');
+    if (!Number.isNaN(serverMs)) {
+      const skew = (serverMs - Date.now()) / 1000;
+      clockSkewS = Math.abs(skew) > 2 ? skew : 0;
+    }
+  }
+  const serverNow = () => Date.now() / 1000 + clockSkewS;
+
+  // ---- URLs: put the current token in ---------------------------------------------------------------
+  /*
+   * Replace the token in a URL hls.js is about to load and leave every other byte alone (other query
+   * parameters such as LL-HLS `_HLS_msn` keep their exact encoding and order). URLs without a token
+   * (cookie and hybrid modes after the master) and URLs on other origins are returned unchanged, so
+   * the session token never leaks to a third party.
+   *   query mode: …/seg_001.ts?token=OLD&x=1   → …/seg_001.ts?token=NEW&x=1
+   *   path mode:  http://gw/t/OLD/pathmode/vod/title/seg_001.ts → http://gw/t/NEW/pathmode/vod/title/seg_001.ts
+   */
+  function withCurrentToken(url, token) {
+    let parsed;
+    try { parsed = new URL(url, location.href); } catch { return url; }
+    if (parsed.origin !== location.origin || !token) return url;
+
+    const hashAt = url.indexOf('#');
+    const hash = hashAt >= 0 ? url.slice(hashAt) : '';
+    const beforeHash = hashAt >= 0 ? url.slice(0, hashAt) : url;
+    const queryAt = beforeHash.indexOf('?');
+    let path = queryAt >= 0 ? beforeHash.slice(0, queryAt) : beforeHash;
+    let query = queryAt >= 0 ? beforeHash.slice(queryAt + 1) : null;
+
+    if (query !== null) {
+      query = query.split('&').map((pair) => {
+        const name = pair.split('=', 1)[0];
+        return safeDecode(name) === TOKEN_PARAM ? `${name}=${encodeURIComponent(token)}` : pair;
+      }).join('&');
+    }
+    // Path mode: the token is the first path segment after `/t/`; relative URIs in the playlists inherit it.
+    const pathTokenAt = parsed.origin.length + '/t/'.length;
+    if (path.startsWith(parsed.origin + '/t/') && path.indexOf('/', pathTokenAt) > pathTokenAt) {
+      path = path.slice(0, pathTokenAt) + encodeURIComponent(token) + path.slice(path.indexOf('/', pathTokenAt));
+    }
+    return path + (query !== null ? '?' + query : '') + hash;
+  }
+
+  function safeDecode(text) {
+    try { return decodeURIComponent(text.replace(/\+/g, ' ')); } catch { return text; }
+  }
+
+  const shortPath = (url) => {
+    try { return new URL(url, location.href).pathname; } catch { return url; }
+  };
+
+  // ---- xhrSetup: every playlist, key and segment request ----------------------------------------------
+  /*
+   * hls.js calls this once per request attempt (retries included) before the XHR is sent; it may
+   * return a promise. We open the XHR ourselves with the rewritten URL, which is the only way to
+   * change the URL from here. Never throw: hls.js would call us again with the original URL.
+   */
+  function xhrSetup(xhr, url, context) {
+    const send = () => {
+      const sent = session ? withCurrentToken(url, session.token) : url;
+      xhr.open('GET', sent, true);
+      watchForDenial(xhr, context, sent);
+    };
+    if (session && tokenNeedsRenewal()) {
+      // The token is (nearly) expired, e.g. after a long pause, or a request was just refused as
+      // `expired`: renew first, then send. A failed refresh is shown; the request goes out anyway.
+      return refreshToken(session.stale ? 'expired_retry' : 'before_request').catch(() => {}).then(send);
+    }
+    send();
+    return undefined;
+  }
+
+  function tokenNeedsRenewal() {
+    // The margin never exceeds the part of the life after the scheduled refresh (short test TTLs).
+    const margin = Math.min(EXPIRY_MARGIN_S, (session.expiresAt - session.issuedAt) * (1 - REFRESH_AT));
+    return session.canRefresh &&
+      (session.stale || (RENEW_AHEAD && session.expiresAt - serverNow() < margin));
+  }
+
+  /*
+   * Our listener is added before hls.js sets `onreadystatechange`, so it runs first: the denial is
+   * recorded (and a retry arranged) before hls.js decides what to do with the error.
+   */
+  function watchForDenial(xhr, context, sentUrl) {
+    xhr.addEventListener('readystatechange', () => {
+      if (xhr.readyState !== 4) return;
+      if (xhr.status >= 200 && xhr.status < 300) { retriedOnce.delete(context.url); return; }
+      if (xhr.status !== 401 && xhr.status !== 403) return;
+      const body = parseErrorBody(xhr);
+      const reason = xhr.getResponseHeader('x-token-denial') || body.error || `http_${xhr.status}`;
+      recordDenial({ source: 'media request', status: xhr.status, reason, detail: body.detail || '', url: sentUrl });
+      if (reason === 'revoked' && session) endSession(session, reason);   // no refresh can help now
+      // Once per request (hls.js may build a new context for a retry, so count by URL): a second
+      // `expired` right after a refresh is a real failure, e.g. a clock far off, and is left to hls.js.
+      if (reason === 'expired' && session && session.canRefresh && !retriedOnce.has(context.url)) {
+        retriedOnce.add(context.url);
+        session.stale = true;                 // the retry's xhrSetup refreshes before sending
+        expiredRetries.add(context.url);      // read by shouldRetry() below
+        emit('expired_retry', { url: sentUrl });
+      }
+    });
+  }
+
+  function parseErrorBody(xhr) {
+    try {
+      let text = '';
+      if (xhr.responseType === '' || xhr.responseType === 'text') text = xhr.responseText;
+      else if (xhr.response instanceof ArrayBuffer) text = new TextDecoder().decode(xhr.response);
+      return JSON.parse(text) || {};
+    } catch { return {}; }
+  }
+
+  /*
+   * hls.js never retries a 4xx on its own. This hook (RetryConfig.shouldRetry) lets exactly the
+   * requests refused as `expired` be retried once; the retry runs xhrSetup again with the new token.
+   */
+  function shouldRetry(retryConfig, retryCount, isTimeout, response, retry) {
+    if (response && response.code === 403 && expiredRetries.delete(response.url)) return true;
+    return retry;
+  }
+
+  function loadPolicies() {
+    const policies = {};
+    for (const name of ['manifestLoadPolicy', 'playlistLoadPolicy', 'fragLoadPolicy', 'keyLoadPolicy']) {
+      const base = Hls.DefaultConfig[name].default;
+      const errorRetry = { ...(base.errorRetry || { maxNumRetry: 0, retryDelayMs: 0, maxRetryDelayMs: 0 }), shouldRetry };
+      policies[name] = { default: { ...base, errorRetry } };
+    }
+    return policies;
+  }
+
+  // ---- Token refresh ------------------------------------------------------------------------------------
+  function refreshToken(trigger) {
+    if (!session || !session.canRefresh) return Promise.reject(new Error('no refreshable session'));
+    if (inFlightRefresh) return inFlightRefresh;
+    const current = session;
+    inFlightRefresh = (async () => {
+      clearTimeout(refreshTimer);
+      let response;
+      try {
+        response = await fetch(current.refreshUrl, {
+          method: 'POST',
+          credentials: 'same-origin',   // cookie modes: the response's Set-Cookie renews the cookie
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ token: current.token }),
+        });
+      } catch (err) {
+        refreshFailed(current, trigger, 'network_error', String(err), 0);
+        throw err;
+      }
+      const body = await readJson(response);
+      if (current !== session) throw new Error('session replaced');
+      if (!response.ok || !body.token) {
+        refreshFailed(current, trigger, body.error || `http_${response.status}`, body.detail || '', response.status);
+        throw new Error(body.error || `refresh answered ${response.status}`);
+      }
+      noteServerDate(response);
+      current.refreshes += 1;
+      current.failures = 0;
+      current.stale = false;
+      acceptToken(current, body);
+      emit('refreshed', { trigger, session_id: current.id, expires_at: current.expiresAt,
+        token_life_s: Math.round(current.expiresAt - current.issuedAt), refreshes: current.refreshes });
+      // The `expired` refusal that caused this refresh is handled: keep it in the log, not in the banner.
+      if (trigger === 'expired_retry' && $('denial').dataset.reason === 'expired') clearDenial();
+      scheduleRefresh();
+    })().finally(() => { inFlightRefresh = null; });
+    return inFlightRefresh;
+  }
+
+  function refreshFailed(current, trigger, error, detail, status) {
+    if (current !== session) return;
+    current.failures += 1;
+    const terminal = TERMINAL_REFRESH_ERRORS.has(error) || status === 401;
+    const stillValid = current.expiresAt - serverNow() > 1;
+    const retryIn = !terminal && stillValid
+      ? RETRY_BACKOFF_S[Math.min(current.failures - 1, RETRY_BACKOFF_S.length - 1)] : 0;
+    emit('refresh_failed', { trigger, error, detail, status, retry_in_s: retryIn });
+    if (terminal) {
+      endSession(current, error);
+      recordDenial({ source: 'refresh API', status, reason: error, detail });
+    } else if (retryIn) {
+      refreshTimer = setTimeout(() => refreshToken('retry').catch(() => {}), retryIn * 1000);
+    }
+  }
+
+  // The gateway refused the session for good: stop renewing and say so in the panel.
+  function endSession(target, reason) {
+    target.canRefresh = false;
+    target.over = reason;
+    target.nextRefreshAt = null;
+    if (target === session) clearTimeout(refreshTimer);
+    renderSession();
+  }
+
+  function acceptToken(target, body) {
+    target.token = body.token;
+    target.expiresAt = Number(body.expires_at);
+    target.sessionEndsAt = Number(body.session_ends_at ?? target.sessionEndsAt);
+    target.issuedAt = serverNow();
+    // A token that already runs to the session's end cannot be extended: nothing to schedule.
+    target.canRefresh = Boolean(target.refreshUrl) && target.expiresAt < target.sessionEndsAt;
+    renderSession();
+  }
+
+  function scheduleRefresh() {
+    clearTimeout(refreshTimer);
+    if (!session) return;
+    if (!session.canRefresh) {
+      emit('refresh_not_needed', { session_id: session.id });
+      session.nextRefreshAt = null;
+      return;
+    }
+    if (!RENEW_AHEAD) {
+      session.nextRefreshAt = null;
+      return;
+    }
+    const life = Math.max(0, session.expiresAt - session.issuedAt);
+    session.nextRefreshAt = session.issuedAt + life * REFRESH_AT;
+    const delayMs = Math.max(0, (session.nextRefreshAt - serverNow()) * 1000);
+    // Timers in background tabs are throttled; the `play` handler and xhrSetup catch up if it is late.
+    refreshTimer = setTimeout(() => refreshToken('scheduled').catch(() => {}), delayMs);
+  }
+
+  // ---- Session lifecycle ------------------------------------------------------------------------------
+  async function startSession(user, asset) {
+    await stopSession({ revoke: true, quiet: true });
+    clearDenial();
+    setBusy(true);
+    let response;
+    try {
+      response = await fetch('/api/sessions', {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Authorization': `Bearer ${user}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ asset }),
+      });
+    } catch (err) {
+      setBusy(false);
+      recordDenial({ source: 'session API', status: 0, reason: 'network_error', detail: String(err) });
+      return;
+    }
+    const body = await readJson(response);
+    setBusy(false);
+    if (response.status !== 201 && response.status !== 200) {
+      recordDenial({ source: 'session API', status: response.status,
+        reason: body.error || `http_${response.status}`, detail: body.detail || '' });
+      return;
+    }
+    noteServerDate(response);
+    session = {
+      id: body.session_id, user, asset, mode: body.mode || modeOf(asset).name,
+      playbackUrl: body.playback_url, refreshUrl: body.refresh_url, titlePrefix: body.title_prefix,
+      token: '', expiresAt: 0, sessionEndsAt: 0, issuedAt: 0, canRefresh: false,
+      refreshes: 0, failures: 0, stale: false, nextRefreshAt: null, over: null,
+    };
+    acceptToken(session, body);
+    T.session = { id: session.id, mode: session.mode, asset, user };
+    emit('session_started', { session_id: session.id, mode: session.mode, asset,
+      expires_at: session.expiresAt, session_ends_at: session.sessionEndsAt,
+      token_life_s: Math.round(session.expiresAt - session.issuedAt) });
+    scheduleRefresh();
+    $('stop').disabled = false;
+    $('refresh-now').disabled = !session.canRefresh;
+    play(session.playbackUrl);
+  }
+
+  async function stopSession({ revoke, quiet = false }) {
+    clearTimeout(refreshTimer);
+    expiredRetries.clear();
+    retriedOnce.clear();
+    if (hls) { hls.destroy(); hls = null; window.hls = null; }
+    video.removeAttribute('src');
+    video.load();
+    const ended = session;
+    session = null;
+    renderSession();
+    renderLevels();
+    $('stop').disabled = true;
+    $('refresh-now').disabled = true;
+    if (!ended || !revoke) return;
+    try {
+      const response = await fetch(`/api/sessions/${encodeURIComponent(ended.id)}`, {
+        method: 'DELETE',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ token: ended.token }),
+      });
+      if (response.ok) emit('revoked', { session_id: ended.id });
+      else if (!quiet) {
+        const body = await readJson(response);
+        emit('revoke_failed', { session_id: ended.id, status: response.status, error: body.error });
+      }
+    } catch (err) {
+      if (!quiet) emit('revoke_failed', { session_id: ended.id, error: String(err) });
+    }
+  }
+
+  // ---- Playback -------------------------------------------------------------------------------------
+  function play(url) {
+    if (!window.Hls) {
+      recordDenial({ source: 'page', status: 0, reason: 'no_hls_js', detail: 'hls.js did not load from /players/vendor/hls.min.js' });
+      return;
+    }
+    if (!Hls.isSupported()) {
+      recordDenial({ source: 'page', status: 0, reason: 'no_mse', detail: 'this browser has no Media Source Extensions' });
+      return;
+    }
+    const startLevel = params.has('level') ? Number(params.get('level')) : undefined;
+    hls = window.hls = new Hls({ xhrSetup, startLevel, ...loadPolicies() });
+
+    hls.on(Hls.Events.ERROR, (_, d) => {
+      const url = (d.frag && d.frag.url) || d.url || (d.context && d.context.url) || '';
+      const entry = { type: d.type, details: d.details, fatal: d.fatal,
+        code: d.response ? d.response.code : undefined, url, media_time: video.currentTime };
+      T.errors.push(entry);
+      if (!KNOWN_BENIGN.has(d.details) || d.fatal) {
+        emit('hls_error', { error_type: d.type, details: d.details, fatal: d.fatal, code: entry.code, url });
+      }
+      if (!d.fatal) return;
+      if (d.type === Hls.ErrorTypes.MEDIA_ERROR && !hls.recoveredOnce) {
+        hls.recoveredOnce = true;
+        hls.recoverMediaError();
+      } else if ($('denial').hidden) {
+        // A fatal error without a token denial (those are already on screen): show it too.
+        showDenial({ source: 'player', status: entry.code || '', reason: d.details,
+          detail: `hls.js stopped: ${d.type}${url ? ' on ' + shortPath(url) : ''}` });
+      }
+    });
+    hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => {
+      T.levels = d.levels.map((l, i) => ({ index: i, width: l.width, height: l.height, bitrate: l.bitrate, label: levelLabel(l) }));
+      // `?level=N` pins a level from the start (startLevel alone would let ABR move away from it).
+      if (startLevel !== undefined && startLevel >= 0 && startLevel < d.levels.length) hls.currentLevel = startLevel;
+      renderLevels();
+      video.play().catch(() => {});   // muted, so autoplay is allowed
+    });
+    hls.on(Hls.Events.FRAG_LOADED, (_, d) => {
+      T.frags.push({ level: d.frag.level, type: d.frag.type, sn: d.frag.sn, url: d.frag.url });
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_, d) => {
+      T.switched.push(d.level);
+      const level = hls.levels[d.level];
+      $('playing-level').textContent = level ? `playing ${levelLabel(level)}` : '';
+      emit('level_switched', { level: d.level, label: level ? levelLabel(level) : '?' });
+      renderLevels();
+    });
+
+    hls.loadSource(url);
+    hls.attachMedia(video);
+  }
+
+  const rate = Number(params.get('rate') || 1);
+  function applyRate() {
+    if (rate > 0 && rate !== 1) { video.defaultPlaybackRate = rate; video.playbackRate = rate; }
+  }
+  video.addEventListener('loadedmetadata', applyRate);
+  video.addEventListener('play', () => {
+    // Back from a long pause: make sure the token is alive before hls.js asks for more.
+    if (session && tokenNeedsRenewal()) refreshToken('resume').catch(() => {});
+  });
+
+  // ---- Quality switcher -------------------------------------------------------------------------------
+  const levelLabel = (l) => (l.height ? `${l.height}p` : `${Math.round(l.bitrate / 1000)}k`);
+
+  function renderLevels() {
+    const box = $('quality-buttons');
+    box.replaceChildren();
+    if (!hls || !hls.levels || !hls.levels.length) {
+      box.innerHTML = '<em class="muted">starts with the session</em>';
+      $('playing-level').textContent = '';
+      return;
+    }
+    const choices = [{ index: -1, label: 'Auto' }].concat(hls.levels.map((l, i) => ({ index: i, label: levelLabel(l) })));
+    for (const choice of choices) {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = choice.label;
+      button.dataset.level = String(choice.index);
+      const selected = choice.index === -1 ? hls.autoLevelEnabled : !hls.autoLevelEnabled && hls.manualLevel === choice.index;
+      button.className = selected ? 'selected' : '';
+      button.title = choice.index === -1 ? 'Let hls.js pick by bandwidth' :
+        `${Math.round(hls.levels[choice.index].bitrate / 1000)} kbit/s`;
+      button.addEventListener('click', () => {
+        hls.currentLevel = choice.index;   // immediate switch (flushes the buffer); -1 = ABR
+        emit('level_selected', { level: choice.index, label: choice.label });
+        renderLevels();
+      });
+      box.append(button);
+    }
+  }
+
+  // ---- Session panel ------------------------------------------------------------------------------------
+  function renderSession() {
+    const s = session;
+    $('s-id').textContent = s ? s.id : '–';
+    $('s-mode').textContent = s ? s.mode : '–';
+    $('s-user').textContent = s ? s.user : '–';
+    $('s-prefix').textContent = s && s.titlePrefix ? s.titlePrefix : '–';
+    $('s-token').textContent = s ? `${s.token.slice(0, 12)}… (${s.token.length} chars)` : '–';
+    $('s-refreshes').textContent = s ? String(s.refreshes) : '0';
+    if (s) $('refresh-now').disabled = !s.canRefresh;
+    tick();
+  }
+
+  function tick() {
+    const s = session;
+    if (!s) {
+      for (const id of ['s-ttl', 's-next', 's-end']) $(id).textContent = '–';
+      $('s-ttl-bar').style.width = '0';
+      return;
+    }
+    const now = serverNow();
+    const left = s.expiresAt - now;
+    const life = Math.max(1, s.expiresAt - s.issuedAt);
+    $('s-ttl').textContent = s.over ? `session over (${s.over})`
+      : left > 0 ? `${fmtDuration(left)} left (expires ${fmtClock(s.expiresAt)})` : `expired ${fmtDuration(-left)} ago`;
+    $('s-ttl').className = 'countdown' + (s.over || left <= 0 ? ' dead' : left < life * (1 - REFRESH_AT) ? ' low' : '');
+    $('s-ttl-bar').style.width = `${Math.max(0, Math.min(100, (left / life) * 100))}%`;
+    $('s-next').textContent = s.canRefresh && s.nextRefreshAt ? `in ${fmtDuration(Math.max(0, s.nextRefreshAt - now))}`
+      : s.over ? 'none (the session is over)'
+      : !s.canRefresh ? 'none (the token already lasts until the session ends)'
+      : RENEW_AHEAD ? '–' : 'only after a 403 expired (renew=reactive)';
+    $('s-end').textContent = `${fmtClock(s.sessionEndsAt)} (in ${fmtDuration(Math.max(0, s.sessionEndsAt - now))})`;
+  }
+
+  function fmtDuration(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    return h ? `${h}h ${String(m).padStart(2, '0')}m` : m ? `${m}m ${String(r).padStart(2, '0')}s` : `${r}s`;
+  }
+
+  const fmtClock = (epochS) => new Date((epochS - clockSkewS) * 1000).toLocaleTimeString();
+
+  // ---- Catalog and form ------------------------------------------------------------------------------
+  // The catalog lists titles by their query-mode path (/vod/…); another mode swaps in its mount.
+  function modeOf(asset) {
+    const byLength = [...catalog.modes].sort((a, b) => b.mount.length - a.mount.length);
+    return byLength.find((m) => asset.startsWith(m.mount)) || { name: 'query', mount: '/vod/' };
+  }
+
+  function assetFor(titleAsset, modeName) {
+    const from = modeOf(titleAsset);
+    const to = catalog.modes.find((m) => m.name === modeName) || from;
+    return to.mount + titleAsset.slice(from.mount.length);
+  }
+
+  function fillSelect(select, items, value, label) {
+    select.replaceChildren(...items.map((item) => {
+      const option = document.createElement('option');
+      option.value = value(item);
+      option.textContent = label(item);
+      return option;
+    }));
+  }
+
+  async function loadCatalog() {
+    const response = await fetch('/api/demo/catalog', { credentials: 'same-origin' });
+    if (!response.ok) throw new Error(`catalog answered ${response.status}`);
+    catalog = await response.json();
+    fillSelect($('user'), catalog.users, (u) => u.credential, (u) => `${u.name} · ${u.country}`);
+    fillSelect($('title'), catalog.titles, (t) => t.asset, (t) => t.name);
+    fillSelect($('mode'), catalog.modes, (m) => m.name, (m) => `${m.name} (${m.mount})`);
+  }
+
+  function applyParams() {
+    if (params.get('user')) ensureOption($('user'), params.get('user'));
+    const asset = params.get('asset');
+    if (asset) {
+      const mode = modeOf(asset);
+      const titleAsset = '/vod/' + asset.slice(mode.mount.length);
+      ensureOption($('title'), titleAsset);
+      $('mode').value = mode.name;
+    }
+    if (params.get('mode')) ensureOption($('mode'), params.get('mode'));
+  }
+
+  function ensureOption(select, value) {
+    if (![...select.options].some((o) => o.value === value)) {
+      const option = document.createElement('option');
+      option.value = option.textContent = value;
+      select.append(option);
+    }
+    select.value = value;
+  }
+
+  function setBusy(busy) { $('start').disabled = busy; }
+
+  $('session-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    startSession($('user').value, assetFor($('title').value, $('mode').value));
+  });
+  $('refresh-now').addEventListener('click', () => refreshToken('manual').catch(() => {}));
+  $('stop').addEventListener('click', () => stopSession({ revoke: true }));
+  setInterval(tick, 250);
+
+  // Hooks for tests and the console.
+  window.gatewayDemo = { startSession, stopSession, refreshToken, withCurrentToken, get session() { return session; } };
+
+  loadCatalog()
+    .catch((err) => recordDenial({ source: 'catalog', status: 0, reason: 'catalog_unavailable', detail: String(err) }))
+    .then(() => {
+      applyParams();
+      if (params.get('autostart') === '1') $('session-form').requestSubmit();
+    });
+})();
