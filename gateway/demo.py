@@ -80,7 +80,9 @@ def development_keys(state_dir: Path) -> str:
     return key_file.read_text().strip()
 
 
-def demo_settings(state_dir: Path, origin_url: str, **session_overrides: int | bool | str) -> Settings:
+def demo_settings(
+    state_dir: Path, origin_url: str, *, leeway_seconds: float = 5.0, **session_overrides: int | bool | str
+) -> Settings:
     vod, live = origin_url.rstrip("/") + "/vod/", origin_url.rstrip("/") + "/live/"
     return Settings(
         keys=parse_key_ring(development_keys(state_dir)),
@@ -88,6 +90,7 @@ def demo_settings(state_dir: Path, origin_url: str, **session_overrides: int | b
         + tuple(GatewayRoute(mount, live, delivery) for delivery, mount in LIVE_MODES),
         sessions=SessionSettings(**session_overrides),  # type: ignore[arg-type]
         catalog=CatalogEntitlements(DEMO_USERS, DEMO_TITLES),
+        leeway_seconds=leeway_seconds,
     )
 
 
@@ -132,10 +135,18 @@ def demo_routes() -> list[BaseRoute]:
 
 
 def build_demo(
-    state_dir: Path, origin_url: str, *, clock: Clock = time.time, **session_overrides: int | bool | str
+    state_dir: Path,
+    origin_url: str,
+    *,
+    clock: Clock = time.time,
+    leeway_seconds: float = 5.0,
+    **session_overrides: int | bool | str,
 ) -> Starlette:
-    """The demo gateway in front of `origin_url` (the demo origin, see `build_demo_origin`)."""
-    settings = demo_settings(state_dir, origin_url, **session_overrides)
+    """The demo gateway in front of `origin_url` (the demo origin, see `build_demo_origin`).
+
+    `session_overrides` are `SessionSettings` fields (e.g. `media_ttl_seconds=4` for short-TTL tests).
+    """
+    settings = demo_settings(state_dir, origin_url, leeway_seconds=leeway_seconds, **session_overrides)
     return build_app(settings, clock=clock, extra_routes=demo_routes())
 
 
