@@ -9,16 +9,33 @@ from collections.abc import AsyncIterator, Sequence
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.api import session_routes
 from gateway.config import Settings
 from gateway.edge import Clock, Edge
 from gateway.entitlements import EntitlementPolicy
+from gateway.keys import Ed25519Key, b64url_encode
 from gateway.origin import OriginClient
 from gateway.revocations import MemoryRevocations, RevocationStore
 from gateway.sessions import SessionService
+
+
+def published_keys(settings: Settings) -> dict[str, list[dict[str, str]]]:
+    """Public keys a verifier needs, as a JWKS: the JWT/CAT dialects' keys and our own Ed25519 keys.
+
+    HMAC keys are secrets and never appear here.
+    """
+    keys: list[dict[str, str]] = []
+    for dialect in settings.cdn.values():
+        jwks = getattr(dialect, "jwks", None)
+        if callable(jwks):
+            keys.extend(jwks()["keys"])
+    for key in settings.keys.keys:
+        if isinstance(key, Ed25519Key):
+            keys.append({"kty": "OKP", "crv": "Ed25519", "kid": key.key_id, "x": b64url_encode(key.public_bytes())})
+    return {"keys": keys}
 
 
 def build_app(
@@ -46,6 +63,9 @@ def build_app(
         lines.append(f"gateway_manifest_origin_fetches_total {edge.manifests.origin_fetches}")
         return PlainTextResponse("\n".join(lines) + "\n")
 
+    async def jwks(_: Request) -> Response:
+        return JSONResponse(published_keys(settings), headers={"cache-control": "public, max-age=300"})
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
@@ -55,6 +75,7 @@ def build_app(
         routes=[
             Route("/_gateway/health", health, methods=["GET"]),
             Route("/_gateway/metrics", metrics, methods=["GET"]),
+            Route("/.well-known/jwks.json", jwks, methods=["GET"]),
             *session_routes(sessions, clock),
             *extra_routes,
             Route("/{path:path}", edge.handle, methods=["GET", "HEAD"]),

@@ -65,6 +65,7 @@ class Route:
     cdn: str = ""  # a [dialects.<name>] table: segments are served by that CDN (see gateway/cdn.py)
     cdn_base_url: str = ""
     cdn_scope: str = "segments"  # segments | media (media: keys too)
+    edge: str = ""  # a [dialects.<name>] table: requests carry that dialect's token, verified here
 
     def __post_init__(self) -> None:
         if self.delivery not in DELIVERY_MODES:
@@ -138,8 +139,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         for route in self.routes:
-            if route.cdn and route.cdn not in self.cdn:
-                raise ConfigError(f"routes: cdn {route.cdn!r} has no [dialects.{route.cdn}] table")
+            for name in (route.cdn, route.edge):
+                if name and name not in self.cdn:
+                    raise ConfigError(f"routes: dialect {name!r} has no [dialects.{name}] table")
 
     def route_for(self, decoded_path: str) -> Route | None:
         """The route with the longest mount covering the path (whole segments)."""
@@ -206,6 +208,7 @@ def load_settings(
             str(r.get("cdn", "")),
             str(r.get("cdn_base_url", "")),
             str(r.get("cdn_scope", "segments")),
+            str(r.get("edge", "")),
         )
         for r in table.get("routes", [])
     ]

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from gateway.cdn import CdnBinding, CdnSigner, cdn_path, make_cdn_rewriter
 from gateway.config import Route, Settings
 from gateway.delivery import FoundToken, find_token, format_cookie, is_plain_http_localhost, set_cookie
+from gateway.dialect_edge import EdgeDecision, decide, edge_request
 from gateway.errors import Denial, ManifestError, OriginBadStatus, OriginError, TokenDenied
 from gateway.grant import Grant, Scope
 from gateway.hls_links import make_path_token_rewriter, make_uri_rewriter
@@ -88,22 +89,38 @@ class Edge:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         sessions = self.settings.sessions
         found = find_token(scope, raw_path, param=self.settings.token_param, cookie_name=sessions.cookie_name)
+        decision: EdgeDecision | None = None
         try:
             checked = normalise_path(found.raw_path)
             route = self.settings.route_for(checked.decoded)
             if route is None:
                 return error_response(404, "no_route", f"no origin is configured for {checked.decoded}")
-            grant = self.verify(checked, found, scope)
+            if route.edge:
+                decision = decide(
+                    self.settings.cdn[route.edge],
+                    edge_request(scope, raw_path, self.settings.client_ip_header),
+                    now=self.clock(),
+                )
+                grant = decision.grant
+            else:
+                grant = self.verify(checked, found, scope)
         except TokenDenied as denied:
             return self.deny(denied, raw_path, found.token, scope)
-        assert found.token is not None
+        if decision is not None and decision.redirect_status is not None:
+            return Response(status_code=decision.redirect_status, headers=dict(CORS) | dict(decision.headers))
         query = found.forward_query
         if self.settings.delta_updates == "full":
             query = drop_query_param(query, "_HLS_skip")
+        if decision is not None:
+            for param in getattr(self.settings.cdn[route.edge], "query_params", ()):
+                query = drop_query_param(query, param)  # the dialect's token never goes upstream either
         origin_url = route.origin_url(checked.encoded) + (f"?{query}" if query else "")
-        cookies = self.cookies_for(route, grant, found, scope)
+        cookies = [] if decision is not None else self.cookies_for(route, grant, found, scope)
         try:
-            if is_hls_playlist(checked.decoded):
+            if is_hls_playlist(checked.decoded) and decision is not None:
+                response = await self.dialect_playlist(route, origin_url, decision, head=scope["method"] == "HEAD")
+            elif is_hls_playlist(checked.decoded):
+                assert found.token is not None
                 response = await self.playlist(
                     route, origin_url, checked.encoded, grant, found.token, head=scope["method"] == "HEAD"
                 )
@@ -120,7 +137,22 @@ class Edge:
             return error_response(502, "bad_manifest", f"origin playlist refused: {exc}")
         for cookie in cookies:
             response.headers.append("set-cookie", cookie)
+        for name, value in decision.headers if decision is not None else ():
+            response.headers.append(name, value)
         return response
+
+    async def dialect_playlist(self, route: Route, origin_url: str, decision: EdgeDecision, *, head: bool) -> Response:
+        """A playlist on a dialect-edge route: URIs carry the (renewed) token when it came by query."""
+        param, token = decision.query_param, decision.token
+
+        def prepare(body: bytes) -> PreparedManifest:
+            rewriter = make_uri_rewriter(manifest_origin_url=origin_url, route=route, token_param=param)
+            return prepare_playlist(body, rewriter, max_bytes=self.settings.max_manifest_bytes)
+
+        prepared = await self.manifests.get(origin_url, f"edge:{route.edge}:{param}", prepare, now=self.clock())
+        body = prepared.render({Slot.PLAYLIST: token or "", Slot.MEDIA: token or ""})
+        headers = {**CORS, "cache-control": PRIVATE, "content-type": "application/vnd.apple.mpegurl"}
+        return Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})
 
     def verify(self, checked: CheckedPath, found: FoundToken, scope: AsgiScope) -> Grant:
         if not found.token:
