@@ -48,7 +48,7 @@ def build_app(
     extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The gateway: session API, `extra_routes` (e.g. the demo pages), then the edge for every other GET."""
-    origin = OriginClient(settings.origin, transport=origin_transport)
+    origin = OriginClient(settings.origin, transport=origin_transport, clock=clock)
     revocations = revocations or MemoryRevocations()
     edge = Edge(settings, origin, clock=clock, revocations=revocations)
     sessions = SessionService(settings, policy or settings.catalog, revocations)

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 from gateway.entitlements import CatalogEntitlements, catalog_from_config
 from gateway.errors import ConfigError
-from gateway.keys import KeyRing, parse_key_ring
+from gateway.keys import KeyRing, b64url_decode, parse_key_ring
 from gateway.paths import canonical_prefix
 
 if TYPE_CHECKING:
@@ -94,6 +94,8 @@ class OriginSettings:
     max_connections: int = 64
     vod_manifest_cache_seconds: float = 60.0
     live_manifest_cache_seconds: float = 1.0
+    # HMAC secret for the authenticated origin header (gateway/origin_auth.py); empty: no header.
+    auth_secret: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,18 @@ def _number(name: str, value: object, kind: type[int] | type[float]) -> Any:
     return number
 
 
+def _origin_secret(value: str) -> bytes:
+    if not value:
+        return b""
+    try:
+        secret = b64url_decode(value)
+    except ValueError as exc:
+        raise ConfigError("origin.auth_secret / GATEWAY_ORIGIN_SECRET must be unpadded base64url") from exc
+    if len(secret) < 16:
+        raise ConfigError("origin.auth_secret / GATEWAY_ORIGIN_SECRET must be at least 16 bytes")
+    return secret
+
+
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
@@ -225,8 +239,9 @@ def load_settings(
         **{
             name: _number(f"origin.{name}", origin_table[name], float if "seconds" in name else int)
             for name in OriginSettings.__dataclass_fields__
-            if name in origin_table
-        }
+            if name in origin_table and name != "auth_secret"
+        },
+        auth_secret=_origin_secret(env.get("GATEWAY_ORIGIN_SECRET") or str(origin_table.get("auth_secret", ""))),
     )
     return Settings(
         keys=load_key_ring(table, env),

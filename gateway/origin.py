@@ -6,7 +6,8 @@ Manifests are read whole (with a size cap); segments are streamed through withou
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import httpx
 
 from gateway.config import OriginSettings
 from gateway.errors import ManifestTooLarge, OriginBadStatus, OriginError, OriginTimeout, OriginUnavailable
+from gateway.origin_auth import HEADER, origin_auth_header
 
 # Headers worth passing through from the origin on segment responses.
 PASSTHROUGH_HEADERS = (
@@ -54,10 +56,30 @@ async def _translate_errors(url: str) -> AsyncIterator[None]:
         raise OriginUnavailable(f"origin unreachable at {_redact(url)}: {type(exc).__name__}") from exc
 
 
+class _OriginAuth(httpx.Auth):
+    """Adds the authenticated origin header (gateway/origin_auth.py) to every origin request."""
+
+    def __init__(self, secret: bytes, clock: Callable[[], float]) -> None:
+        self._secret = secret
+        self._clock = clock
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        target = request.url.raw_path.decode("ascii")
+        request.headers[HEADER] = origin_auth_header(
+            self._secret, method=request.method, target=target, now=self._clock()
+        )
+        yield request
+
+
 class OriginClient:
     """Wraps one pooled `httpx.AsyncClient`, created once per app (lifespan) and reused."""
 
-    def __init__(self, settings: OriginSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: OriginSettings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         timeout = httpx.Timeout(
             connect=settings.connect_timeout_seconds,
             read=settings.read_timeout_seconds,
@@ -66,7 +88,12 @@ class OriginClient:
         )
         limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=16)
         self._client = httpx.AsyncClient(
-            timeout=timeout, limits=limits, transport=transport, follow_redirects=False, trust_env=False
+            timeout=timeout,
+            limits=limits,
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+            auth=_OriginAuth(settings.auth_secret, clock) if settings.auth_secret else None,
         )
 
     async def aclose(self) -> None:

@@ -1,0 +1,62 @@
+"""The authenticated origin header: an origin that checks it answers the gateway only."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route as StarletteRoute
+
+from gateway.app import build_app
+from gateway.config import OriginSettings, Route, Settings
+from gateway.grant import Grant
+from gateway.keys import HmacKey, KeyRing
+from gateway.origin_auth import HEADER, origin_auth_header, verify_origin_auth
+from gateway.tokens.native import sign_grant
+
+SECRET = b"origin-shared-secret-0123456789"
+KEYS = KeyRing((HmacKey("k1", b"\x01" * 32),))
+
+
+def checking_origin() -> Starlette:
+    async def media(request: Request) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if not verify_origin_auth(request.headers.get(HEADER), SECRET, method="GET", target=target, now=time.time()):
+            return PlainTextResponse("who are you?", status_code=403)
+        return PlainTextResponse("segment bytes")
+
+    return Starlette(routes=[StarletteRoute("/vod/{path:path}", media)])
+
+
+async def fetch(origin_settings: OriginSettings) -> httpx.Response:
+    settings = Settings(keys=KEYS, routes=(Route("/vod/", "http://origin.test/vod/"),), origin=origin_settings)
+    app = build_app(settings, origin_transport=httpx.ASGITransport(app=checking_origin()))
+    token = sign_grant(Grant(("/vod/t/",), int(time.time()) + 60), KEYS)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test") as client:
+        return await client.get(f"/vod/t/seg.ts?token={token}&_HLS_msn=3")
+
+
+async def test_origin_accepts_the_gateway_with_the_secret_and_refuses_it_without() -> None:
+    signed = await fetch(dataclasses.replace(OriginSettings(), auth_secret=SECRET))
+    assert signed.status_code == 200 and signed.text == "segment bytes"
+    unsigned = await fetch(OriginSettings())
+    assert unsigned.status_code == 502 and "403" in unsigned.json()["detail"]
+
+
+def test_header_is_bound_to_time_and_target() -> None:
+    now = 1_800_000_000
+    value = origin_auth_header(SECRET, method="GET", target="/vod/t/a.ts", now=now)
+    assert verify_origin_auth(value, SECRET, method="GET", target="/vod/t/a.ts", now=now + 10)
+    assert not verify_origin_auth(value, SECRET, method="GET", target="/vod/t/b.ts", now=now)
+    assert not verify_origin_auth(value, SECRET, method="GET", target="/vod/t/a.ts", now=now + 31)
+    assert not verify_origin_auth(value, b"another-secret-0123456789", method="GET", target="/vod/t/a.ts", now=now)
+    assert not verify_origin_auth("t=x;sig=y", SECRET, method="GET", target="/vod/t/a.ts", now=now)
+    assert not verify_origin_auth(None, SECRET, method="GET", target="/vod/t/a.ts", now=now)
+
+
+def test_secret_never_in_settings_repr() -> None:
+    assert SECRET.decode() not in repr(dataclasses.replace(OriginSettings(), auth_secret=SECRET))
