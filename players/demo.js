@@ -6,6 +6,7 @@
  *                                        *current* session token into the URL (query or path mode)
  *   at 75 % of the token's life ──▶ POST refresh_url {token} ──▶ new token (cookie modes: Set-Cookie too)
  *   a media 403 `expired` ──▶ refresh once, then hls.js retries the same request (xhrSetup runs again)
+ *   `?renew=off`: none of the above; hls.js loads the URLs exactly as the gateway's playlists give them
  *
  * The gateway already writes a token into every URI of every playlist it serves, so a player with no
  * token logic at all plays; this page adds what a real app wants on top: a session it can show,
@@ -30,14 +31,19 @@
   const params = new URLSearchParams(location.search);
   // `?renew=reactive` switches off renewal ahead of expiry, leaving only the fallback (refresh after a
   // `403 expired`, then retry): useful to watch that path, not how a real app should run.
-  const RENEW_AHEAD = params.get('renew') !== 'reactive';
+  // `?renew=off` switches off ALL player-side renewal: no refresh timer, no refresh after a 403 and no
+  // token swapping in xhrSetup, so every request uses the URL exactly as the playlist gave it. It shows
+  // what the gateway's rolling scoped tokens do on their own (live playlists carry fresh media tokens on
+  // every reload). Denials are still recorded and shown.
+  const RENEW_OFF = params.get('renew') === 'off';
+  const RENEW_AHEAD = params.get('renew') !== 'reactive' && !RENEW_OFF;
   const $ = (id) => document.getElementById(id);
   const video = $('video');
 
   // ---- State that tests read ------------------------------------------------------------------------
   const T = (window.T = { errors: [], events: [], frags: [], levels: [], switched: [], denials: [] });
 
-  let catalog = { users: [], titles: [], modes: [] };
+  let catalog = { users: [], titles: [], modes: [], live_modes: [] };
   let hls = null;
   let session = null;    // see startSession()
   let refreshTimer = 0;
@@ -71,6 +77,7 @@
       case 'denial': return `${e.status} ${e.reason} on ${e.source}${e.url ? ' ' + shortPath(e.url) : ''}`;
       case 'expired_retry': return `403 expired on ${shortPath(e.url)}: refreshing, then retrying once`;
       case 'revoked': return `session ${e.session_id} revoked`;
+      case 'playback_stopped': return `playback stopped: ${e.reason}`;
       case 'hls_error': return `hls.js ${e.fatal ? 'FATAL ' : ''}${e.details}${e.code ? ' (' + e.code + ')' : ''}`;
       case 'level_switched': return `playing level ${e.level} (${e.label})`;
       case 'level_selected': return e.level < 0 ? 'quality: auto (ABR)' : `quality: level ${e.level} (${e.label}) selected`;
@@ -169,7 +176,7 @@
    */
   function xhrSetup(xhr, url, context) {
     const send = () => {
-      const sent = session ? withCurrentToken(url, session.token) : url;
+      const sent = session && !RENEW_OFF ? withCurrentToken(url, session.token) : url;
       xhr.open('GET', sent, true);
       watchForDenial(xhr, context, sent);
     };
@@ -185,7 +192,7 @@
   function tokenNeedsRenewal() {
     // The margin never exceeds the part of the life after the scheduled refresh (short test TTLs).
     const margin = Math.min(EXPIRY_MARGIN_S, (session.expiresAt - session.issuedAt) * (1 - REFRESH_AT));
-    return session.canRefresh &&
+    return session.canRefresh && !RENEW_OFF &&
       (session.stale || (RENEW_AHEAD && session.expiresAt - serverNow() < margin));
   }
 
@@ -201,10 +208,14 @@
       const body = parseErrorBody(xhr);
       const reason = xhr.getResponseHeader('x-token-denial') || body.error || `http_${xhr.status}`;
       recordDenial({ source: 'media request', status: xhr.status, reason, detail: body.detail || '', url: sentUrl });
-      if (reason === 'revoked' && session) endSession(session, reason);   // no refresh can help now
+      if (reason === 'revoked' && session) stopPlayback(session, reason);   // no refresh can help now
+      // renew=off: nothing renews the session, so an `expired` at or past the session's cap ends it.
+      if (reason === 'expired' && RENEW_OFF && session && serverNow() >= session.sessionEndsAt - 1) {
+        stopPlayback(session, 'session_ended');
+      }
       // Once per request (hls.js may build a new context for a retry, so count by URL): a second
       // `expired` right after a refresh is a real failure, e.g. a clock far off, and is left to hls.js.
-      if (reason === 'expired' && session && session.canRefresh && !retriedOnce.has(context.url)) {
+      if (reason === 'expired' && !RENEW_OFF && session && session.canRefresh && !retriedOnce.has(context.url)) {
         retriedOnce.add(context.url);
         session.stale = true;                 // the retry's xhrSetup refreshes before sending
         expiredRetries.add(context.url);      // read by shouldRetry() below
@@ -303,6 +314,17 @@
     target.nextRefreshAt = null;
     if (target === session) clearTimeout(refreshTimer);
     renderSession();
+  }
+
+  // The gateway refuses this session's media for good: end the session, stop loading and pause. The
+  // banner (the gateway's refusal) and the last frame stay on screen; the page itself stays usable.
+  function stopPlayback(target, reason) {
+    if (target.over) return;   // already stopped (several in-flight requests may be refused)
+    endSession(target, reason);
+    if (target !== session) return;
+    if (hls) hls.stopLoad();
+    video.pause();
+    emit('playback_stopped', { session_id: target.id, reason });
   }
 
   function acceptToken(target, body) {
@@ -424,7 +446,8 @@
     hls.on(Hls.Events.ERROR, (_, d) => {
       const url = (d.frag && d.frag.url) || d.url || (d.context && d.context.url) || '';
       const entry = { type: d.type, details: d.details, fatal: d.fatal,
-        code: d.response ? d.response.code : undefined, url, media_time: video.currentTime };
+        code: d.response ? d.response.code : undefined, url, media_time: video.currentTime,
+        at: new Date().toISOString() };
       T.errors.push(entry);
       if (!KNOWN_BENIGN.has(d.details) || d.fatal) {
         emit('hls_error', { error_type: d.type, details: d.details, fatal: d.fatal, code: entry.code, url });
@@ -525,13 +548,16 @@
     const left = s.expiresAt - now;
     const life = Math.max(1, s.expiresAt - s.issuedAt);
     $('s-ttl').textContent = s.over ? `session over (${s.over})`
-      : left > 0 ? `${fmtDuration(left)} left (expires ${fmtClock(s.expiresAt)})` : `expired ${fmtDuration(-left)} ago`;
+      : left > 0 ? `${fmtDuration(left)} left (expires ${fmtClock(s.expiresAt)})`
+      : RENEW_OFF ? `expired ${fmtDuration(-left)} ago (not renewed: the playlists' tokens carry on)`
+      : `expired ${fmtDuration(-left)} ago`;
     $('s-ttl').className = 'countdown' + (s.over || left <= 0 ? ' dead' : left < life * (1 - REFRESH_AT) ? ' low' : '');
     $('s-ttl-bar').style.width = `${Math.max(0, Math.min(100, (left / life) * 100))}%`;
     $('s-next').textContent = s.canRefresh && s.nextRefreshAt ? `in ${fmtDuration(Math.max(0, s.nextRefreshAt - now))}`
       : s.over ? 'none (the session is over)'
       : !s.canRefresh ? 'none (the token already lasts until the session ends)'
-      : RENEW_AHEAD ? '–' : 'only after a 403 expired (renew=reactive)';
+      : RENEW_AHEAD ? '–' : RENEW_OFF ? 'never (renew=off: URLs as the playlists give them)'
+      : 'only after a 403 expired (renew=reactive)';
     $('s-end').textContent = `${fmtClock(s.sessionEndsAt)} (in ${fmtDuration(Math.max(0, s.sessionEndsAt - now))})`;
   }
 
@@ -544,16 +570,20 @@
   const fmtClock = (epochS) => new Date((epochS - clockSkewS) * 1000).toLocaleTimeString();
 
   // ---- Catalog and form ------------------------------------------------------------------------------
-  // The catalog lists titles by their query-mode path (/vod/…); another mode swaps in its mount.
+  // The catalog lists titles by their query-mode path (/vod/… or /live/…); another mode swaps in its
+  // mount. VOD and live titles have separate mounts (`modes`, `live_modes`): a mode maps within its family.
   function modeOf(asset) {
-    const byLength = [...catalog.modes].sort((a, b) => b.mount.length - a.mount.length);
-    return byLength.find((m) => asset.startsWith(m.mount)) || { name: 'query', mount: '/vod/' };
+    const families = [catalog.modes, catalog.live_modes || []];
+    const all = families.flatMap((family) => family.map((m) => ({ ...m, family })));
+    const byLength = all.sort((a, b) => b.mount.length - a.mount.length);
+    return byLength.find((m) => asset.startsWith(m.mount)) || { name: 'query', mount: '/vod/', family: catalog.modes };
   }
 
+  // null when the title's family has no such mode (live plays in query and cookie modes only).
   function assetFor(titleAsset, modeName) {
     const from = modeOf(titleAsset);
-    const to = catalog.modes.find((m) => m.name === modeName) || from;
-    return to.mount + titleAsset.slice(from.mount.length);
+    const to = from.family.find((m) => m.name === modeName);
+    return to ? to.mount + titleAsset.slice(from.mount.length) : null;
   }
 
   function fillSelect(select, items, value, label) {
@@ -579,7 +609,8 @@
     const asset = params.get('asset');
     if (asset) {
       const mode = modeOf(asset);
-      const titleAsset = '/vod/' + asset.slice(mode.mount.length);
+      const queryMount = (mode.family.find((m) => m.name === 'query') || mode).mount;
+      const titleAsset = queryMount + asset.slice(mode.mount.length);
       ensureOption($('title'), titleAsset);
       $('mode').value = mode.name;
     }
@@ -599,7 +630,14 @@
 
   $('session-form').addEventListener('submit', (event) => {
     event.preventDefault();
-    startSession($('user').value, assetFor($('title').value, $('mode').value));
+    const asset = assetFor($('title').value, $('mode').value);
+    if (asset) {
+      startSession($('user').value, asset);
+    } else {
+      const offered = modeOf($('title').value).family.map((m) => m.name).join(', ');
+      recordDenial({ source: 'page', status: 0, reason: 'mode_unavailable',
+        detail: `this title plays in these delivery modes only: ${offered}` });
+    }
   });
   $('refresh-now').addEventListener('click', () => refreshToken('manual').catch(() => {}));
   $('stop').addEventListener('click', () => stopSession({ revoke: true }));

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
@@ -34,7 +35,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def gateway(origin: str, tmp_path: Path, clock: FakeClock, **overrides: int | bool | str) -> httpx.AsyncClient:
+def gateway(origin: str, tmp_path: Path, clock: FakeClock, **overrides: Any) -> httpx.AsyncClient:
     app = build_demo(tmp_path, origin, clock=clock, **overrides)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
 
