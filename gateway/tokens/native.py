@@ -227,17 +227,18 @@ def check_grant(
     leeway_seconds: float = DEFAULT_LEEWAY_SECONDS,
 ) -> None:
     """Check a verified grant against one request's facts; raises TokenDenied with the values involved."""
-    if now > grant.expires_at + leeway_seconds:
-        raise TokenDenied(
-            Denial.EXPIRED,
-            f"token expired at {grant.expires_at}, now {int(now)}",
-            {"expires_at": grant.expires_at, "now": int(now)},
-        )
+    # The session's cap first: at the cap, tokens that expire with it are refused for that reason.
     if grant.session_ends_at is not None and now > grant.session_ends_at + leeway_seconds:
         raise TokenDenied(
             Denial.EXPIRED,
             f"viewing session ended at {grant.session_ends_at} (its maximum life), now {int(now)}",
             {"session_ends_at": grant.session_ends_at, "now": int(now)},
+        )
+    if now > grant.expires_at + leeway_seconds:
+        raise TokenDenied(
+            Denial.EXPIRED,
+            f"token expired at {grant.expires_at}, now {int(now)}",
+            {"expires_at": grant.expires_at, "now": int(now)},
         )
     if grant.not_before is not None and now < grant.not_before - leeway_seconds:
         raise TokenDenied(

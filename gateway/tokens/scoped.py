@@ -3,8 +3,8 @@
 A session grant (one with `session_ends_at`) yields two derived tokens per playlist response:
 - PLAYLIST-scoped, valid until the session's hard cap: variant and rendition URLs are fixed when the
   master loads and reloaded for hours, so their token must live as long as the session may;
-- MEDIA-scoped, short: segments, parts, keys and init sections; its expiry is rounded up to a bucket
-  boundary so the same URI string repeats across reloads within a bucket (stable URLs for caches,
+- MEDIA-scoped, short: segments, parts, keys and init sections; its expiry (now + TTL) is rounded up to
+  a bucket boundary so the same URI string repeats across reloads within a bucket (stable URLs for caches,
   players and LL-HLS delta updates) and signing happens at most once per bucket, never per URI.
 A plain grant (no session cap, e.g. from `gateway sign`) is passed through as is.
 """
@@ -26,7 +26,7 @@ class ScopedTokenMinter:
             raise ValueError("media_ttl_seconds must be positive")
         self.keys = keys
         self.media_ttl_seconds = media_ttl_seconds
-        # Half the TTL: a minted media token always has between TTL/2 and TTL of life left.
+        # Half the TTL: tokens minted within one bucket are the same string (stable URIs across reloads).
         self.bucket_seconds = max(1, int(media_ttl_seconds // 2))
         self._cache_size = cache_size
         self._minted: dict[Grant, str] = {}
@@ -40,7 +40,12 @@ class ScopedTokenMinter:
         return token
 
     def media_expiry(self, now: float, session_ends_at: int) -> int:
-        bucketed = math.ceil((now + self.media_ttl_seconds / 2) / self.bucket_seconds) * self.bucket_seconds
+        """`now + TTL` rounded up to a bucket boundary: between TTL and 1.5 x TTL of life, never past the cap.
+
+        A player may hold a segment URL for up to a target duration (hls.js holds audio back until the
+        matching video segment loads) before using it, so every minted token keeps at least the full TTL.
+        """
+        bucketed = math.ceil((now + self.media_ttl_seconds) / self.bucket_seconds) * self.bucket_seconds
         return min(int(bucketed), session_ends_at)
 
     def slot_tokens(self, grant: Grant, token: str, *, now: float) -> dict[Slot, str]:
