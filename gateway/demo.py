@@ -28,6 +28,7 @@ from gateway.edge import Clock
 from gateway.entitlements import CatalogEntitlements, Title, Viewer
 from gateway.keys import new_key_entry, parse_key_ring
 from gateway.media_types import content_type_for
+from gateway.runtime import tune_allocator
 
 REPO = Path(__file__).resolve().parent.parent
 MEDIA_ROOT = REPO / "fixtures" / "media"
@@ -188,5 +189,6 @@ def run_demo(host: str, port: int, state_dir: Path) -> int:
     if not HLS_JS.exists():
         print("note: players/node_modules is missing: run `npm ci` in players/ (scripts/demo.sh does)", file=sys.stderr)
     print(f"demo: open http://{host}:{port}/   (origin on 127.0.0.1:{origin_port}; Ctrl-C to stop)")
+    tune_allocator()
     asyncio.run(_serve(gateway, build_demo_origin(), host, port, origin_port))
     return 0

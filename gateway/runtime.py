@@ -1,0 +1,31 @@
+"""Process-level tuning applied when the gateway serves.
+
+glibc returns freed memory at the top of the heap to the kernel once more than 128 KiB is free, so a
+server that builds a ~1 MB playlist per request pays for fresh pages (page faults) on every response:
+measured here, rendering a prepared 10,000-segment playlist took ~1.2 ms with the default and ~0.12 ms
+with a top pad (see `python -m gateway bench`). Keeping 64 MiB of slack costs address space, not RSS
+growth beyond the working set.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+M_TRIM_THRESHOLD = -1
+M_TOP_PAD = -2
+TOP_PAD_BYTES = 64 * 1024 * 1024
+
+
+def tune_allocator() -> bool:
+    """Ask glibc to keep heap slack (no-op elsewhere). Returns True if applied."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False  # not glibc (musl, macOS): nothing to tune
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(M_TOP_PAD, TOP_PAD_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, 2 * TOP_PAD_BYTES))
