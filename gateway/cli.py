@@ -90,6 +90,14 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_denial(denied: TokenDenied) -> int:
+    """`verify`'s answer to a refused request: the typed reason, then every value involved. Exit status 1."""
+    print(f"DENY {denied.reason.value}: {denied.detail}")
+    for name, value in denied.values.items():
+        print(f"  {name} = {value}")
+    return 1
+
+
 def _verify_dialect(args: argparse.Namespace, now: float) -> int:
     from gateway.tokens.dialects.base import EdgeRequest
 
@@ -99,10 +107,7 @@ def _verify_dialect(args: argparse.Namespace, now: float) -> int:
     try:
         grant = _dialect(args).verify(request, now=now)
     except TokenDenied as denied:
-        print(f"DENY {denied.reason.value}: {denied.detail}")
-        for name, value in denied.values.items():
-            print(f"  {name} = {value}")
-        return 1
+        return _print_denial(denied)
     print(f"ALLOW {urlsplit(args.url).path} ({args.dialect})")
     print(f"  prefixes = {', '.join(grant.path_prefixes)}  expires_at = {grant.expires_at}")
     return 0
@@ -133,10 +138,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             leeway_seconds=args.leeway,
         )
     except TokenDenied as denied:
-        print(f"DENY {denied.reason.value}: {denied.detail}")
-        for name, value in denied.values.items():
-            print(f"  {name} = {value}")
-        return 1
+        return _print_denial(denied)
     print(f"ALLOW {checked.decoded}")
     print(f"  prefixes = {', '.join(grant.path_prefixes)}")
     print(f"  expires_at = {grant.expires_at} (in {int(grant.expires_at - now)} s)  scope = {grant.scope.value}")

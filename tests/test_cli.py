@@ -1,0 +1,136 @@
+"""The command line, run as users run it: `python -m gateway …` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.config import load_settings
+from gateway.errors import ConfigError
+from tests.support.origin_tree import TITLE, build_origin_tree
+from tests.support.servers import free_port, static_origin
+
+KEY = "k1:" + "A" * 43
+
+
+def gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "GATEWAY_KEYS": KEY, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=full_env, timeout=60, check=False
+    )
+
+
+def token(*args: str) -> str:
+    result = gateway("sign", "--path-prefix", TITLE, "--ttl", "600", *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_keys_new_prints_a_usable_ring_entry() -> None:
+    entry = gateway("keys", "new", "--kid", "k7").stdout.strip()
+    assert entry.startswith("k7:") and len(entry) == 3 + 43
+    ed = gateway("keys", "new", "--alg", "ed25519").stdout.strip()
+    assert ":ed25519:" in ed
+    assert gateway("sign", "--path-prefix", TITLE, "--ttl", "60", env={"GATEWAY_KEYS": ed}).returncode == 0
+
+
+def test_verify_explains_allow_and_deny_with_exit_status() -> None:
+    signed = token("--ip", "2001:db8::/64", "--session", "s-1")
+    url = f"http://gw.example{TITLE}v1/seg.ts?token={signed}"
+    allowed = gateway("verify", url, "--ip", "2001:db8::7")
+    assert allowed.returncode == 0 and allowed.stdout.startswith("ALLOW") and "session_id = s-1" in allowed.stdout
+    wrong_ip = gateway("verify", url, "--ip", "2001:db9::7")
+    assert (
+        wrong_ip.returncode == 1
+        and wrong_ip.stdout.startswith("DENY ip:")
+        and "client_ip = 2001:db9::7" in wrong_ip.stdout
+    )
+    sibling = gateway("verify", url.replace("title-9000", "title-90001"), "--ip", "2001:db8::7")
+    assert sibling.stdout.startswith("DENY acl:")
+    later = gateway("verify", url, "--ip", "2001:db8::7", "--now", str(time.time() + 3600))
+    assert later.stdout.startswith("DENY expired:") and "expires_at =" in later.stdout
+    forged = gateway("verify", url, env={"GATEWAY_KEYS": "k1:" + "B" * 43})
+    assert forged.stdout.startswith("DENY bad_signature")
+    missing = gateway("verify", f"http://gw.example{TITLE}v1/seg.ts")
+    assert missing.returncode == 1 and missing.stdout.startswith("DENY missing")
+
+
+def test_bad_configuration_fails_fast_naming_the_setting(tmp_path: Path) -> None:
+    short = gateway("sign", "--path-prefix", TITLE, "--ttl", "60", env={"GATEWAY_KEYS": "k1:c2hvcnQ"})
+    assert short.returncode == 2 and "GATEWAY_KEYS" in short.stderr and "16" in short.stderr
+    assert "c2hvcnQ" not in short.stderr  # the secret itself is never echoed
+    bad_prefix = gateway("sign", "--path-prefix", "/vod/../x/", "--ttl", "60")
+    assert bad_prefix.returncode == 2 and "prefix" in bad_prefix.stderr
+    config = tmp_path / "gw.toml"
+    config.write_text('[gateway]\nleeway_seconds = "soon"\n[[routes]]\nmount = "/"\norigin = "http://127.0.0.1:1/"\n')
+    with pytest.raises(ConfigError, match="leeway_seconds"):
+        load_settings(config, {"GATEWAY_KEYS": KEY})
+    with pytest.raises(ConfigError, match="GATEWAY_KEYS"):
+        load_settings(config, {})
+
+
+def test_config_file_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        '[keys]\nring = "k1:' + "C" * 43 + '"\n[gateway]\ntoken_param = "t"\n[sessions]\nmedia_ttl_seconds = 30\n'
+        '[[routes]]\nmount = "/vod/"\norigin = "http://127.0.0.1:1/vod/"\ndelivery = "cookie"\n'
+    )
+    settings = load_settings(config, {"GATEWAY_TOKEN_PARAM": "tok"})
+    assert settings.token_param == "tok"  # the environment wins over the file
+    assert settings.sessions.media_ttl_seconds == 30 and settings.routes[0].delivery == "cookie"
+    assert settings.keys.signing_key.key_id == "k1"
+
+
+Served = tuple[str, dict[str, bytes], "subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with static_origin(tmp_path) as (origin, _):
+        files = build_origin_tree(tmp_path, origin)
+        port = free_port()
+        env = {**os.environ, "GATEWAY_KEYS": KEY}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--origin", origin, "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.05)
+        try:
+            yield f"http://127.0.0.1:{port}", files, process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                process.communicate(timeout=10)
+
+
+def test_serve_and_sign_protect_an_hls_origin(served: Served) -> None:
+    url, files, process = served
+    signed = token()
+    master = httpx.get(f"{url}{TITLE}master.m3u8?token={signed}")
+    assert master.status_code == 200 and f"v1/index.m3u8?token={signed}" in master.text
+    segment = httpx.get(f"{url}{TITLE}v1/seg_000.m4s?token={signed}")
+    assert segment.content == files[TITLE + "v1/seg_000.m4s"]
+    assert httpx.get(f"{url}{TITLE}v1/seg_000.m4s").status_code == 401
+    assert httpx.get(f"{url}/vod/other/x.ts?token={signed}").json()["error"] == "acl"
+    process.terminate()
+    _, log = process.communicate(timeout=10)
+    assert "denied reason=acl" in log and "denied reason=missing" in log  # refusals are logged with reasons
+    assert signed not in log  # but never the token itself
