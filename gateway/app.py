@@ -18,7 +18,7 @@ from gateway.edge import Clock, Edge
 from gateway.entitlements import EntitlementPolicy
 from gateway.keys import Ed25519Key, b64url_encode
 from gateway.origin import OriginClient
-from gateway.revocations import MemoryRevocations, RevocationStore
+from gateway.revocations import MemoryRevocations, RedisRevocations, RevocationStore
 from gateway.sessions import SessionService
 
 
@@ -49,7 +49,8 @@ def build_app(
 ) -> Starlette:
     """The gateway: session API, `extra_routes` (e.g. the demo pages), then the edge for every other GET."""
     origin = OriginClient(settings.origin, transport=origin_transport, clock=clock)
-    revocations = revocations or MemoryRevocations()
+    if revocations is None:
+        revocations = RedisRevocations(settings.redis_url) if settings.redis_url else MemoryRevocations()
     edge = Edge(settings, origin, clock=clock, revocations=revocations)
     sessions = SessionService(settings, policy or settings.catalog, revocations)
 
@@ -70,6 +71,8 @@ def build_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
         await origin.aclose()
+        if isinstance(revocations, RedisRevocations):
+            revocations.close()
 
     app = Starlette(
         routes=[

@@ -138,6 +138,7 @@ class Settings:
     sessions: SessionSettings = field(default_factory=SessionSettings)
     catalog: CatalogEntitlements = field(default_factory=CatalogEntitlements)  # [[users]], [[titles]]
     cdn: Mapping[str, Dialect] = field(default_factory=dict)  # [dialects.<name>] tables, by name
+    redis_url: str = ""  # [revocations] redis_url / GATEWAY_REDIS_URL: share revocations across instances
 
     def __post_init__(self) -> None:
         for route in self.routes:
@@ -260,6 +261,7 @@ def load_settings(
         origin=origin,
         sessions=_sessions(table.get("sessions", {})),
         catalog=catalog_from_config(table),
+        redis_url=env.get("GATEWAY_REDIS_URL") or str(table.get("revocations", {}).get("redis_url", "")),
         cdn=load_dialects(table.get("dialects", {}), base_dir=config_path.parent if config_path else Path()),
     )
 
