@@ -6,10 +6,12 @@ Manifests are read whole (with a size cap); segments are streamed through withou
 
 from __future__ import annotations
 
+import http.cookiejar
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -71,6 +73,13 @@ class _OriginAuth(httpx.Auth):
         yield request
 
 
+class _NoCookies(http.cookiejar.CookieJar):
+    """The gateway never uses an origin's cookies: skip httpx's per-response cookie extraction."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
 class OriginClient:
     """Wraps one pooled `httpx.AsyncClient`, created once per app (lifespan) and reused."""
 
@@ -93,6 +102,7 @@ class OriginClient:
             transport=transport,
             follow_redirects=False,
             trust_env=False,
+            cookies=_NoCookies(),
             auth=_OriginAuth(settings.auth_secret, clock) if settings.auth_secret else None,
         )
 

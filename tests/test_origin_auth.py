@@ -60,3 +60,22 @@ def test_header_is_bound_to_time_and_target() -> None:
 
 def test_secret_never_in_settings_repr() -> None:
     assert SECRET.decode() not in repr(dataclasses.replace(OriginSettings(), auth_secret=SECRET))
+
+
+async def test_origin_cookies_are_never_stored_or_replayed_across_viewers() -> None:
+    seen: list[str | None] = []
+
+    async def media(request: Request) -> Response:
+        seen.append(request.headers.get("cookie"))
+        response = PlainTextResponse("bytes")
+        response.set_cookie("origin_session", "viewer-a-secret")
+        return response
+
+    origin = Starlette(routes=[StarletteRoute("/vod/{path:path}", media)])
+    settings = Settings(keys=KEYS, routes=(Route("/vod/", "http://origin.test/vod/"),))
+    app = build_app(settings, origin_transport=httpx.ASGITransport(app=origin))
+    token = sign_grant(Grant(("/vod/t/",), int(time.time()) + 60), KEYS)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test") as client:
+        for _ in range(2):
+            assert (await client.get(f"/vod/t/seg.ts?token={token}")).status_code == 200
+    assert seen == [None, None]  # one viewer's origin cookie never rides on another's request
