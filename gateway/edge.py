@@ -27,6 +27,7 @@ from gateway.errors import Denial, ManifestError, OriginBadStatus, OriginError, 
 from gateway.grant import Grant, Scope
 from gateway.hls_links import make_path_token_rewriter, make_uri_rewriter
 from gateway.manifest_cache import ManifestCache
+from gateway.manifests.dash import prepare_mpd
 from gateway.manifests.hls import RewriteUri, prepare_playlist
 from gateway.manifests.template import PreparedManifest, Slot
 from gateway.media_types import content_type_for, is_hls_playlist, is_key, is_manifest
@@ -47,6 +48,13 @@ CORS = {
 }
 Clock = Callable[[], float]
 AsgiScope = MutableMapping[str, Any]  # the raw ASGI scope
+
+
+def prepare_manifest(origin_url: str, body: bytes, rewriter: RewriteUri, *, max_bytes: int) -> PreparedManifest:
+    """HLS playlists and DASH MPDs share one slot model; the URL's extension picks the rewriter."""
+    if is_hls_playlist(origin_url.split("?", 1)[0]):
+        return prepare_playlist(body, rewriter, max_bytes=max_bytes)
+    return prepare_mpd(body, rewriter, max_bytes=max_bytes)
 
 
 def error_response(status: int, error: str, detail: str, *, denial: bool = False) -> JSONResponse:
@@ -117,9 +125,9 @@ class Edge:
         origin_url = route.origin_url(checked.encoded) + (f"?{query}" if query else "")
         cookies = [] if decision is not None else self.cookies_for(route, grant, found, scope)
         try:
-            if is_hls_playlist(checked.decoded) and decision is not None:
+            if is_manifest(checked.decoded) and decision is not None:
                 response = await self.dialect_playlist(route, origin_url, decision, head=scope["method"] == "HEAD")
-            elif is_hls_playlist(checked.decoded):
+            elif is_manifest(checked.decoded):
                 assert found.token is not None
                 response = await self.playlist(
                     route, origin_url, checked.encoded, grant, found.token, head=scope["method"] == "HEAD"
@@ -147,11 +155,11 @@ class Edge:
 
         def prepare(body: bytes) -> PreparedManifest:
             rewriter = make_uri_rewriter(manifest_origin_url=origin_url, route=route, token_param=param)
-            return prepare_playlist(body, rewriter, max_bytes=self.settings.max_manifest_bytes)
+            return prepare_manifest(origin_url, body, rewriter, max_bytes=self.settings.max_manifest_bytes)
 
         prepared = await self.manifests.get(origin_url, f"edge:{route.edge}:{param}", prepare, now=self.clock())
         body = prepared.render({Slot.PLAYLIST: token or "", Slot.MEDIA: token or ""})
-        headers = {**CORS, "cache-control": PRIVATE, "content-type": "application/vnd.apple.mpegurl"}
+        headers = {**CORS, "cache-control": PRIVATE, "content-type": content_type_for(origin_url.split("?")[0])}
         return Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})
 
     def verify(self, checked: CheckedPath, found: FoundToken, scope: AsgiScope) -> Grant:
@@ -231,7 +239,7 @@ class Edge:
                     manifest_gateway_path=gateway_path,
                     token_param=self.settings.token_param,
                 )
-            return prepare_playlist(body, rewriter, max_bytes=self.settings.max_manifest_bytes)
+            return prepare_manifest(origin_url, body, rewriter, max_bytes=self.settings.max_manifest_bytes)
 
         now = self.clock()
         prepared = await self.manifests.get(origin_url, f"{mode}:{route.mount}:{route.cdn}", prepare, now=now)
@@ -239,7 +247,7 @@ class Edge:
             tokens = self.minter.slot_tokens(grant, token, now=now)
         else:
             tokens = {Slot.PLAYLIST: token, Slot.MEDIA: token}
-        headers = {**CORS, "cache-control": PRIVATE, "content-type": "application/vnd.apple.mpegurl"}
+        headers = {**CORS, "cache-control": PRIVATE, "content-type": content_type_for(origin_url.split("?")[0])}
         cookies: list[str] = []
         if signer is None:
             body = prepared.render(tokens)
