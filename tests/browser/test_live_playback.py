@@ -9,14 +9,15 @@ the gateway's playlists give it. What keeps a long session playing is then the g
   and rendition URIs; every media-playlist reload carries freshly minted media-scoped tokens;
 - cookie mode: the gateway re-issues the cookie on media responses before it expires.
 
-Tokens here are short and the gateway's leeway is 0, so an expiry really bites. The media TTL is 6 s,
-not 2: a media token is minted with between TTL/2 and TTL of life (expiries are rounded to half-TTL
-buckets), and hls.js may fetch a segment up to one target duration (2 s) after the playlist that listed
-it (the audio track waits for the matching video segment), so TTL/2 must exceed 2 s. With a 2 s TTL
-the audio track gets `403 expired` (seen while writing these tests).
+Tokens here are short and the gateway's leeway is 0, so an expiry really bites. hls.js may fetch a
+segment up to one target duration (2 s) after the playlist that listed it (the audio track waits for
+the matching video segment): when media tokens were minted with only TTL/2 of life, a 2 s TTL gave the
+audio track `403 expired` (found by these tests), so the gateway now mints them with TTL..1.5 x TTL
+(now + TTL rounded up to a half-TTL bucket). The media TTL here is 6 s.
 
 Every test fails on any hls.js ERROR event, fatal or not, except the two known benign startup ones
-(see test_demo_playback.py) and, when a test stops the session on purpose, the refusals after that point.
+(see test_demo_playback.py; also on the first audio segment after each loop wrap of the simulator,
+which restarts the stream) and, when a test stops the session on purpose, the refusals after that point.
 Needs node, npm and /usr/bin/chromium: missing ones skip locally and fail in CI (CI=true).
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime
@@ -32,9 +34,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import m3u8
 import pytest
 
-from gateway.demo import build_demo, build_demo_origin
+from gateway.demo import MEDIA_ROOT, build_demo, build_demo_origin
 from gateway.grant import Grant, Scope
 from gateway.tokens.native import inspect_token
 from tests.browser import test_demo_playback as vod
@@ -51,7 +54,13 @@ PAID_USER = vod.PAID_USER
 STARTUP_BENIGN = vod.STARTUP_BENIGN
 STARTUP_MEDIA_SECONDS = vod.STARTUP_MEDIA_SECONDS
 
-MEDIA_TTL_SECONDS = 6  # media-scoped tokens: minted with 3..6 s of life (see the module docstring)
+# The live simulator loops the bundled title: every LOOP_SEGMENTS segments the stream restarts after an
+# EXT-X-DISCONTINUITY, and hls.js's known false positive on the first audio segment of ffmpeg-made TS
+# (bufferAppendNoProgress, non-fatal; see ENVIRONMENT.md) can recur there, as at startup.
+LOOP_SEGMENTS = len(m3u8.load(str(MEDIA_ROOT / "vod" / "title-9000" / "a-en" / "index.m3u8")).segments)
+LOOP_WRAP_AUDIO = re.compile(r"/a-[a-z]+/seg(\d+)\.ts")
+
+MEDIA_TTL_SECONDS = 6  # media-scoped tokens: minted with 6..9 s of life (see the module docstring)
 TOKEN_TTL_SECONDS = 4  # the session token, and the cookie in cookie mode
 MAX_LIFE_SECONDS = 120  # the session's cap (playlist-scoped tokens) for every test but the one about it
 SHORT_MAX_LIFE_SECONDS = 20
@@ -140,7 +149,8 @@ def successful(requests: list[dict[str, Any]], *suffixes: str) -> list[dict[str,
 
 
 def unexpected_errors(result: dict[str, Any], stop_at_ms: float | None = None) -> list[dict[str, Any]]:
-    """hls.js ERROR events other than the benign startup pair and, after `stop_at_ms`, the refusals.
+    """hls.js ERROR events other than the benign startup pair (also on the first audio segment after
+    each loop wrap of the simulator, a restart of the stream) and, after `stop_at_ms`, the refusals.
 
     Startup is the first STARTUP_MEDIA_SECONDS of media from where hls.js joined the live stream (or
     before it had joined: media time 0).
@@ -150,6 +160,10 @@ def unexpected_errors(result: dict[str, Any], stop_at_ms: float | None = None) -
     for error in result["T"]["errors"]:
         media_time = float(error.get("media_time") or 0)
         if error["details"] in STARTUP_BENIGN and not error["fatal"] and media_time <= joined + STARTUP_MEDIA_SECONDS:
+            continue
+        wrap = LOOP_WRAP_AUDIO.search(str(error.get("url") or ""))
+        at_loop_wrap = wrap is not None and int(wrap.group(1)) % LOOP_SEGMENTS == 0
+        if error["details"] == "bufferAppendNoProgress" and not error["fatal"] and at_loop_wrap:
             continue
         after_stop = stop_at_ms is not None and epoch_ms(error["at"]) >= stop_at_ms
         if after_stop and error.get("code") in (401, 403) and error["details"] in ALLOWED_AFTER_STOP:
@@ -199,7 +213,7 @@ def test_query_mode_plays_across_ten_media_token_expiries_without_renewal(
     node: str, live_demo: vod.Demo, record_property: vod.RecordProperty
 ) -> None:
     asset = live_asset(live_demo)
-    # 10 distinct media tokens expire 3 s apart (one per half-TTL bucket), the first 3..6 s after start.
+    # 10 distinct media tokens expire 3 s apart (one per half-TTL bucket), the first 6..9 s after start.
     result = play_live(node, live_demo, asset, 36)
     assert_plays_on_its_own(result)
     assert result["T"]["session"]["mode"] == "query"
