@@ -30,6 +30,7 @@ from gateway.errors import Denial, TokenDenied
 from gateway.grant import Grant, IPAddress, Scope
 from gateway.keys import KeyRing, SigningKey, b64url_decode, b64url_encode
 from gateway.paths import CheckedPath
+from gateway.tokens.validity import check_window
 
 VERSION = 1
 MAX_TOKEN_CHARS = 2048
@@ -234,18 +235,9 @@ def check_grant(
             f"viewing session ended at {grant.session_ends_at} (its maximum life), now {int(now)}",
             {"session_ends_at": grant.session_ends_at, "now": int(now)},
         )
-    if now > grant.expires_at + leeway_seconds:
-        raise TokenDenied(
-            Denial.EXPIRED,
-            f"token expired at {grant.expires_at}, now {int(now)}",
-            {"expires_at": grant.expires_at, "now": int(now)},
-        )
-    if grant.not_before is not None and now < grant.not_before - leeway_seconds:
-        raise TokenDenied(
-            Denial.NOT_YET_VALID,
-            f"token not valid before {grant.not_before}, now {int(now)}",
-            {"not_before": grant.not_before, "now": int(now)},
-        )
+    check_window(
+        expires_at=grant.expires_at, not_before=grant.not_before, now=now, leeway=leeway_seconds, exclusive=False
+    )
     if not grant.scope.opens(needed_scope):
         raise TokenDenied(
             Denial.SCOPE,

@@ -25,6 +25,7 @@ from gateway.errors import Denial, TokenDenied
 from gateway.grant import Grant, IPAddress, IPNetwork
 from gateway.paths import CheckedPath, canonical_prefix, normalise_path
 from gateway.tokens.dialects.base import Credentials
+from gateway.tokens.validity import check_window as check_window  # re-exported: the dialects call edge.check_window
 
 MAX_TOKEN_CHARS = 8192
 
@@ -83,23 +84,6 @@ def parse_epoch(field: str, value: str) -> int:
     if not value.isascii() or not value.isdigit() or len(value) > 10 or (len(value) > 1 and value[0] == "0"):
         raise TokenDenied(Denial.MALFORMED, f"{field} is not epoch seconds: {value[:40]!r}", {"field": field})
     return int(value)
-
-
-def check_window(*, expires_at: int, not_before: int | None, now: float, leeway: float, exclusive: bool) -> None:
-    """Expired when `now > expires_at` (`>=` if `exclusive`: CloudFront's DateLessThan); leeway widens."""
-    late = now >= expires_at + leeway if exclusive else now > expires_at + leeway
-    if late:
-        raise TokenDenied(
-            Denial.EXPIRED,
-            f"token expired at {expires_at}, now {int(now)}",
-            {"expires_at": expires_at, "now": int(now)},
-        )
-    if not_before is not None and now < not_before - leeway:
-        raise TokenDenied(
-            Denial.NOT_YET_VALID,
-            f"token not valid before {not_before}, now {int(now)}",
-            {"not_before": not_before, "now": int(now)},
-        )
 
 
 def check_client(networks: Sequence[IPNetwork], client_ip: IPAddress | None) -> None:

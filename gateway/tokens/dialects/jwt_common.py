@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.keys import b64url_decode, b64url_encode
 from gateway.tokens.dialects.jwt_keys import KEY_MATERIAL_FIELDS, parse_key, read_material, refuse_unknown
+from gateway.tokens.validity import check_window
 
 ALGORITHM = "RS256"
 MAX_JWT_CHARS = 8192
@@ -138,18 +139,7 @@ def check_times(payload: Mapping[str, Any], *, now: float, leeway_seconds: float
     not_before = _numeric_date(payload, "nbf")
     if expires_at is None:
         raise TokenDenied(Denial.MALFORMED, "token has no 'exp' claim")
-    if now >= expires_at + leeway_seconds:
-        raise TokenDenied(
-            Denial.EXPIRED,
-            f"token expired at {expires_at}, now {int(now)}",
-            {"expires_at": expires_at, "now": int(now)},
-        )
-    if not_before is not None and now < not_before - leeway_seconds:
-        raise TokenDenied(
-            Denial.NOT_YET_VALID,
-            f"token not valid before {not_before}, now {int(now)}",
-            {"not_before": not_before, "now": int(now)},
-        )
+    check_window(expires_at=expires_at, not_before=not_before, now=now, leeway=leeway_seconds, exclusive=True)
     return expires_at, not_before
 
 
