@@ -57,6 +57,12 @@ def prepare_manifest(origin_url: str, body: bytes, rewriter: RewriteUri, *, max_
     return prepare_mpd(body, rewriter, max_bytes=max_bytes)
 
 
+def manifest_response(origin_url: str, body: bytes, *, head: bool) -> Response:
+    """A tokenized manifest: never cached by anyone but this viewer."""
+    headers = {**CORS, "cache-control": PRIVATE, "content-type": content_type_for(origin_url.split("?", 1)[0])}
+    return Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})
+
+
 def error_response(status: int, error: str, detail: str, *, denial: bool = False) -> JSONResponse:
     headers = dict(CORS)
     headers["x-token-denial" if denial else "x-gateway-error"] = error
@@ -159,8 +165,7 @@ class Edge:
 
         prepared = await self.manifests.get(origin_url, f"edge:{route.edge}:{param}", prepare, now=self.clock())
         body = prepared.render({Slot.PLAYLIST: token or "", Slot.MEDIA: token or ""})
-        headers = {**CORS, "cache-control": PRIVATE, "content-type": content_type_for(origin_url.split("?")[0])}
-        return Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})
+        return manifest_response(origin_url, body, head=head)
 
     def verify(self, checked: CheckedPath, found: FoundToken, scope: AsgiScope) -> Grant:
         if not found.token:
@@ -247,7 +252,6 @@ class Edge:
             tokens = self.minter.slot_tokens(grant, token, now=now)
         else:
             tokens = {Slot.PLAYLIST: token, Slot.MEDIA: token}
-        headers = {**CORS, "cache-control": PRIVATE, "content-type": content_type_for(origin_url.split("?")[0])}
         cookies: list[str] = []
         if signer is None:
             body = prepared.render(tokens)
@@ -256,7 +260,7 @@ class Edge:
             cdn_grant = signer.cdn_grant(grant, min(self.minter.media_expiry(now, ends), grant.expires_at, ends))
             body = signer.render(prepared, tokens, cdn_grant)
             cookies = [format_cookie(cookie, now=now) for cookie in signer.cookies(cdn_grant)]
-        response = Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})
+        response = manifest_response(origin_url, body, head=head)
         for cookie in cookies:
             response.headers.append("set-cookie", cookie)
         return response
