@@ -129,17 +129,20 @@ class Edge:
             for param in getattr(self.settings.cdn[route.edge], "query_params", ()):
                 query = drop_query_param(query, param)  # the dialect's token never goes upstream either
         origin_url = route.origin_url(checked.encoded) + (f"?{query}" if query else "")
-        cookies = [] if decision is not None else self.cookies_for(route, grant, found, scope)
+        cookies: list[str] = []
         try:
             if is_manifest(checked.decoded) and decision is not None:
                 response = await self.dialect_playlist(route, origin_url, decision, head=scope["method"] == "HEAD")
             elif is_manifest(checked.decoded):
                 assert found.token is not None
-                response = await self.playlist(
+                response, prepared = await self.playlist(
                     route, origin_url, checked.encoded, grant, found.token, head=scope["method"] == "HEAD"
                 )
+                cookies = self.cookies_for(route, grant, found, scope, prepared)
             else:
                 response = await self.stream(checked, origin_url, scope)
+                if decision is None:
+                    cookies = self.cookies_for(route, grant, found, scope, None)
         except OriginBadStatus as exc:
             status = exc.status if exc.status in (404, 410, 416) else 502
             return error_response(status, "origin_status", str(exc))
@@ -197,18 +200,29 @@ class Edge:
         )
         return error_response(denied.http_status, denied.reason.value, denied.detail, denial=True)
 
-    def cookies_for(self, route: Route, grant: Grant, found: FoundToken, scope: AsgiScope) -> list[str]:
-        """Cookie and hybrid modes: hand out the cookie on first use, and re-issue it before it expires."""
+    def cookies_for(
+        self, route: Route, grant: Grant, found: FoundToken, scope: AsgiScope, manifest: PreparedManifest | None
+    ) -> list[str]:
+        """Cookie and hybrid modes: hand out the cookie on first use, and re-issue it before it expires.
+
+        With a manifest the player uses unrenewed for the whole title (`manifest`, see
+        `ScopedTokenMinter.lasts_the_session`) the cookie is re-issued to last until the session's cap.
+        """
         if route.delivery not in ("cookie", "hybrid") or found.source == "path":
             return []
         sessions = self.settings.sessions
         now = self.clock()
-        if found.source == "cookie" and grant.expires_at - now > sessions.token_ttl_seconds / 2:
-            return []  # plenty of life left
+        ends = grant.session_ends_at
+        until_cap = ends is not None and self.minter.lasts_the_session(manifest)
+        lasts = grant.expires_at - now > sessions.token_ttl_seconds / 2 and (
+            not until_cap or grant.expires_at >= (ends or 0)
+        )
+        if found.source == "cookie" and lasts:
+            return []  # plenty of life left (and already until the cap where it must be)
         token = found.token or ""
         expires_at = grant.expires_at
-        if grant.session_ends_at is not None and (found.source == "cookie" or grant.scope is not Scope.ALL):
-            expires_at = min(int(now) + sessions.token_ttl_seconds, grant.session_ends_at)
+        if ends is not None and (found.source == "cookie" or grant.scope is not Scope.ALL or until_cap):
+            expires_at = ends if until_cap else min(int(now) + sessions.token_ttl_seconds, ends)
             token = self.minter.mint(dataclasses.replace(grant, scope=Scope.ALL, expires_at=expires_at, key_id=None))
         return [
             set_cookie(
@@ -224,7 +238,7 @@ class Edge:
 
     async def playlist(
         self, route: Route, origin_url: str, gateway_path: str, grant: Grant, token: str, *, head: bool
-    ) -> Response:
+    ) -> tuple[Response, PreparedManifest]:
         mode = route.delivery
         signer = self.cdn_signers.get(route.mount)
 
@@ -249,7 +263,7 @@ class Edge:
         now = self.clock()
         prepared = await self.manifests.get(origin_url, f"{mode}:{route.mount}:{route.cdn}", prepare, now=now)
         if mode == "query":
-            tokens = self.minter.slot_tokens(grant, token, now=now)
+            tokens = self.minter.slot_tokens(grant, token, prepared, now=now)
         else:
             tokens = {Slot.PLAYLIST: token, Slot.MEDIA: token}
         cookies: list[str] = []
@@ -257,13 +271,14 @@ class Edge:
             body = prepared.render(tokens)
         else:
             ends = grant.session_ends_at or grant.expires_at
-            cdn_grant = signer.cdn_grant(grant, min(self.minter.media_expiry(now, ends), grant.expires_at, ends))
+            media_expiry = self.minter.media_expiry(now, ends, reloaded=prepared.reloaded)
+            cdn_grant = signer.cdn_grant(grant, min(media_expiry, grant.expires_at, ends))
             body = signer.render(prepared, tokens, cdn_grant)
             cookies = [format_cookie(cookie, now=now) for cookie in signer.cookies(cdn_grant)]
         response = manifest_response(origin_url, body, head=head)
         for cookie in cookies:
             response.headers.append("set-cookie", cookie)
-        return response
+        return response, prepared
 
     async def stream(self, checked: CheckedPath, origin_url: str, scope: AsgiScope) -> Response:
         forwarded = {

@@ -29,16 +29,16 @@ class _Entry:
     validators: dict[str, str]
 
 
-def freshness_seconds(body: bytes, cache_control: str | None, settings: OriginSettings) -> float:
-    """The origin's max-age if it gave one; else long for VOD/multivariant playlists, short for live."""
+def freshness_seconds(prepared: PreparedManifest, cache_control: str | None, settings: OriginSettings) -> float:
+    """The origin's max-age if it gave one; else long for manifests players load once (a master, a VOD
+    playlist, a static MPD), short for those they reload (live and EVENT playlists, dynamic MPDs)."""
     if cache_control:
         if "no-store" in cache_control.lower() or "no-cache" in cache_control.lower():
             return 0.0
         match = _MAX_AGE.search(cache_control)
         if match:
             return float(match.group(1))
-    is_static = b"#EXT-X-ENDLIST" in body or b"#EXT-X-STREAM-INF" in body or b'type="static"' in body
-    return settings.vod_manifest_cache_seconds if is_static else settings.live_manifest_cache_seconds
+    return settings.live_manifest_cache_seconds if prepared.reloaded else settings.vod_manifest_cache_seconds
 
 
 class ManifestCache:
@@ -91,7 +91,7 @@ class ManifestCache:
             validators["if-none-match"] = fetched.headers["etag"]
         if "last-modified" in fetched.headers:
             validators["if-modified-since"] = fetched.headers["last-modified"]
-        ttl = freshness_seconds(fetched.body, fetched.headers.get("cache-control"), self._settings)
+        ttl = freshness_seconds(prepared, fetched.headers.get("cache-control"), self._settings)
         self._entries[key] = _Entry(prepared, now + ttl, ttl, validators)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:

@@ -155,12 +155,14 @@ def title(case: str) -> str:
     return "/vod/Title9000/" if case == "mux_query" else "/vod/title-9000/"
 
 
-def session_token(case: str) -> str:
-    grant = Grant((title(case),), NOW + 300, session_id="S1", scope=Scope.ALL, session_ends_at=NOW + 3600)
+def session_token(case: str, *, scope: Scope = Scope.ALL) -> str:
+    """The session token (5 min), or with `scope=PLAYLIST` the variant URLs' token (until the cap)."""
+    expires = NOW + 3600 if scope is Scope.PLAYLIST else NOW + 300
+    grant = Grant((title(case),), expires, session_id="S1", scope=scope, session_ends_at=NOW + 3600)
     return sign_grant(grant, RING)
 
 
-async def fetch(origin: str, case: str, path: str) -> httpx.Response:
+async def fetch(origin: str, case: str, path: str, *, scope: Scope = Scope.ALL) -> httpx.Response:
     name = CASES[case][0]
     settings = Settings(
         keys=RING,
@@ -169,7 +171,8 @@ async def fetch(origin: str, case: str, path: str) -> httpx.Response:
     )
     app = build_app(settings, clock=FakeClock(NOW))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test") as client:
-        return await client.get(f"{path.replace('/vod/title-9000/', title(case))}?token={session_token(case)}")
+        token = session_token(case, scope=scope)
+        return await client.get(f"{path.replace('/vod/title-9000/', title(case))}?token={token}")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -210,6 +213,21 @@ async def test_every_cdn_url_verifies_at_that_cdn_and_tampering_fails(origin: st
         outside = cdn_urls[0].replace(title(case), "/vod/title-9001/")
         with pytest.raises(TokenDenied):
             dialect.verify(EdgeRequest(outside, cookies), now=NOW + 10)
+
+
+@pytest.mark.parametrize("case", ["cloudfront_custom_query", "akamai_acl_query", "nginx_secure_link_per_url"])
+async def test_cdn_urls_in_a_vod_playlist_live_until_the_session_cap(origin: str, case: str) -> None:
+    """A VOD playlist is loaded once (by a variant URL's playlist token): what it carries must last the film."""
+    response = await fetch(origin, case, "/vod/title-9000/v1/index.m3u8", scope=Scope.PLAYLIST)
+    base = cdn_base(case).split("/vod/")[0]
+    cdn_urls = [line for line in response.text.splitlines() if line.startswith(base)]
+    assert cdn_urls
+    dialect = dialect_for(case)
+    for url in cdn_urls:
+        dialect.verify(EdgeRequest(url, {}), now=NOW + 3590)  # 12 media TTLs later: still valid
+        with pytest.raises(TokenDenied) as info:
+            dialect.verify(EdgeRequest(url, {}), now=NOW + 3600 + 60)  # never past the session's cap
+        assert info.value.reason is Denial.EXPIRED
 
 
 async def test_master_playlists_stay_on_the_gateway(origin: str) -> None:

@@ -5,40 +5,61 @@ from hypothesis import strategies as st
 
 from gateway.grant import Grant, Scope
 from gateway.keys import HmacKey, KeyRing
-from gateway.manifests.template import Slot
+from gateway.manifests.template import PreparedManifest, Slot
 from gateway.tokens.native import inspect_token, sign_grant
 from gateway.tokens.scoped import ScopedTokenMinter
 
 RING = KeyRing((HmacKey("k1", b"\x01" * 32),))
 NOW = 1_800_000_000
+RELOADED = PreparedManifest(chunks=("a", "b"), slots=(Slot.MEDIA,), reloaded=True)  # live, EVENT, dynamic MPD
+LOADED_ONCE = PreparedManifest(chunks=("a", "b"), slots=(Slot.MEDIA,), reloaded=False)  # master, VOD, static
 
 
 @given(ttl=st.integers(2, 3600), offset=st.floats(0, 10_000, allow_nan=False))
 def test_media_tokens_live_at_least_the_ttl_and_at_most_one_and_a_half(ttl: int, offset: float) -> None:
     minter = ScopedTokenMinter(RING, media_ttl_seconds=ttl)
     now = NOW + offset
-    life = minter.media_expiry(now, 2**31) - now
+    life = minter.media_expiry(now, 2**31, reloaded=True) - now
     assert ttl - 1 < life <= ttl + minter.bucket_seconds  # whole seconds: at least the TTL, bucket-rounded
-    assert minter.media_expiry(now, int(now) + 1) == int(now) + 1  # never past the session cap
+    assert minter.media_expiry(now, int(now) + 1, reloaded=True) == int(now) + 1  # never past the session cap
+
+
+@given(ttl=st.integers(2, 3600), offset=st.floats(0, 10_000, allow_nan=False), cap=st.integers(1, 86_400))
+def test_media_tokens_in_a_manifest_loaded_once_live_until_the_session_cap(ttl: int, offset: float, cap: int) -> None:
+    minter = ScopedTokenMinter(RING, media_ttl_seconds=ttl)
+    ends = NOW + int(offset) + cap
+    assert minter.media_expiry(NOW + offset, ends, reloaded=False) == ends
 
 
 def test_slot_tokens_for_a_session_grant() -> None:
     minter = ScopedTokenMinter(RING, media_ttl_seconds=300)
     session = Grant(("/vod/t/",), NOW + 300, session_id="s", scope=Scope.ALL, session_ends_at=NOW + 3600)
-    tokens = minter.slot_tokens(session, sign_grant(session, RING), now=NOW)
+    tokens = minter.slot_tokens(session, sign_grant(session, RING), RELOADED, now=NOW)
     playlist, media = inspect_token(tokens[Slot.PLAYLIST]), inspect_token(tokens[Slot.MEDIA])
     assert playlist.scope is Scope.PLAYLIST and playlist.expires_at == NOW + 3600
     assert media.scope is Scope.MEDIA and NOW + 300 <= media.expires_at <= NOW + 450
     assert playlist.path_prefixes == media.path_prefixes == ("/vod/t/",)
     # A media playlist requested with the playlist token writes that same token on rendition reports.
-    again = minter.slot_tokens(playlist, tokens[Slot.PLAYLIST], now=NOW + 1000)
+    again = minter.slot_tokens(playlist, tokens[Slot.PLAYLIST], RELOADED, now=NOW + 1000)
     assert again[Slot.PLAYLIST] == tokens[Slot.PLAYLIST]
+
+
+def test_a_manifest_loaded_once_gets_a_media_token_until_the_session_cap() -> None:
+    minter = ScopedTokenMinter(RING, media_ttl_seconds=300)
+    session = Grant(("/vod/t/",), NOW + 300, session_id="s", scope=Scope.ALL, session_ends_at=NOW + 3 * 3600)
+    tokens = minter.slot_tokens(session, sign_grant(session, RING), LOADED_ONCE, now=NOW)
+    media = inspect_token(tokens[Slot.MEDIA])
+    assert media.scope is Scope.MEDIA and media.expires_at == NOW + 3 * 3600
+    assert media.session_id == "s" and media.path_prefixes == ("/vod/t/",)
+    # Every response of the session writes the same string: signed once, stable URIs.
+    later = minter.slot_tokens(session, sign_grant(session, RING), LOADED_ONCE, now=NOW + 1234)
+    assert later[Slot.MEDIA] == tokens[Slot.MEDIA]
 
 
 def test_plain_grants_pass_through_unchanged() -> None:
     grant = Grant(("/vod/t/",), NOW + 60)
     token = sign_grant(grant, RING)
-    assert ScopedTokenMinter(RING, media_ttl_seconds=10).slot_tokens(grant, token, now=NOW) == {
+    assert ScopedTokenMinter(RING, media_ttl_seconds=10).slot_tokens(grant, token, LOADED_ONCE, now=NOW) == {
         Slot.PLAYLIST: token,
         Slot.MEDIA: token,
     }

@@ -31,6 +31,9 @@ characters are percent-encoded), and in SegmentTemplate values every `$` the cal
 written `$$` while the template's own `$Identifier$`s and `$$`s stay as they were. A token slot is
 written raw: tokens are base64url / URL-safe (`[A-Za-z0-9_=.~-]`), so they need no XML or `$` escaping.
 
+`PreparedManifest.reloaded` is True for `MPD@type="dynamic"` (players reload it every
+minimumUpdatePeriod), False for a static MPD (the default type) and for an xlinked fragment.
+
 Refused with ManifestError: input over `max_bytes`, bytes that are not UTF-8 (an XML declaration naming
 another encoding is ignored: the document is read as UTF-8), XML that is not (namespace-)well-formed —
 undeclared prefixes included, although shaka's lenient reader accepts them — and any DOCTYPE.
@@ -91,6 +94,9 @@ def _build_tables() -> tuple[dict[str, frozenset[str]], dict[tuple[str, str | No
 
 
 _ATTRIBUTES, _PLACES = _build_tables()
+# MPD@type is located too (it is no URI place): a dynamic MPD is reloaded by the player, a static one not.
+_MPD_TYPE = {_qualified(namespace, "MPD"): frozenset({"type"}) for namespace in ("", *_MPD_NAMESPACES)}
+_LOCATED_ATTRIBUTES = _ATTRIBUTES | _MPD_TYPE
 _TEXT_ELEMENTS = frozenset(element for element, attribute in _PLACES if attribute is None)
 URI_PLACES: frozenset[UriPlace] = frozenset(_PLACES.values())
 """Every place the rewriter can hand to the callback."""
@@ -119,7 +125,11 @@ def prepare_mpd(data: bytes, rewrite_uri: RewriteUri, *, max_bytes: int | None =
     slots: list[Slot] = []
     pieces: list[str] = []
     kept_until = 0
-    for found in locate_values(data, _ATTRIBUTES, _TEXT_ELEMENTS):
+    reloaded = False  # MPD@type defaults to "static"; an xlinked fragment is resolved once
+    for found in locate_values(data, _LOCATED_ATTRIBUTES, _TEXT_ELEMENTS):
+        if found.attribute == "type":
+            reloaded = found.value == "dynamic"
+            continue
         new = _rewrite(found, rewrite_uri, slots)
         if new is not None:
             pieces += (data[kept_until : found.start + found.lead].decode(), new)
@@ -127,8 +137,8 @@ def prepare_mpd(data: bytes, rewrite_uri: RewriteUri, *, max_bytes: int | None =
     pieces.append(data[kept_until:].decode())
     text = "".join(pieces)
     if not slots:
-        return PreparedManifest(chunks=(text,), slots=())
-    return PreparedManifest(chunks=tuple(text.split(_SLOT_MARK)), slots=tuple(slots))
+        return PreparedManifest(chunks=(text,), slots=(), reloaded=reloaded)
+    return PreparedManifest(chunks=tuple(text.split(_SLOT_MARK)), slots=tuple(slots), reloaded=reloaded)
 
 
 def _rewrite(found: Found, rewrite_uri: RewriteUri, slots: list[Slot]) -> str | None:

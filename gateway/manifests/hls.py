@@ -41,6 +41,7 @@ __all__ = [
     "RewriteUri",
     "UriPlace",
     "is_master_playlist",
+    "is_reloaded",
     "prepare_playlist",
 ]
 
@@ -107,6 +108,9 @@ URI_PLACES: tuple[UriPlace, ...] = (
 # Tags only a Multivariant Playlist has. Searching for "\n#..." gives the regex a literal prefix to scan
 # for; a "^" anchor with re.M would try a match at every character.
 _MULTIVARIANT_TAG = re.compile(r"\n#EXT-X-(?:STREAM-INF|I-FRAME-STREAM-INF|IMAGE-STREAM-INF|MEDIA):")
+# A media playlist the player will not reload (RFC 8216 §6.3.4: no reload once EXT-X-ENDLIST is seen; a
+# VOD playlist "cannot change"). Tag names end at ":", whitespace or the line end.
+_LOADED_ONCE_TAG = re.compile(r"\n#EXT-X-(?:ENDLIST(?![^\s:])|PLAYLIST-TYPE:VOD(?![^\s]))")
 # Marks a token slot while lines are rewritten; input with NUL is rejected, so it cannot collide.
 _SLOT_MARK = "\x00"
 _LINE_ESCAPES = str.maketrans({"\r": "%0D", "\n": "%0A", "\x00": "%00"})
@@ -116,6 +120,15 @@ _QUOTED_ESCAPES = str.maketrans({'"': "%22", "\r": "%0D", "\n": "%0A", "\x00": "
 def is_master_playlist(text: str) -> bool:
     """True if `text` has a tag only a Multivariant ("master") Playlist may contain at a line start."""
     return _MULTIVARIANT_TAG.search(text) is not None
+
+
+def is_reloaded(text: str) -> bool:
+    """True for a media playlist a player reloads: live or EVENT, without EXT-X-ENDLIST.
+
+    A Multivariant Playlist is loaded once; so is a media playlist with EXT-X-ENDLIST or
+    `EXT-X-PLAYLIST-TYPE:VOD`.
+    """
+    return not is_master_playlist(text) and _LOADED_ONCE_TAG.search(text) is None
 
 
 def prepare_playlist(
@@ -178,10 +191,11 @@ def prepare_playlist(
         else:
             slots.append(slot)
             lines[index] = head + _SLOT_MARK + tail
+    multivariant = is_master_playlist(text)
+    reloaded = not multivariant and _LOADED_ONCE_TAG.search(text) is None  # is_reloaded, without a 2nd search
     text = "\n".join(lines)
-    if not slots:
-        return PreparedManifest(chunks=(text,), slots=())
-    return PreparedManifest(chunks=tuple(text.split(_SLOT_MARK)), slots=tuple(slots))
+    chunks = tuple(text.split(_SLOT_MARK)) if slots else (text,)
+    return PreparedManifest(chunks=chunks, slots=tuple(slots), reloaded=reloaded, multivariant=multivariant)
 
 
 class _Splicer:

@@ -47,6 +47,13 @@ class PreparedManifest:
     chunks: tuple[str, ...]
     slots: tuple[Slot, ...]
     encoding: str = "utf-8"
+    # Whether the player reloads this manifest: a live or EVENT media playlist (no #EXT-X-ENDLIST) or a
+    # dynamic MPD. What is written into a manifest that is loaded once (a master, a VOD playlist, a static
+    # MPD) is never replaced, so it must stay valid as long as the player may use it; see tokens/scoped.py.
+    reloaded: bool = False
+    # A Multivariant ("master") Playlist: it lists playlists, and what they are (VOD or live) is not known
+    # from it.
+    multivariant: bool = False
     # Derived once per manifest, so `render` is a bytes.join or two. Encoding a joined ~1 MB str per request
     # costs ~1 ms (a fresh large allocation each time) against ~0.15 ms for joining pre-encoded bytes, and
     # frozenset(self.slots) would call Enum.__hash__ (Python code) once per slot.

@@ -3,9 +3,16 @@
 A session grant (one with `session_ends_at`) yields two derived tokens per playlist response:
 - PLAYLIST-scoped, valid until the session's hard cap: variant and rendition URLs are fixed when the
   master loads and reloaded for hours, so their token must live as long as the session may;
-- MEDIA-scoped, short: segments, parts, keys and init sections; its expiry (now + TTL) is rounded up to
-  a bucket boundary so the same URI string repeats across reloads within a bucket (stable URLs for caches,
-  players and LL-HLS delta updates) and signing happens at most once per bucket, never per URI.
+- MEDIA-scoped: segments, parts, keys and init sections. Its life follows what the player can refresh,
+  read from the manifest it is written into (`PreparedManifest.reloaded`), never from the URL:
+  * in a manifest the player reloads (live and EVENT playlists, dynamic MPDs) it is short and rolls
+    forward with every reload: its expiry (now + TTL) is rounded up to a bucket boundary, so the same URI
+    string repeats across reloads within a bucket (stable URLs for caches, players and LL-HLS delta
+    updates) and signing happens at most once per bucket, never per URI;
+  * in a manifest loaded once (a master, a VOD playlist with #EXT-X-ENDLIST or PLAYLIST-TYPE:VOD, a static
+    MPD) nothing would ever replace it, so it lives until the session's hard cap, like the playlist token.
+    A player that refreshes nothing (shaka, dash.js, Safari, smart TVs, ffmpeg) then plays a film to its
+    end and seeks back hours later. The session still bounds it: cap, revocation, IP binding.
 A plain grant (no session cap, e.g. from `gateway sign`) is passed through as is.
 """
 
@@ -16,7 +23,7 @@ import math
 
 from gateway.grant import Grant, Scope
 from gateway.keys import KeyRing
-from gateway.manifests.template import Slot
+from gateway.manifests.template import PreparedManifest, Slot
 from gateway.tokens.native import sign_grant
 
 
@@ -39,17 +46,31 @@ class ScopedTokenMinter:
             token = self._minted[grant] = sign_grant(grant, self.keys)
         return token
 
-    def media_expiry(self, now: float, session_ends_at: int) -> int:
-        """`now + TTL` rounded up to a bucket boundary: between TTL and 1.5 x TTL of life, never past the cap.
+    def media_expiry(self, now: float, session_ends_at: int, *, reloaded: bool) -> int:
+        """When media credentials written into a manifest expire (`reloaded`: see `PreparedManifest`).
 
-        A player may hold a segment URL for up to a target duration (hls.js holds audio back until the
-        matching video segment loads) before using it, so every minted token keeps at least the full TTL.
+        Loaded once: the session's cap. Reloaded: `now + TTL` rounded up to a bucket boundary, between
+        TTL and 1.5 x TTL of life, never past the cap. A player may hold a segment URL for up to a target
+        duration (hls.js holds audio back until the matching video segment loads) before using it, so
+        every rolling token keeps at least the full TTL.
         """
+        if not reloaded:
+            return session_ends_at
         bucketed = math.ceil((now + self.media_ttl_seconds) / self.bucket_seconds) * self.bucket_seconds
         return min(int(bucketed), session_ends_at)
 
-    def slot_tokens(self, grant: Grant, token: str, *, now: float) -> dict[Slot, str]:
-        """Tokens for a playlist response requested with `token` (already verified as `grant`)."""
+    @staticmethod
+    def lasts_the_session(manifest: PreparedManifest | None) -> bool:
+        """Whether a credential handed out with `manifest` (a cookie) must last until the session's cap.
+
+        True for a manifest the player uses unrenewed for the whole title: a VOD media playlist or a
+        static MPD. A master is loaded once too, but says nothing about its playlists: they decide when
+        they are served (live ones keep the cookie rolling).
+        """
+        return manifest is not None and not manifest.reloaded and not manifest.multivariant
+
+    def slot_tokens(self, grant: Grant, token: str, manifest: PreparedManifest, *, now: float) -> dict[Slot, str]:
+        """Tokens for `manifest`'s slots, served to a request with `token` (already verified as `grant`)."""
         if grant.session_ends_at is None:
             return {Slot.PLAYLIST: token, Slot.MEDIA: token}
         ends = grant.session_ends_at
@@ -60,6 +81,10 @@ class ScopedTokenMinter:
                 dataclasses.replace(grant, scope=Scope.PLAYLIST, expires_at=ends, not_before=None, key_id=None)
             )
         media = dataclasses.replace(
-            grant, scope=Scope.MEDIA, expires_at=self.media_expiry(now, ends), not_before=None, key_id=None
+            grant,
+            scope=Scope.MEDIA,
+            expires_at=self.media_expiry(now, ends, reloaded=manifest.reloaded),
+            not_before=None,
+            key_id=None,
         )
         return {Slot.PLAYLIST: playlist_token, Slot.MEDIA: self.mint(media)}

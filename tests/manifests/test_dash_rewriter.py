@@ -355,3 +355,29 @@ def test_a_large_segment_list_is_prepared_quickly() -> None:
     elapsed = time.perf_counter() - started
     assert len(prepared.slots) == 2000 * 6
     assert elapsed < 2.0  # ~0.1 s measured; generous for a loaded CI machine
+
+
+# --- what the player will reload (the media-token lifetime follows it, see gateway/tokens/scoped.py) -----
+
+
+@pytest.mark.parametrize(
+    ("root", "reloaded"),
+    [
+        ('<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic" minimumUpdatePeriod="PT2S">', True),
+        ("<MPD type='dynamic'>", True),
+        ('<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static">', False),
+        ('<MPD xmlns="urn:mpeg:dash:schema:mpd:2011">', False),  # @type defaults to static
+        ('<MPD xmlns="urn:other" type="dynamic">', False),  # not an MPD
+    ],
+)
+def test_dynamic_mpds_are_reloaded_and_static_ones_loaded_once(root: str, reloaded: bool) -> None:
+    data = f"{root}<Period><BaseURL>a/</BaseURL></Period></MPD>".encode()
+    assert prepare_mpd(data, lambda uri, place: None).reloaded is reloaded
+
+
+def test_golden_static_and_dynamic_cases_say_what_they_are() -> None:
+    def reloaded(case: str) -> bool:
+        return prepare_mpd((FIXTURES / f"{case}.mpd").read_bytes(), lambda uri, place: None).reloaded
+
+    assert reloaded("dynamic_live")
+    assert not reloaded("ffmpeg_template_timeline")

@@ -217,3 +217,38 @@ def test_error_messages_carry_a_short_excerpt_of_the_line() -> None:
         prepare_playlist(b'#EXTM3U\n#EXT-X-MAP:URI="' + b"x" * 500 + b"\n", golden_rewrite)
     assert raised.value.line is not None
     assert len(raised.value.line) <= 120
+
+
+# --- what the player will reload (the media-token lifetime follows it, see gateway/tokens/scoped.py) -----
+
+LOADED_ONCE = {
+    "master": "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n",
+    "endlist": "#EXTM3U\n#EXTINF:1,\ns.ts\n#EXT-X-ENDLIST\n",
+    "endlist_crlf_no_final_newline": "#EXTM3U\r\n#EXTINF:1,\r\ns.ts\r\n#EXT-X-ENDLIST",
+    "vod_type_without_endlist": "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:1,\ns.ts\n",
+    "event_that_ended": "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:1,\ns.ts\n#EXT-X-ENDLIST\n",
+}
+RELOADED = {
+    "live": "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:7\n#EXTINF:1,\ns.ts\n",
+    "event": "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:1,\ns.ts\n",
+    "endlist_only_in_a_comment": "#EXTM3U\n# #EXT-X-ENDLIST\n#EXTINF:1,\ns.ts\n",
+    "an_unknown_tag_sharing_the_prefix": "#EXTM3U\n#EXT-X-ENDLIST-SOON\n#EXT-X-PLAYLIST-TYPE:VODX\n#EXTINF:1,\ns.ts\n",
+}
+
+
+@pytest.mark.parametrize("text", LOADED_ONCE.values(), ids=LOADED_ONCE.keys())
+def test_masters_and_vod_playlists_are_loaded_once(text: str) -> None:
+    assert not prepare_playlist(text.encode(), lambda uri, place: None).reloaded
+
+
+@pytest.mark.parametrize("text", RELOADED.values(), ids=RELOADED.keys())
+def test_live_and_event_playlists_are_reloaded(text: str) -> None:
+    assert prepare_playlist(text.encode(), lambda uri, place: None).reloaded
+
+
+def test_golden_vod_and_live_cases_say_what_they_are() -> None:
+    def read(name: str) -> bytes:
+        return (FIXTURES / f"{name}.m3u8").read_bytes()
+
+    assert not prepare_playlist(read("vod_aes"), lambda uri, place: None).reloaded
+    assert prepare_playlist(read("ll_hls_live"), lambda uri, place: None).reloaded
