@@ -2,7 +2,8 @@
 
 A demo origin serves the bundled streams (fixtures/media) on 127.0.0.1; the gateway protects it under
 four mounts, one per delivery mode; demo users and titles exercise the entitlement checks; the hls.js
-demo page is served at `/`. A development key is created on first run (with a loud warning).
+demo page is served at `/`, and the plain player page (hls.js, shaka-player or dash.js with no token
+logic at all) at `/players/plain.html`. A development key is created on first run (with a loud warning).
 """
 
 from __future__ import annotations
@@ -29,16 +30,26 @@ from gateway.entitlements import CatalogEntitlements, Title, Viewer
 from gateway.keys import new_key_entry, parse_key_ring
 from gateway.media_types import content_type_for
 from gateway.runtime import tune_allocator
+from gateway.startup import describe
 
 REPO = Path(__file__).resolve().parent.parent
 MEDIA_ROOT = REPO / "fixtures" / "media"
 PLAYERS = REPO / "players"
-HLS_JS = PLAYERS / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+NODE_MODULES = PLAYERS / "node_modules"
+HLS_JS = NODE_MODULES / "hls.js" / "dist" / "hls.min.js"
+# Served at /players/vendor/<name>: an allow-list of built player files, never a view of node_modules.
+VENDOR_FILES = {
+    "hls.min.js": HLS_JS,
+    "shaka-player.compiled.js": NODE_MODULES / "shaka-player" / "dist" / "shaka-player.compiled.js",
+    "dash.all.min.js": NODE_MODULES / "dashjs" / "dist" / "modern" / "umd" / "dash.all.min.js",
+}
 PLAYER_FILES = {
     "index.html": "text/html",
     "demo.js": "text/javascript",
     "demo.css": "text/css",
     "screenshot.png": "image/png",
+    "plain.html": "text/html",
+    "plain.js": "text/javascript",
 }
 
 log = logging.getLogger("gateway.demo")
@@ -49,16 +60,23 @@ DEMO_USERS = {
     "demo-abroad": Viewer("u-abroad", "Beatriz (paid, in Brazil)", "paid", "BR"),
 }
 LIVE_TITLE = Title("/live/title-9000/", "Live: Title 9000 (24/7 loop, key rotation, 60 s DVR)", paid=False)
+PREMIUM_COUNTRIES = frozenset({"NL", "DE", "FR", "GB", "US"})
+# The DASH title is premium like title-9000 (same plan and countries), so the session API's refusals
+# (`not_entitled`, `geo_blocked`) can be seen with a DASH player too.
+DASH_TITLE = Title(
+    "/vod/dash-9000/",
+    "Title 9000, DASH (premium)",
+    paid=True,
+    allowed_countries=PREMIUM_COUNTRIES,
+)
 DEMO_TITLES = (
-    Title(
-        "/vod/title-9000/",
-        "Title 9000 (premium)",
-        paid=True,
-        allowed_countries=frozenset({"NL", "DE", "FR", "GB", "US"}),
-    ),
+    Title("/vod/title-9000/", "Title 9000 (premium)", paid=True, allowed_countries=PREMIUM_COUNTRIES),
     Title("/vod/free-trailer/", "Free trailer", paid=False),
     LIVE_TITLE,
+    DASH_TITLE,
 )
+# A title's manifest, below its prefix (the prefix is the manifest's directory: see SessionService).
+MANIFESTS = {DASH_TITLE.prefix: "manifest.mpd"}
 DEMO_MODES = (("query", "/vod/"), ("cookie", "/cookie/vod/"), ("hybrid", "/hybrid/vod/"), ("path", "/pathmode/vod/"))
 LIVE_MODES = (("query", "/live/"), ("cookie", "/cookie/live/"))
 
@@ -99,13 +117,18 @@ def demo_routes() -> list[BaseRoute]:
     async def page(_: Request) -> Response:
         return FileResponse(PLAYERS / "index.html", headers={"cache-control": "no-store"})
 
-    async def hls_js(_: Request) -> Response:
-        if not HLS_JS.exists():
+    async def vendor_file(request: Request) -> Response:
+        path = VENDOR_FILES.get(request.path_params["name"])
+        if path is None:
+            return JSONResponse(
+                {"error": "not_found", "detail": f"no player file {request.path_params['name']!r}"}, status_code=404
+            )
+        if not path.exists():
             return JSONResponse(
                 {"error": "players_not_installed", "detail": "run `npm ci` in players/ (scripts/demo.sh does)"},
                 status_code=503,
             )
-        return FileResponse(HLS_JS, media_type="text/javascript")
+        return FileResponse(path, media_type="text/javascript")
 
     async def player_file(request: Request) -> Response:
         # An allow-list, not a static mount: players/ also holds node_modules and the test driver.
@@ -120,7 +143,13 @@ def demo_routes() -> list[BaseRoute]:
             for credential, v in DEMO_USERS.items()
         ]
         titles = [
-            {"asset": t.prefix + "master.m3u8", "name": t.name, "paid": t.paid, "live": t is LIVE_TITLE}
+            {
+                "asset": t.prefix + MANIFESTS.get(t.prefix, "master.m3u8"),
+                "name": t.name,
+                "paid": t.paid,
+                "live": t is LIVE_TITLE,
+                "format": "dash" if MANIFESTS.get(t.prefix, "").endswith(".mpd") else "hls",
+            }
             for t in DEMO_TITLES
         ]
         modes = [{"name": name, "mount": mount} for name, mount in DEMO_MODES]
@@ -129,7 +158,7 @@ def demo_routes() -> list[BaseRoute]:
 
     return [
         Route("/", page, methods=["GET"]),
-        Route("/players/vendor/hls.min.js", hls_js, methods=["GET"]),
+        Route("/players/vendor/{name:str}", vendor_file, methods=["GET"]),
         Route("/api/demo/catalog", catalog, methods=["GET"]),
         Route("/players/{name:str}", player_file, methods=["GET"]),
     ]
@@ -181,11 +210,14 @@ async def _serve(gateway: Starlette, origin: Starlette, host: str, port: int, or
     await asyncio.gather(*(server.serve() for server in servers))
 
 
-def run_demo(host: str, port: int, state_dir: Path) -> int:
+def run_demo(host: str, port: int, state_dir: Path, **session_overrides: int) -> int:
+    """`session_overrides`: `SessionSettings` fields from the command line (token TTLs, max life)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     origin_port = port + 1
-    gateway = build_demo(state_dir, f"http://127.0.0.1:{origin_port}/")
+    settings = demo_settings(state_dir, f"http://127.0.0.1:{origin_port}/", **session_overrides)
+    gateway = build_app(settings, extra_routes=demo_routes())
+    log.info("%s", describe(settings, f"http://{host}:{port}"))
     if not HLS_JS.exists():
         print("note: players/node_modules is missing: run `npm ci` in players/ (scripts/demo.sh does)", file=sys.stderr)
     print(f"demo: open http://{host}:{port}/   (origin on 127.0.0.1:{origin_port}; Ctrl-C to stop)")

@@ -81,6 +81,7 @@
       case 'hls_error': return `hls.js ${e.fatal ? 'FATAL ' : ''}${e.details}${e.code ? ' (' + e.code + ')' : ''}`;
       case 'level_switched': return `playing level ${e.level} (${e.label})`;
       case 'level_selected': return e.level < 0 ? 'quality: auto (ABR)' : `quality: level ${e.level} (${e.label}) selected`;
+      case 'dash_title': return 'a DASH title: open it in the plain player (dash.js or shaka-player), links below the video';
       case 'revoke_failed': return `revoke failed: ${e.error || e.status}`;
       default: return `${e.type} ${JSON.stringify(e)}`;
     }
@@ -432,6 +433,10 @@
 
   // ---- Playback -------------------------------------------------------------------------------------
   function play(url) {
+    if (new URL(url, location.href).pathname.endsWith('.mpd')) {
+      offerDashPlayers(url);
+      return;
+    }
     if (!window.Hls) {
       recordDenial({ source: 'page', status: 0, reason: 'no_hls_js', detail: 'hls.js did not load from /players/vendor/hls.min.js' });
       return;
@@ -441,7 +446,11 @@
       return;
     }
     const startLevel = params.has('level') ? Number(params.get('level')) : undefined;
-    hls = window.hls = new Hls({ xhrSetup, startLevel, ...loadPolicies() });
+    // `?buffer=S`: S seconds of forward buffer and the least back buffer, so segments are fetched
+    // progressively and a seek back fetches them again (tests use it with renew=off).
+    const bufferS = params.has('buffer') ? Number(params.get('buffer')) : null;
+    const buffering = bufferS === null ? {} : { maxBufferLength: bufferS, maxMaxBufferLength: bufferS, backBufferLength: 0 };
+    hls = window.hls = new Hls({ xhrSetup, startLevel, ...buffering, ...loadPolicies() });
 
     hls.on(Hls.Events.ERROR, (_, d) => {
       const url = (d.frag && d.frag.url) || d.url || (d.context && d.context.url) || '';
@@ -493,6 +502,24 @@
     // Back from a long pause: make sure the token is alive before hls.js asks for more.
     if (session && tokenNeedsRenewal()) refreshToken('resume').catch(() => {});
   });
+
+  // A DASH title: this page plays HLS with hls.js, so offer the plain page's DASH players with the session's
+  // URL as it is. There they get no renewal at all: the gateway alone keeps the session playing.
+  function offerDashPlayers(url) {
+    const box = $('quality-buttons');
+    box.replaceChildren('DASH: play in ');
+    for (const [player, label] of [['dashjs', 'dash.js'], ['shaka', 'shaka-player']]) {
+      const link = document.createElement('a');
+      const href = (src) => `/players/plain.html?${new URLSearchParams({ player, src })}`;
+      link.href = href(url);
+      // The newest session token at the moment of the click (the page keeps renewing it meanwhile).
+      link.addEventListener('click', () => { if (session) link.href = href(withCurrentToken(url, session.token)); });
+      link.target = '_blank';
+      link.textContent = label;
+      box.append(link, ' ');
+    }
+    emit('dash_title', { url });
+  }
 
   // ---- Quality switcher -------------------------------------------------------------------------------
   const levelLabel = (l) => (l.height ? `${l.height}p` : `${Math.round(l.bitrate / 1000)}k`);

@@ -1,6 +1,7 @@
 """The committed demo streams under ``fixtures/media/vod`` are complete, consistent and decryptable.
 
-Pure Python: no network and no ffmpeg. ``fixtures/media/generate.py`` makes (and deeply verifies,
+The HLS titles are read with ``m3u8``, the DASH title's MPD with ``mpegdash``. Pure Python: no network and
+no ffmpeg. ``fixtures/media/generate.py`` makes (and deeply verifies,
 with ffmpeg) these files; this test guards what is committed.
 """
 
@@ -16,11 +17,15 @@ import m3u8
 import pytest
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from mpegdash.parser import MPEGDASHParser
 
 MEDIA = Path(__file__).resolve().parent.parent / "fixtures" / "media"
 VOD = MEDIA / "vod"
 PREMIUM = VOD / "title-9000"
 TRAILER = VOD / "free-trailer"
+DASH = VOD / "dash-9000"
+DASH_SECONDS = 16.0
+DASH_MANIFEST = DASH / "manifest.mpd"
 TITLE_SECONDS = {PREMIUM.name: 12.0, TRAILER.name: 6.0}
 SIZE_BUDGET = 5 * 1024 * 1024
 TS_PACKET = 188
@@ -305,3 +310,89 @@ def test_size_budget() -> None:
     files = [p for p in MEDIA.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     total = sum(p.stat().st_size for p in files)
     assert total <= SIZE_BUDGET, f"fixtures/media is {total} bytes, budget {SIZE_BUDGET}"
+
+
+# --------------------------------------------------------------------------------------------- dash-9000
+
+
+def dash_timeline(template: Any) -> list[tuple[int, int]]:
+    """(start, duration) per segment from a SegmentTemplate's SegmentTimeline (`S@t`, `@d`, `@r`)."""
+    out: list[tuple[int, int]] = []
+    now = 0
+    for s in template.segment_timelines[0].Ss:
+        now = int(s.t) if s.t is not None else now
+        for _ in range(int(s.r or 0) + 1):
+            out.append((now, int(s.d)))
+            now += int(s.d)
+    return out
+
+
+def dash_files(template: Any, rep_id: str) -> tuple[str, list[str]]:
+    """The init segment and the media segments a player requests for one Representation."""
+    init = str(template.initialization).replace("$RepresentationID$", rep_id)
+    media = str(template.media).replace("$RepresentationID$", rep_id)
+    start = int(template.start_number if template.start_number is not None else 1)
+    count = len(dash_timeline(template))
+    return init, [media.replace("$Number%05d$", f"{n:05d}") for n in range(start, start + count)]
+
+
+def dash_representations() -> Iterator[tuple[Any, Any, Any]]:
+    """(AdaptationSet, Representation, its SegmentTemplate) for every Representation of the MPD."""
+    mpd = MPEGDASHParser.parse(str(DASH_MANIFEST))
+    for aset in mpd.periods[0].adaptation_sets:
+        for rep in aset.representations:
+            templates = rep.segment_templates or aset.segment_templates
+            assert templates, f"{rep.id}: no SegmentTemplate"
+            yield aset, rep, templates[0]
+
+
+def test_dash_mpd_is_static_and_durations_add_up() -> None:
+    assert DASH_MANIFEST.is_file(), f"missing {DASH_MANIFEST}; run fixtures/media/generate.py"
+    mpd = MPEGDASHParser.parse(str(DASH_MANIFEST))
+    assert mpd.type == "static" and len(mpd.periods) == 1
+    assert mpd.media_presentation_duration == "PT16.000S"
+    sets = mpd.periods[0].adaptation_sets
+    assert [a.content_type for a in sets] == ["video", "audio"]
+    video, audio = sets
+    assert len(video.representations) >= 2 and len(audio.representations) == 1
+    counts = set()
+    for aset, rep, template in dash_representations():
+        assert "$RepresentationID$" in template.initialization, "init named per Representation"
+        assert "$Number%05d$" in template.media and "$RepresentationID$" in template.media
+        timeline = dash_timeline(template)
+        starts = [start for start, _ in timeline]
+        assert starts[0] == 0 and starts[1:] == [s + d for s, d in timeline[:-1]], f"{rep.id}: gaps in the timeline"
+        seconds = sum(d for _, d in timeline) / int(template.timescale)
+        if aset.content_type == "video":
+            assert seconds == DASH_SECONDS, f"{rep.id}: {seconds} s"
+            assert str(rep.codecs).startswith("avc1.4d"), f"{rep.id}: not H.264 Main: {rep.codecs}"
+        else:
+            assert seconds == pytest.approx(DASH_SECONDS, abs=0.15), f"{rep.id}: {seconds} s"
+            assert rep.codecs == "mp4a.40.2"
+        assert all(d / int(template.timescale) <= 2.05 for _, d in timeline), f"{rep.id}: segment > 2 s"
+        counts.add(len(timeline))
+    assert len(counts) == 1, f"Representations differ in segment count: {counts}"
+    sizes = [(r.width, r.height) for r in video.representations]
+    assert len(set(sizes)) == len(sizes) and all(w * 9 == h * 16 for w, h in sizes), sizes
+
+
+def test_dash_every_referenced_file_exists_and_nothing_else() -> None:
+    referenced = {DASH_MANIFEST.name}
+    for _, rep, template in dash_representations():
+        init, segments = dash_files(template, str(rep.id))
+        head = (DASH / init).read_bytes()
+        assert head[4:8] == b"ftyp" and b"moov" in head, f"{init}: not an ISO BMFF init segment"
+        for name in segments:
+            assert (DASH / name).read_bytes()[4:8] in (b"styp", b"moof"), f"{name}: not a media segment"
+        assert not referenced & {init, *segments}, "every segment URL is distinct (browsers cache by URL)"
+        referenced.update([init, *segments])
+    present = {str(p.relative_to(DASH)) for p in DASH.rglob("*") if p.is_file()}
+    assert present == referenced, f"unreferenced {sorted(present - referenced)}, missing {sorted(referenced - present)}"
+
+
+def test_dash_bandwidth_covers_measured_peaks() -> None:
+    for _, rep, template in dash_representations():
+        _, segments = dash_files(template, str(rep.id))
+        durations = [d / int(template.timescale) for _, d in dash_timeline(template)]
+        peak = max((DASH / n).stat().st_size * 8 / d for n, d in zip(segments, durations, strict=True))
+        assert int(rep.bandwidth) >= math.floor(peak), f"{rep.id}: {rep.bandwidth} < {peak}"

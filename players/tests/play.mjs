@@ -42,12 +42,7 @@
  * and whether the video is paused.
  */
 import { createHash } from 'node:crypto';
-import { chromium } from 'playwright-core';
-
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required'];
+import { launchChromium } from './chromium.mjs';
 
 function parseArgs(argv) {
   const opts = { timeoutMs: 30000, rate: 4, minTime: 5, expectDenial: false, switchLevel: null,
@@ -137,7 +132,7 @@ let browser;
 const pending = [];  // header/body reads still in flight
 let requestsSent = 0;
 try {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+  browser = await launchChromium();
 } catch (err) {
   result.outcome = 'browser_failed';
   result.error = String(err && err.message || err).split('\n')[0];

@@ -94,15 +94,13 @@ class Demo:
 
 
 @contextlib.contextmanager
-def running_demo(state_dir: Path, token_ttl_seconds: int | None = None) -> Iterator[Demo]:
-    """The demo origin and the demo gateway in front of it, each under a real uvicorn."""
+def running_demo(state_dir: Path, *, leeway_seconds: float = 5.0, **session_overrides: Any) -> Iterator[Demo]:
+    """The demo origin and the demo gateway in front of it, each under a real uvicorn.
+
+    `session_overrides` are `SessionSettings` fields (short TTLs for the renewal and no-refresh proofs).
+    """
     with serve_app(build_demo_origin()) as origin_url:
-        origin = f"{origin_url}/"
-        gateway = (
-            build_demo(state_dir, origin_url=origin, token_ttl_seconds=token_ttl_seconds)
-            if token_ttl_seconds
-            else build_demo(state_dir, origin_url=origin)
-        )
+        gateway = build_demo(state_dir, f"{origin_url}/", leeway_seconds=leeway_seconds, **session_overrides)
         with serve_app(gateway) as gateway_url:
             catalog = httpx.get(f"{gateway_url}/api/demo/catalog", timeout=10).json()
             yield Demo(gateway_url, catalog)

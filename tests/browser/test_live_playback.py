@@ -33,15 +33,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import m3u8
 import pytest
 
-from gateway.demo import MEDIA_ROOT, build_demo, build_demo_origin
+from gateway.demo import MEDIA_ROOT
 from gateway.grant import Grant, Scope
 from gateway.tokens.native import inspect_token
 from tests.browser import test_demo_playback as vod
-from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -73,18 +71,14 @@ ALLOWED_AFTER_STOP = frozenset({"levelLoadError", "audioTrackLoadError", "fragLo
 @contextlib.contextmanager
 def running_live_demo(state_dir: Path, *, max_life_seconds: int) -> Iterator[vod.Demo]:
     """The demo origin (with its live loop) and the demo gateway with short tokens and no leeway."""
-    with serve_app(build_demo_origin()) as origin_url:
-        gateway = build_demo(
-            state_dir,
-            origin_url=f"{origin_url}/",
-            leeway_seconds=0,
-            media_ttl_seconds=MEDIA_TTL_SECONDS,
-            token_ttl_seconds=TOKEN_TTL_SECONDS,
-            max_life_seconds=max_life_seconds,
-        )
-        with serve_app(gateway) as gateway_url:
-            catalog = httpx.get(f"{gateway_url}/api/demo/catalog", timeout=10).json()
-            yield vod.Demo(gateway_url, catalog)
+    with vod.running_demo(
+        state_dir,
+        leeway_seconds=0,
+        media_ttl_seconds=MEDIA_TTL_SECONDS,
+        token_ttl_seconds=TOKEN_TTL_SECONDS,
+        max_life_seconds=max_life_seconds,
+    ) as demo:
+        yield demo
 
 
 @pytest.fixture(scope="module")

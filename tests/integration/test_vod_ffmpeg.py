@@ -1,0 +1,57 @@
+"""A native player that refreshes nothing reads whole VOD titles through the gateway (query mode).
+
+ffmpeg loads the HLS master and media playlists (or the MPD) once and then fetches segments at real-time
+pace (`-re`), so with a 2-second media TTL the last segments are fetched several token lifetimes after the
+manifest was served. Every request must still be answered 200: media tokens in a manifest loaded once
+live until the session's cap (gateway/tokens/scoped.py).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.demo import build_demo, build_demo_origin
+from tests.support.recording import RecordingApp
+from tests.support.servers import require_tool, serve_app
+
+MEDIA_TTL = 2
+PAID = {"authorization": "Bearer demo-paid"}
+TITLES = {"hls": ("/vod/title-9000/master.m3u8", 12.0), "dash": ("/vod/dash-9000/manifest.mpd", 16.0)}
+
+
+@pytest.mark.parametrize("kind", sorted(TITLES))
+def test_ffmpeg_reads_a_whole_vod_title_across_many_media_token_lifetimes(tmp_path: Path, kind: str) -> None:
+    ffmpeg = require_tool("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("ffmpeg not installed (CI installs it)")
+    asset, duration = TITLES[kind]
+    gateway = RecordingApp(None)
+    with serve_app(build_demo_origin()) as origin:
+        gateway.app = build_demo(
+            tmp_path, origin, leeway_seconds=0, media_ttl_seconds=MEDIA_TTL, token_ttl_seconds=MEDIA_TTL
+        )
+        with serve_app(gateway) as url:
+            session = httpx.post(url + "/api/sessions", json={"asset": asset}, headers=PAID)
+            assert session.status_code == 201, session.text
+            started = time.monotonic()
+            playback_url = url + session.json()["playback_url"]
+            result = subprocess.run(
+                [ffmpeg, "-hide_banner", "-nostdin", "-re", "-i", playback_url, "-map", "0:v:0", "-f", "null", "-"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-2000:]
+    refused = [seen for seen in gateway.seen if seen.status >= 400]
+    assert refused == [], refused  # not one 403 (ffmpeg would skip a refused segment and carry on)
+    read = max(float(s) for s in re.findall(r"time=\d\d:\d\d:(\d\d\.\d+)", result.stderr))
+    assert read >= duration - 0.5, result.stderr[-1000:]  # the whole title was decoded
+    assert elapsed > 4 * MEDIA_TTL  # the last segments came several media-token lifetimes after the manifest
