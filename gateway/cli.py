@@ -18,6 +18,7 @@ from gateway.keys import KeyRing, new_key_entry
 from gateway.paths import normalise_path
 from gateway.request_facts import split_token
 from gateway.runtime import tune_allocator
+from gateway.startup import describe
 from gateway.tokens.dialects.base import Credentials, Dialect
 from gateway.tokens.native import DEFAULT_LEEWAY_SECONDS, verify_token
 
@@ -37,9 +38,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it would log every origin request
     app = build_app(settings)
+    logging.getLogger("gateway").info("%s", describe(settings, f"http://{_host_for_url(args.host)}:{args.port}"))
     tune_allocator()
     uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", log_level="warning")
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _dialect(args: argparse.Namespace) -> Dialect:
@@ -156,7 +169,14 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
-    return run_demo(args.host, args.port, args.state_dir)
+    lifetimes = {
+        "token_ttl_seconds": args.token_ttl,
+        "media_ttl_seconds": args.media_ttl,
+        "max_life_seconds": args.max_life,
+    }
+    return run_demo(
+        args.host, args.port, args.state_dir, **{name: value for name, value in lifetimes.items() if value is not None}
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -207,9 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--alg", choices=["hmac", "ed25519"], default="hmac")
     new.set_defaults(func=cmd_keys)
 
-    demo = sub.add_parser("demo", help="the gateway on its embedded default: demo origin, bundled streams, demo page")
+    demo = sub.add_parser(
+        "demo",
+        help="the gateway on its embedded default: demo origin, bundled streams, demo page",
+        description="The gateway on --port in front of a demo origin on 127.0.0.1:<port + 1> (the bundled "
+        "streams and a live simulator), with demo users and the demo page at /. Short lifetimes "
+        "(e.g. --token-ttl 20 --media-ttl 10 --max-life 300) let you watch renewal and the session's end.",
+    )
     demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument(
+        "--port", type=int, default=8000, help="the gateway's port; the demo origin listens on PORT + 1 (8001)"
+    )
+    demo.add_argument("--token-ttl", type=_positive, help="session token life in seconds (default 300)")
+    demo.add_argument("--media-ttl", type=_positive, help="rolling media token life in live manifests (default 300)")
+    demo.add_argument("--max-life", type=_positive, help="the session's hard cap in seconds (default 14400)")
     demo.add_argument("--state-dir", type=Path, default=Path(".gateway"), help="where the development key is kept")
     demo.set_defaults(func=cmd_demo)
 

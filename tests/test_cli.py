@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,6 +27,18 @@ def gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     return subprocess.run(
         [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=full_env, timeout=60, check=False
     )
+
+
+def wait_for_port(port: int, process: subprocess.Popen[str], seconds: float = 20) -> None:
+    """Until the gateway `process` accepts connections on 127.0.0.1:`port` (it must not exit first)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "the gateway did not start"
+            time.sleep(0.05)
 
 
 def token(*args: str) -> str:
@@ -99,20 +112,23 @@ def served(tmp_path: Path) -> Iterator[Served]:
         port = free_port()
         env = {**os.environ, "GATEWAY_KEYS": KEY}
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--origin", origin, "--port", str(port)],
+            # user-info in the origin URL is a secret: the start-up line must not show it
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "serve",
+                "--origin",
+                origin.replace("//", "//ops:s3cret@"),
+                "--port",
+                str(port),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.05)
+        wait_for_port(port, process)
         try:
             yield f"http://127.0.0.1:{port}", files, process
         finally:
@@ -134,3 +150,49 @@ def test_serve_and_sign_protect_an_hls_origin(served: Served) -> None:
     _, log = process.communicate(timeout=10)
     assert "denied reason=acl" in log and "denied reason=missing" in log  # refusals are logged with reasons
     assert signed not in log  # but never the token itself
+    start_lines = [line for line in log.splitlines() if "gateway listening on" in line]
+    assert len(start_lines) == 1  # one start-up line: address, routes with origin and mode, key ids
+    assert re.search(rf"listening on {url} \| routes: / -> http://127\.0\.0\.1:\d+/ \(query\)", start_lines[0])
+    assert "keys: k1 (signs)" in start_lines[0]
+    assert "s3cret" not in log and KEY.split(":", 1)[1] not in log  # never a secret
+
+
+def test_demo_takes_token_lifetimes_and_says_what_it_runs(tmp_path: Path) -> None:
+    help_text = " ".join(gateway("demo", "--help").stdout.split())  # argparse wraps to the terminal
+    assert "demo origin" in help_text and "PORT + 1" in help_text  # where the origin listens
+    port = free_port()
+    args = ["demo", "--port", str(port), "--state-dir", str(tmp_path), "--token-ttl", "20", "--media-ttl", "7"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", *args, "--max-life", "300"],
+        env={**os.environ, "GATEWAY_KEYS": KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(port, process)
+        before = time.time()
+        created = httpx.post(
+            f"http://127.0.0.1:{port}/api/sessions",
+            json={"asset": "/vod/title-9000/master.m3u8"},
+            headers={"authorization": "Bearer demo-paid"},
+        )
+        session = created.json()
+        assert created.status_code == 201, session
+        assert before + 19 <= session["expires_at"] <= time.time() + 21  # --token-ttl
+        assert before + 299 <= session["session_ends_at"] <= time.time() + 301  # --max-life
+    finally:
+        process.terminate()
+        out, log = process.communicate(timeout=10)
+    assert f"origin on 127.0.0.1:{port + 1}" in out
+    start = next(line for line in log.splitlines() if "gateway listening on" in line)
+    assert f"http://127.0.0.1:{port}" in start and f"/vod/ -> http://127.0.0.1:{port + 1}/vod/ (query)" in start
+    assert "session 20 s, media 7 s" in start and "cap 300 s" in start
+    assert KEY.split(":", 1)[1] not in log
+
+
+def test_demo_refuses_lifetimes_that_cannot_work(tmp_path: Path) -> None:
+    result = gateway("demo", "--state-dir", str(tmp_path), "--media-ttl", "0")
+    assert result.returncode == 2 and "positive" in result.stderr
+    result = gateway("demo", "--state-dir", str(tmp_path), "--token-ttl", "600", "--max-life", "300")
+    assert result.returncode == 2 and "token_ttl_seconds <= max_life_seconds" in result.stderr
