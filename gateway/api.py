@@ -82,7 +82,7 @@ def session_routes(service: SessionService, clock: Callable[[], float]) -> list[
             result = service.create(
                 credential=_bearer(request),
                 asset=asset,
-                client_ip=client_address(request.scope, service.settings.client_ip_header),
+                client_ip=client_address(request.scope, service.settings.proxy_trust),
                 country=country(request),
                 now=clock(),
             )
@@ -98,7 +98,7 @@ def session_routes(service: SessionService, clock: Callable[[], float]) -> list[
             result = service.refresh(
                 session_id=request.path_params["session_id"],
                 token=token,
-                client_ip=client_address(request.scope, service.settings.client_ip_header),
+                client_ip=client_address(request.scope, service.settings.proxy_trust),
                 country=country(request),
                 now=clock(),
             )

@@ -28,19 +28,18 @@ class FoundToken:
     token: str | None
     source: str | None  # "path" | "query" | "cookie" | None
     raw_path: bytes  # the request path with any `/t/<token>` prefix removed
-    forward_query: str  # the query without the token parameter
 
 
 def find_token(scope: Mapping[str, Any], raw_path: bytes, *, param: str, cookie_name: str) -> FoundToken:
-    token, forward_query = split_token(scope.get("query_string", b""), param)
+    token, _ = split_token(scope.get("query_string", b""), param)
     if raw_path.startswith(PATH_TOKEN_PREFIX):
         token_segment, slash, rest = raw_path[len(PATH_TOKEN_PREFIX) :].partition(b"/")
         if slash:
-            return FoundToken(token_segment.decode("latin-1"), "path", b"/" + rest, forward_query)
+            return FoundToken(token_segment.decode("latin-1"), "path", b"/" + rest)
     if token is not None:
-        return FoundToken(token, "query", raw_path, forward_query)
+        return FoundToken(token, "query", raw_path)
     cookie = cookie_value(scope, cookie_name)
-    return FoundToken(cookie, "cookie" if cookie else None, raw_path, forward_query)
+    return FoundToken(cookie, "cookie" if cookie else None, raw_path)
 
 
 def cookie_value(scope: Mapping[str, Any], name: str) -> str | None:

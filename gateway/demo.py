@@ -28,7 +28,7 @@ from gateway.edge import Clock
 from gateway.entitlements import CatalogEntitlements, Title, Viewer
 from gateway.keys import new_key_entry, parse_key_ring
 from gateway.media_types import content_type_for
-from gateway.runtime import tune_allocator
+from gateway.runtime import UVICORN_OPTIONS, tune_allocator
 
 REPO = Path(__file__).resolve().parent.parent
 MEDIA_ROOT = REPO / "fixtures" / "media"
@@ -175,8 +175,8 @@ def build_demo_origin(media_root: Path = MEDIA_ROOT, *, clock: Clock = time.time
 
 async def _serve(gateway: Starlette, origin: Starlette, host: str, port: int, origin_port: int) -> None:
     servers = [
-        uvicorn.Server(uvicorn.Config(origin, host="127.0.0.1", port=origin_port, log_level="warning")),
-        uvicorn.Server(uvicorn.Config(gateway, host=host, port=port, log_level="warning")),
+        uvicorn.Server(uvicorn.Config(origin, host="127.0.0.1", port=origin_port, **UVICORN_OPTIONS)),
+        uvicorn.Server(uvicorn.Config(gateway, host=host, port=port, **UVICORN_OPTIONS)),
     ]
     await asyncio.gather(*(server.serve() for server in servers))
 

@@ -9,16 +9,37 @@ cookie, or as a redirect, and playlists served to a query-token player carry the
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from gateway.grant import Grant
-from gateway.request_facts import client_address, header
+from gateway.request_facts import ProxyTrust, client_address, header
+from gateway.tokens.dialects import cloudfront, google_signed, mux
 from gateway.tokens.dialects.base import Dialect, EdgeRequest
 from gateway.tokens.dialects.cat import CatDialect
+
+# The query parameters that carry each dialect's token (registry name -> names for a configured dialect):
+# none of them is ever forwarded to an origin or accepted in a route's `forward_query`.
+TOKEN_QUERY_PARAMS: dict[str, Callable[[Any], Iterable[str]]] = {
+    "cloudfront": lambda _: cloudfront.QUERY_PARAMS,
+    "akamai": lambda dialect: (dialect.token_name,),
+    "cloud_cdn": lambda _: google_signed.SIGNED_PARAMS,
+    "media_cdn": lambda _: google_signed.SIGNED_PARAMS,
+    "media_cdn_dualtoken": lambda dialect: (dialect.token_name,),
+    "cloudflare_stream": lambda _: (),  # the token is a path segment
+    "mux": lambda _: (mux.QUERY_PARAM,),
+    "nginx_secure_link": lambda dialect: (dialect.hash_param, dialect.expires_param),
+    "cat": lambda dialect: dialect.query_params,
+}
+
+
+def token_query_params(dialect: Dialect) -> frozenset[str]:
+    """The query parameter names a configured dialect's tokens travel in."""
+    names = TOKEN_QUERY_PARAMS.get(dialect.name)
+    return frozenset(names(dialect) if names is not None else getattr(dialect, "query_params", ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +53,7 @@ class EdgeDecision:
     redirect_status: int | None = None  # catr redirect: answer with this status and headers only
 
 
-def edge_request(scope: Mapping[str, Any], raw_path: bytes, client_ip_header: str) -> EdgeRequest:
+def edge_request(scope: Mapping[str, Any], raw_path: bytes, trust: ProxyTrust) -> EdgeRequest:
     """The request as a CDN edge sees it: absolute URL, cookies, headers, client address."""
     host = header(scope, b"host") or "localhost"
     query = scope.get("query_string", b"").decode("latin-1")
@@ -44,7 +65,7 @@ def edge_request(scope: Mapping[str, Any], raw_path: bytes, client_ip_header: st
         with contextlib.suppress(CookieError):  # a malformed Cookie header carries no token: `missing`
             jar.load(headers["cookie"])
         cookies = {name: morsel.value for name, morsel in jar.items()}
-    return EdgeRequest(url, cookies, headers, client_address(scope, client_ip_header), str(scope.get("method", "GET")))
+    return EdgeRequest(url, cookies, headers, client_address(scope, trust), str(scope.get("method", "GET")))
 
 
 def decide(dialect: Dialect, request: EdgeRequest, *, now: float) -> EdgeDecision:

@@ -33,7 +33,7 @@ from gateway.manifests.template import PreparedManifest, Slot
 from gateway.media_types import content_type_for, is_hls_playlist, is_key, is_manifest
 from gateway.origin import PASSTHROUGH_HEADERS, OriginClient
 from gateway.paths import CheckedPath, normalise_path
-from gateway.request_facts import client_address, drop_query_param, token_fingerprint
+from gateway.request_facts import client_address, token_fingerprint, upstream_params, upstream_query
 from gateway.revocations import MemoryRevocations, RevocationStore
 from gateway.tokens.native import TokenVerifier
 from gateway.tokens.scoped import ScopedTokenMinter
@@ -96,6 +96,13 @@ class Edge:
             for route in settings.routes
             if route.cdn
         }
+        # What each route sends upstream: the allow-listed query parameters (issue 9.2), fixed at start-up.
+        self.upstream_params = {
+            route.mount: upstream_params(
+                route.forward_query, delta_updates=settings.delta_updates, token_params=settings.token_params
+            )
+            for route in settings.routes
+        }
         self.denials: Counter[str] = Counter()
 
     async def handle(self, request: Request) -> Response:
@@ -112,7 +119,7 @@ class Edge:
             if route.edge:
                 decision = decide(
                     self.settings.cdn[route.edge],
-                    edge_request(scope, raw_path, self.settings.client_ip_header),
+                    edge_request(scope, raw_path, self.settings.proxy_trust),
                     now=self.clock(),
                 )
                 grant = decision.grant
@@ -122,12 +129,9 @@ class Edge:
             return self.deny(denied, raw_path, found.token, scope)
         if decision is not None and decision.redirect_status is not None:
             return Response(status_code=decision.redirect_status, headers=dict(CORS) | dict(decision.headers))
-        query = found.forward_query
-        if self.settings.delta_updates == "full":
-            query = drop_query_param(query, "_HLS_skip")
-        if decision is not None:
-            for param in getattr(self.settings.cdn[route.edge], "query_params", ()):
-                query = drop_query_param(query, param)  # the dialect's token never goes upstream either
+        # Only allow-listed parameters go upstream, so the origin URL (the manifest cache key) is the same
+        # for every viewer whatever junk or token a request carries.
+        query = upstream_query(scope.get("query_string", b"").decode("latin-1"), self.upstream_params[route.mount])
         origin_url = route.origin_url(checked.encoded) + (f"?{query}" if query else "")
         cookies = [] if decision is not None else self.cookies_for(route, grant, found, scope)
         try:
@@ -177,7 +181,7 @@ class Edge:
         grant = self.verifier.verify(
             found.token,
             path=checked,
-            client_ip=client_address(scope, self.settings.client_ip_header),
+            client_ip=client_address(scope, self.settings.proxy_trust),
             needed_scope=needed,
             now=now,
         )
@@ -191,7 +195,7 @@ class Edge:
             "denied reason=%s path=%s client=%s token=%s detail=%s",
             denied.reason.value,
             raw_path[:200].decode("latin-1") if not raw_path.startswith(b"/t/") else "/t/…",
-            client_address(scope, self.settings.client_ip_header),
+            client_address(scope, self.settings.proxy_trust),
             token_fingerprint(token) if token else "-",
             denied.detail,
         )

@@ -134,3 +134,13 @@ def test_serve_and_sign_protect_an_hls_origin(served: Served) -> None:
     _, log = process.communicate(timeout=10)
     assert "denied reason=acl" in log and "denied reason=missing" in log  # refusals are logged with reasons
     assert signed not in log  # but never the token itself
+
+
+def test_serve_never_takes_the_client_address_from_a_direct_clients_header(served: Served) -> None:
+    """uvicorn's own proxy_headers trusts X-Forwarded-For from 127.0.0.1 by default; `serve` turns it off."""
+    url, _, _ = served
+    segment = f"{url}{TITLE}v1/seg_000.m4s?token="
+    forged = httpx.get(segment + token("--ip", "203.0.113.66"), headers={"x-forwarded-for": "203.0.113.66"})
+    assert forged.status_code == 403 and forged.json()["error"] == "ip"
+    own = httpx.get(segment + token("--ip", "127.0.0.1"), headers={"x-forwarded-for": "203.0.113.66"})
+    assert own.status_code == 200

@@ -115,6 +115,19 @@ async def test_akamai_acl_token_at_the_gateway_edge(origin_app: RecordingApp) ->
         assert refused.status_code == 403 and refused.json()["error"] == "acl"
 
 
+async def test_an_edge_route_forwards_neither_its_token_nor_junk_upstream(origin_app: RecordingApp) -> None:
+    # Only the LL-HLS directives (and a route's forward_query) go upstream: not Akamai's `hdnts`, not junk.
+    table = {"key": "aabbccddeeff00112233445566778899", "token_name": "hdnts", "token_type": "acl"}
+    client, dialect = client_for(origin_app, "akamai", table)
+    before = len(origin_app.seen)
+    async with client:
+        query = dialect.sign(Grant((TITLE,), NOW + 600)).query_string()
+        for path in ("master.m3u8", "v1/seg_000.m4s"):
+            response = await client.get(f"{TITLE}{path}?x=1&{query}&_HLS_msn=3")
+            assert response.status_code in (200, 404), response.text  # verified (no such segment file)
+    assert [seen.query for seen in origin_app.seen[before:]] == ["_HLS_msn=3", "_HLS_msn=3"]
+
+
 async def test_jwks_publishes_public_keys_only(origin_app: RecordingApp) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
