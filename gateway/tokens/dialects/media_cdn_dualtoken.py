@@ -30,7 +30,7 @@ from gateway.errors import Denial, TokenDenied
 from gateway.grant import Grant, IPNetwork
 from gateway.paths import CheckedPath
 from gateway.tokens.dialects import cdn_request as edge
-from gateway.tokens.dialects.base import Cookie, Credentials, EdgeRequest
+from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
 from gateway.tokens.dialects.cdn_config import TableReader
 from gateway.tokens.dialects.google_signed import NamedKey, b64url, read_keys
 
@@ -64,6 +64,13 @@ class MediaCdnDualToken:
     @property
     def prefix_signing(self) -> bool:
         return self.path_field != "full_path"
+
+    @property
+    def query_params(self) -> tuple[str, ...]:
+        return (self.token_name,)
+
+    def edge_path(self, raw_path: str, grant: Grant) -> EdgePath:
+        return EdgePath(raw_path)
 
     def _seal(self, key: NamedKey, signed: str) -> str:
         raw = key.sign(signed.encode())
