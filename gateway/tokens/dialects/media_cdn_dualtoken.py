@@ -155,12 +155,14 @@ class MediaCdnDualToken:
         )
         prefixes = self._check_path(names[0], values, checked, url)
         networks = self._networks(values["IPRanges"]) if "IPRanges" in values else []
-        edge.check_client(networks, request.client_ip)
+        admitted = edge.check_client(networks, request.client_ip)
         return edge.make_grant(
             path_prefixes=edge.grant_prefixes(prefixes, checked),
             expires_at=expires_at,
             not_before=not_before,
-            client_network=networks[0] if len(networks) == 1 else None,
+            # Several ranges: the one this client is in. Never wider than the token (re-signing from this
+            # grant, as a per-URL edge does, must not drop the IP condition).
+            client_network=admitted,
             session_id=values.get("SessionID"),
             user_id=values.get("Data"),
             key_id=key_name,
