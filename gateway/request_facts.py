@@ -41,6 +41,22 @@ def drop_query_param(query: str, name: str) -> str:
     return "&".join(pair for pair in query.split("&") if pair != name and not pair.startswith(prefix))
 
 
+def split_query(query: str, names: tuple[str, ...]) -> tuple[str, str]:
+    """(the query without any pair named in `names`, those pairs): both raw, each keeping its order.
+
+    A dialect edge forwards the first to the origin and writes the second (its credential, exactly as
+    the viewer presented it) onto the URIs of the playlists it serves.
+    """
+    if not query or not names:
+        return query, ""
+    kept: list[str] = []
+    taken: list[str] = []
+    for pair in query.split("&"):
+        if pair:
+            (taken if pair.partition("=")[0] in names else kept).append(pair)
+    return "&".join(kept), "&".join(taken)
+
+
 def client_address(scope: Mapping[str, Any], trusted_header: str = "") -> IPAddress | None:
     """The client's IP: the TCP peer, or the left-most address of a header set by a trusted proxy."""
     if trusted_header:
