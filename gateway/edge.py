@@ -22,10 +22,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from gateway.cdn import CdnBinding, CdnSigner, cdn_path, make_cdn_rewriter
 from gateway.config import Route, Settings
 from gateway.delivery import FoundToken, find_token, format_cookie, is_plain_http_localhost, set_cookie
-from gateway.dialect_edge import EdgeDecision, decide, edge_request
+from gateway.dialect_edge import EdgeDecision, decide, edge_request, per_url_grant
 from gateway.errors import Denial, ManifestError, OriginBadStatus, OriginError, TokenDenied
 from gateway.grant import Grant, Scope
-from gateway.hls_links import make_path_token_rewriter, make_uri_rewriter
+from gateway.hls_links import Carry, make_edge_rewriter, make_path_token_rewriter, make_uri_rewriter
 from gateway.manifest_cache import ManifestCache
 from gateway.manifests.dash import prepare_mpd
 from gateway.manifests.hls import RewriteUri, prepare_playlist
@@ -103,6 +103,13 @@ class Edge:
             )
             for route in settings.routes
         }
+        # Dialect-edge routes whose dialect signs one URL at a time: the URIs of the playlists they serve
+        # are signed one by one, cached per URL and grant (gateway/dialect_edge.py).
+        self.edge_signers = {
+            route.mount: CdnSigner(CdnBinding(settings.cdn[route.edge], "per_url"), route)
+            for route in settings.routes
+            if route.edge and not settings.cdn[route.edge].prefix_signing
+        }
         self.denials: Counter[str] = Counter()
 
     async def handle(self, request: Request) -> Response:
@@ -111,18 +118,18 @@ class Edge:
         sessions = self.settings.sessions
         found = find_token(scope, raw_path, param=self.settings.token_param, cookie_name=sessions.cookie_name)
         decision: EdgeDecision | None = None
+        request_url = ""
         try:
             checked = normalise_path(found.raw_path)
             route = self.settings.route_for(checked.decoded)
             if route is None:
                 return error_response(404, "no_route", f"no origin is configured for {checked.decoded}")
             if route.edge:
-                decision = decide(
-                    self.settings.cdn[route.edge],
-                    edge_request(scope, raw_path, self.settings.proxy_trust),
-                    now=self.clock(),
-                )
+                seen = edge_request(scope, raw_path, self.settings.proxy_trust)
+                request_url = seen.url
+                decision = decide(self.settings.cdn[route.edge], seen, now=self.clock())
                 grant = decision.grant
+                checked = self.edge_resource(route, decision)
             else:
                 grant = self.verify(checked, found, scope)
         except TokenDenied as denied:
@@ -130,13 +137,17 @@ class Edge:
         if decision is not None and decision.redirect_status is not None:
             return Response(status_code=decision.redirect_status, headers=dict(CORS) | dict(decision.headers))
         # Only allow-listed parameters go upstream, so the origin URL (the manifest cache key) is the same
-        # for every viewer whatever junk or token a request carries.
-        query = upstream_query(scope.get("query_string", b"").decode("latin-1"), self.upstream_params[route.mount])
+        # for every viewer whatever junk or token a request carries; on a dialect edge the dialect's own
+        # parameters are gone before that (they are not in the allow-list either).
+        raw_query = scope.get("query_string", b"").decode("latin-1") if decision is None else decision.upstream_query
+        query = upstream_query(raw_query, self.upstream_params[route.mount])
         origin_url = route.origin_url(checked.encoded) + (f"?{query}" if query else "")
         cookies = [] if decision is not None else self.cookies_for(route, grant, found, scope)
         try:
             if is_manifest(checked.decoded) and decision is not None:
-                response = await self.dialect_playlist(route, origin_url, decision, head=scope["method"] == "HEAD")
+                response = await self.dialect_playlist(
+                    route, origin_url, checked, decision, request_url, head=scope["method"] == "HEAD"
+                )
             elif is_manifest(checked.decoded):
                 assert found.token is not None
                 response = await self.playlist(
@@ -159,16 +170,56 @@ class Edge:
             response.headers.append(name, value)
         return response
 
-    async def dialect_playlist(self, route: Route, origin_url: str, decision: EdgeDecision, *, head: bool) -> Response:
-        """A playlist on a dialect-edge route: URIs carry the (renewed) token when it came by query."""
-        param, token = decision.query_param, decision.token
+    def edge_resource(self, route: Route, decision: EdgeDecision) -> CheckedPath:
+        """The resource a dialect-edge request names: it must stay under the route the request came in on."""
+        checked = normalise_path(decision.path.resource)
+        if not checked.decoded.startswith(route.mount):
+            raise TokenDenied(
+                Denial.ACL,
+                f"{checked.decoded} is outside the route mounted at {route.mount}",
+                {"path": checked.decoded},
+            )
+        return checked
+
+    async def dialect_playlist(
+        self,
+        route: Route,
+        origin_url: str,
+        resource: CheckedPath,
+        decision: EdgeDecision,
+        request_url: str,
+        *,
+        head: bool,
+    ) -> Response:
+        """A playlist on a dialect-edge route: every URI carries what the same edge accepts (see `Carry`).
+
+        Prepared once per origin version and way of carrying; per request only the credential is filled
+        in, or (per-URL dialects) each URI signed, cached per URL and grant.
+        """
+        dialect = self.settings.cdn[route.edge]
+        carry, mapped = decision.carry, decision.path.mapped
 
         def prepare(body: bytes) -> PreparedManifest:
-            rewriter = make_uri_rewriter(manifest_origin_url=origin_url, route=route, token_param=param)
+            rewriter = make_edge_rewriter(
+                manifest_origin_url=origin_url,
+                manifest_path=resource.encoded,
+                route=route,
+                carry=carry,
+                params=dialect.query_params,
+                mapped=mapped,
+            )
             return prepare_manifest(origin_url, body, rewriter, max_bytes=self.settings.max_manifest_bytes)
 
-        prepared = await self.manifests.get(origin_url, f"edge:{route.edge}:{param}", prepare, now=self.clock())
-        body = prepared.render({Slot.PLAYLIST: token or "", Slot.MEDIA: token or ""})
+        variant = f"edge:{route.edge}:{carry.value}:{mapped or ''}"
+        prepared = await self.manifests.get(origin_url, variant, prepare, now=self.clock())
+        xml = not is_hls_playlist(origin_url.split("?", 1)[0])
+        if carry is Carry.PER_URL:
+            grant = per_url_grant(decision.grant, route.mount)
+            signer = self.edge_signers[route.mount]
+            body = signer.render_references(prepared, grant, base_url=request_url, xml=xml)
+        else:
+            credential = decision.credential.replace("&", "&amp;") if xml else decision.credential
+            body = prepared.render({Slot.PLAYLIST: credential, Slot.MEDIA: credential})
         return manifest_response(origin_url, body, head=head)
 
     def verify(self, checked: CheckedPath, found: FoundToken, scope: AsgiScope) -> Grant:

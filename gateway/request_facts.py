@@ -42,6 +42,22 @@ def drop_query_param(query: str, name: str) -> str:
     return "&".join(pair for pair in query.split("&") if pair != name and not pair.startswith(prefix))
 
 
+def split_query(query: str, names: tuple[str, ...]) -> tuple[str, str]:
+    """(the query without any pair named in `names`, those pairs): both raw, each keeping its order.
+
+    A dialect edge forwards the first to the origin and writes the second (its credential, exactly as
+    the viewer presented it) onto the URIs of the playlists it serves.
+    """
+    if not query or not names:
+        return query, ""
+    kept: list[str] = []
+    taken: list[str] = []
+    for pair in query.split("&"):
+        if pair:
+            (taken if pair.partition("=")[0] in names else kept).append(pair)
+    return "&".join(kept), "&".join(taken)
+
+
 # --- what goes upstream (issue 9.2) ---------------------------------------------------------------------
 
 LL_HLS_PARAMS = ("_HLS_msn", "_HLS_part", "_HLS_skip")  # blocking reload and delta update directives

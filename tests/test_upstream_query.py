@@ -17,7 +17,7 @@ from gateway.config import load_settings
 from gateway.dialect_edge import token_query_params
 from gateway.errors import ConfigError
 from gateway.request_facts import LL_HLS_PARAMS, upstream_params, upstream_query
-from gateway.tokens.dialects import DIALECT_MODULES, load_dialect
+from gateway.tokens.dialects import load_dialect
 from tests.dialects.test_cdn_contract import CASES as CONTRACT_CASES
 from tests.dialects.test_cdn_contract import URL, Case, base_grant
 from tests.dialects.test_cdn_contract import dialect as contract_dialect
@@ -149,9 +149,8 @@ def test_every_registered_dialect_names_its_query_parameters() -> None:
     assert token_query_params(akamai) == frozenset({"hdnts"})
     nginx = load_dialect("nginx_secure_link", {"secret": "s3cret", "hash_param": "h", "expires_param": "e"})
     assert token_query_params(nginx) == frozenset({"h", "e"})
-    from gateway.dialect_edge import TOKEN_QUERY_PARAMS
-
-    assert set(TOKEN_QUERY_PARAMS) == set(DIALECT_MODULES)
+    # Every dialect declares them: `Dialect.query_params` is part of the protocol (mypy checks each dialect)
+    # and the contract cases below check the declared names against what each dialect signs.
 
 
 @pytest.mark.parametrize("case", CONTRACT_CASES, ids=lambda case: case.id)
