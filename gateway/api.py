@@ -69,6 +69,7 @@ def session_routes(service: SessionService, clock: Callable[[], float]) -> list[
                     now=clock(),
                     secure=not is_plain_http_localhost(request.scope),
                     same_site=sessions.cookie_same_site,
+                    partitioned=sessions.cookie_partitioned,
                 ),
             )
         return response

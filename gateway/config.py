@@ -21,6 +21,13 @@ read_timeout_seconds = 10
 vod_manifest_cache_seconds = 60
 live_manifest_cache_seconds = 1
 
+[sessions]
+cookie_same_site = "Lax"       # "None" for players on another site (implies Secure)
+cookie_partitioned = false     # true: CHIPS `Partitioned` (needs cookie_same_site = "None")
+
+[cors]                         # GATEWAY_CORS_ALLOWED_ORIGINS (comma-separated)
+allowed_origins = []           # e.g. ["https://player.example"]: echoed with credentials; others get `*`
+
 [[routes]]                     # GATEWAY_ORIGIN adds/overrides the route mounted at "/"
 mount = "/"
 origin = "http://127.0.0.1:8080/"
@@ -40,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from gateway.cors import CorsPolicy, check_origin
 from gateway.entitlements import CatalogEntitlements, catalog_from_config
 from gateway.errors import ConfigError
 from gateway.grant import IPNetwork, parse_network
@@ -131,7 +139,8 @@ class SessionSettings:
     title_root_depth: int = 0  # 0: the master's directory; N: the first N path segments
     country_header: str = ""  # trusted header carrying the viewer's country (e.g. set by the CDN)
     cookie_name: str = "gw_token"
-    cookie_same_site: str = "Lax"
+    cookie_same_site: str = "Lax"  # "None" for players on another site (then always Secure)
+    cookie_partitioned: bool = False  # CHIPS `Partitioned`: a cross-site cookie where third-party ones are blocked
 
     def __post_init__(self) -> None:
         if min(self.media_ttl_seconds, self.token_ttl_seconds) <= 0 or self.token_ttl_seconds > self.max_life_seconds:
@@ -140,6 +149,9 @@ class SessionSettings:
             raise ConfigError("sessions: ipv4_prefix must be 0..32 and ipv6_prefix 0..128")
         if self.cookie_same_site not in ("Strict", "Lax", "None"):
             raise ConfigError("sessions.cookie_same_site must be Strict, Lax or None")
+        if self.cookie_partitioned and self.cookie_same_site != "None":
+            # A partitioned cookie only matters on cross-site requests, where Strict and Lax never send it.
+            raise ConfigError('sessions.cookie_partitioned = true needs cookie_same_site = "None"')
 
 
 @dataclass(frozen=True)
@@ -162,6 +174,7 @@ class Settings:
     catalog: CatalogEntitlements = field(default_factory=CatalogEntitlements)  # [[users]], [[titles]]
     cdn: Mapping[str, Dialect] = field(default_factory=dict)  # [dialects.<name>] tables, by name
     redis_url: str = ""  # [revocations] redis_url / GATEWAY_REDIS_URL: share revocations across instances
+    cors: CorsPolicy = field(default_factory=CorsPolicy)  # [cors] allowed_origins: players on other sites
 
     def __post_init__(self) -> None:
         for route in self.routes:
@@ -356,7 +369,29 @@ def load_settings(
         catalog=catalog_from_config(table),
         redis_url=env.get("GATEWAY_REDIS_URL") or str(table.get("revocations", {}).get("redis_url", "")),
         cdn=load_dialects(table.get("dialects", {}), base_dir=config_path.parent if config_path else Path()),
+        cors=_cors(table.get("cors", {}), env.get("GATEWAY_CORS_ALLOWED_ORIGINS")),
     )
+
+
+def _cors(table: Mapping[str, Any], env_origins: str | None) -> CorsPolicy:
+    """`[cors] allowed_origins` (a list) or GATEWAY_CORS_ALLOWED_ORIGINS (comma-separated); the variable wins."""
+    unknown = set(table) - {"allowed_origins"}
+    if unknown:
+        raise ConfigError(f"cors: unknown setting(s) {', '.join(sorted(unknown))}; the table has allowed_origins only")
+    if env_origins:
+        # A trailing or doubled comma is not an origin; skip it rather than fail on `''`.
+        name, origins = "GATEWAY_CORS_ALLOWED_ORIGINS", [p.strip() for p in env_origins.split(",") if p.strip()]
+    else:
+        name, origins = "cors.allowed_origins", table.get("allowed_origins", [])
+        if not isinstance(origins, list) or not all(isinstance(origin, str) for origin in origins):
+            raise ConfigError('cors.allowed_origins must be a list of origins, e.g. ["https://player.example"]')
+    checked: set[str] = set()
+    for origin in origins:
+        try:
+            checked.add(check_origin(origin))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from exc
+    return CorsPolicy(frozenset(checked))
 
 
 def _sessions(table: Mapping[str, Any]) -> SessionSettings:

@@ -59,8 +59,23 @@ def is_plain_http_localhost(scope: Mapping[str, Any]) -> bool:
     return scope.get("scheme") == "http" and host in LOCAL_HOSTS
 
 
-def set_cookie(name: str, token: str, *, path: str, expires_at: int, now: float, secure: bool, same_site: str) -> str:
-    """A `Set-Cookie` value: HttpOnly always; Secure unless plain-HTTP localhost; Max-Age to the token's expiry."""
+def set_cookie(
+    name: str,
+    token: str,
+    *,
+    path: str,
+    expires_at: int,
+    now: float,
+    secure: bool,
+    same_site: str,
+    partitioned: bool = False,
+) -> str:
+    """A `Set-Cookie` value: HttpOnly always; Max-Age to the token's expiry.
+
+    Secure unless plain-HTTP localhost, and always with `SameSite=None` or `Partitioned`: browsers drop
+    either attribute's cookie without it. `Partitioned` (CHIPS) keys the cookie to the top-level site, the
+    form browsers that block third-party cookies still accept for a player embedded on another site.
+    """
     cookie: SimpleCookie = SimpleCookie()
     cookie[name] = token
     morsel = cookie[name]
@@ -68,9 +83,10 @@ def set_cookie(name: str, token: str, *, path: str, expires_at: int, now: float,
     morsel["max-age"] = str(max(0, int(expires_at - now)))
     morsel["httponly"] = True
     morsel["samesite"] = same_site
-    if secure or same_site == "None":
+    if secure or same_site == "None" or partitioned:
         morsel["secure"] = True
-    return morsel.OutputString()
+    # SimpleCookie knows no `Partitioned` before Python 3.14; it is a bare flag attribute like HttpOnly.
+    return morsel.OutputString() + ("; Partitioned" if partitioned else "")
 
 
 def format_cookie(cookie: Cookie, *, now: float) -> str:

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from gateway.app import build_app
 from gateway.config import Route as GatewayRoute
 from gateway.config import SessionSettings, Settings
+from gateway.cors import CorsPolicy
 from gateway.edge import Clock
 from gateway.entitlements import CatalogEntitlements, Title, Viewer
 from gateway.keys import new_key_entry, parse_key_ring
@@ -82,7 +83,12 @@ def development_keys(state_dir: Path) -> str:
 
 
 def demo_settings(
-    state_dir: Path, origin_url: str, *, leeway_seconds: float = 5.0, **session_overrides: int | bool | str
+    state_dir: Path,
+    origin_url: str,
+    *,
+    leeway_seconds: float = 5.0,
+    cors: CorsPolicy | None = None,
+    **session_overrides: int | bool | str,
 ) -> Settings:
     vod, live = origin_url.rstrip("/") + "/vod/", origin_url.rstrip("/") + "/live/"
     return Settings(
@@ -92,10 +98,13 @@ def demo_settings(
         sessions=SessionSettings(**session_overrides),  # type: ignore[arg-type]
         catalog=CatalogEntitlements(DEMO_USERS, DEMO_TITLES),
         leeway_seconds=leeway_seconds,
+        cors=cors or CorsPolicy(),
     )
 
 
-def demo_routes() -> list[BaseRoute]:
+def demo_page_routes() -> list[BaseRoute]:
+    """The page, its files and hls.js: what any site hosting the player serves (see `?gateway=` in demo.js)."""
+
     async def page(_: Request) -> Response:
         return FileResponse(PLAYERS / "index.html", headers={"cache-control": "no-store"})
 
@@ -114,6 +123,16 @@ def demo_routes() -> list[BaseRoute]:
             return JSONResponse({"error": "not_found", "detail": f"no demo file {name!r}"}, status_code=404)
         return FileResponse(PLAYERS / name, media_type=PLAYER_FILES[name], headers={"cache-control": "no-cache"})
 
+    return [
+        Route("/", page, methods=["GET"]),
+        Route("/players/vendor/hls.min.js", hls_js, methods=["GET"]),
+        Route("/players/{name:str}", player_file, methods=["GET"]),
+    ]
+
+
+def demo_routes() -> list[BaseRoute]:
+    """The page routes plus the demo catalog the page reads from its gateway."""
+
     async def catalog(_: Request) -> Response:
         users = [
             {"credential": credential, "name": v.name, "plan": v.plan, "country": v.country}
@@ -127,12 +146,7 @@ def demo_routes() -> list[BaseRoute]:
         live_modes = [{"name": name, "mount": mount} for name, mount in LIVE_MODES]
         return JSONResponse({"users": users, "titles": titles, "modes": modes, "live_modes": live_modes})
 
-    return [
-        Route("/", page, methods=["GET"]),
-        Route("/players/vendor/hls.min.js", hls_js, methods=["GET"]),
-        Route("/api/demo/catalog", catalog, methods=["GET"]),
-        Route("/players/{name:str}", player_file, methods=["GET"]),
-    ]
+    return [*demo_page_routes(), Route("/api/demo/catalog", catalog, methods=["GET"])]
 
 
 def build_demo(
@@ -141,13 +155,15 @@ def build_demo(
     *,
     clock: Clock = time.time,
     leeway_seconds: float = 5.0,
+    cors: CorsPolicy | None = None,
     **session_overrides: int | bool | str,
 ) -> Starlette:
     """The demo gateway in front of `origin_url` (the demo origin, see `build_demo_origin`).
 
-    `session_overrides` are `SessionSettings` fields (e.g. `media_ttl_seconds=4` for short-TTL tests).
+    `session_overrides` are `SessionSettings` fields (e.g. `media_ttl_seconds=4` for short-TTL tests);
+    `cors` lists the sites whose pages may play cookie sessions cross-site.
     """
-    settings = demo_settings(state_dir, origin_url, leeway_seconds=leeway_seconds, **session_overrides)
+    settings = demo_settings(state_dir, origin_url, leeway_seconds=leeway_seconds, cors=cors, **session_overrides)
     return build_app(settings, clock=clock, extra_routes=demo_routes())
 
 

@@ -49,6 +49,7 @@ from gateway.tokens.dialects.cat_renewal import RenewalResult
 # credential that verified is made of these; the check keeps a junk parameter next to it out of playlists.
 _PLAYLIST_SAFE = re.compile(r"[A-Za-z0-9\-._~!$()*+,;=:@/%?&]*")
 
+
 def token_query_params(dialect: Dialect) -> frozenset[str]:
     """The query parameter names a configured dialect's tokens travel in (its protocol declares them):
     none of them is ever forwarded to an origin or accepted in a route's `forward_query`."""

@@ -42,10 +42,6 @@ log = logging.getLogger("gateway.edge")
 
 FORWARDED_REQUEST_HEADERS = (b"range", b"if-range", b"if-none-match", b"if-modified-since")
 PRIVATE = "private, no-store"
-CORS = {
-    "access-control-allow-origin": "*",
-    "access-control-expose-headers": "x-token-denial, x-gateway-error",
-}
 Clock = Callable[[], float]
 AsgiScope = MutableMapping[str, Any]  # the raw ASGI scope
 
@@ -59,14 +55,13 @@ def prepare_manifest(origin_url: str, body: bytes, rewriter: RewriteUri, *, max_
 
 def manifest_response(origin_url: str, body: bytes, *, head: bool) -> Response:
     """A tokenized manifest: never cached by anyone but this viewer."""
-    headers = {**CORS, "cache-control": PRIVATE, "content-type": content_type_for(origin_url.split("?", 1)[0])}
+    headers = {"cache-control": PRIVATE, "content-type": content_type_for(origin_url.split("?", 1)[0])}
     return Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})
 
 
 def error_response(status: int, error: str, detail: str, *, denial: bool = False) -> JSONResponse:
-    headers = dict(CORS)
-    headers["x-token-denial" if denial else "x-gateway-error"] = error
-    headers["cache-control"] = "no-store"
+    """A refusal a player can read: CORS headers (gateway/cors.py, applied by the app) expose the reason."""
+    headers = {"x-token-denial" if denial else "x-gateway-error": error, "cache-control": "no-store"}
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
@@ -135,7 +130,7 @@ class Edge:
         except TokenDenied as denied:
             return self.deny(denied, raw_path, found.token, scope)
         if decision is not None and decision.redirect_status is not None:
-            return Response(status_code=decision.redirect_status, headers=dict(CORS) | dict(decision.headers))
+            return Response(status_code=decision.redirect_status, headers=dict(decision.headers))
         # Only allow-listed parameters go upstream, so the origin URL (the manifest cache key) is the same
         # for every viewer whatever junk or token a request carries; on a dialect edge the dialect's own
         # parameters are gone before that (they are not in the allow-list either).
@@ -274,6 +269,7 @@ class Edge:
                 now=now,
                 secure=not is_plain_http_localhost(scope),
                 same_site=sessions.cookie_same_site,
+                partitioned=sessions.cookie_partitioned,
             )
         ]
 
@@ -333,7 +329,6 @@ class Edge:
                 f"origin answered {upstream.status_code} for {origin_url.split('?')[0]}", upstream.status_code
             )
         headers = {name: upstream.headers[name] for name in PASSTHROUGH_HEADERS if name in upstream.headers}
-        headers.update(CORS)
         headers["content-type"] = content_type_for(checked.decoded, upstream.headers.get("content-type"))
         if is_key(checked.decoded) or is_manifest(checked.decoded):
             headers["cache-control"] = PRIVATE

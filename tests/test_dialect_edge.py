@@ -17,6 +17,7 @@ import pytest
 
 from gateway.app import build_app
 from gateway.config import Route, Settings
+from gateway.cors import CorsPolicy
 from gateway.errors import Denial, TokenDenied
 from gateway.grant import Grant
 from gateway.keys import HmacKey, KeyRing
@@ -49,12 +50,15 @@ def origin_app() -> Iterator[RecordingApp]:
     yield RecordingApp(Starlette(routes=[Mount("/", app=StaticFiles(directory=CDN_DIR / "origin"))]))
 
 
-def client_for(origin: RecordingApp, name: str, table: dict[str, Any]) -> tuple[httpx.AsyncClient, Any]:
+def client_for(
+    origin: RecordingApp, name: str, table: dict[str, Any], cors: CorsPolicy | None = None
+) -> tuple[httpx.AsyncClient, Any]:
     dialect = load_dialect(name, table, base_dir=CDN_DIR)
     settings = Settings(
         keys=KeyRing((HmacKey("k1", b"\x01" * 32),)),
         routes=(Route("/vod/", "http://origin.test/vod/", edge=name),),
         cdn={name: dialect},
+        cors=cors or CorsPolicy(),
     )
     app = build_app(settings, clock=FakeClock(NOW), origin_transport=httpx.ASGITransport(app=origin))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test"), dialect
@@ -110,6 +114,33 @@ async def test_cat_redirect_and_cookie_renewal(origin_app: RecordingApp) -> None
     async with client:
         response = await client.get(f"{TITLE}v1/index.m3u8?cat={cat_token(dialect, 30)}")
         assert response.status_code == 200 and "set-cookie" in response.headers
+
+
+async def test_cat_renewal_reaches_a_player_on_a_listed_site(origin_app: RecordingApp) -> None:
+    # A credentialed cross-site player must be able to follow the redirect and read the renewal headers,
+    # including a catr header-name the dialect adds to its own Access-Control-Expose-Headers.
+    player = {"origin": "https://player.example"}
+    cors = CorsPolicy(frozenset({player["origin"]}))
+    client, dialect = client_for(origin_app, "cat", cat_table("redirect"), cors)
+    async with client:
+        redirect = await client.get(f"{TITLE}v1/index.m3u8?cat={cat_token(dialect, 30)}", headers=player)
+        assert redirect.status_code in (302, 307) and redirect.headers["location"]
+        assert redirect.headers["access-control-allow-origin"] == player["origin"]
+        assert redirect.headers["access-control-allow-credentials"] == "true"
+        assert redirect.headers["vary"] == "Origin"
+    table = cat_table("header")
+    table["renewal"]["header_name"] = "X-Cat-Renewed"
+    client, dialect = client_for(origin_app, "cat", table, cors)
+    async with client:
+        headers = {**player, "CTA-Common-Access-Token": cat_token(dialect, 30)}
+        due = await client.get(f"{TITLE}master.m3u8", headers=headers)
+        assert due.status_code == 200 and due.headers["x-cat-renewed"]
+        assert due.headers["access-control-allow-origin"] == player["origin"]
+        exposed = due.headers.get_list("access-control-expose-headers")
+        assert len(exposed) == 1, "one merged list"
+        assert {"cta-common-access-token", "common-access-token", "x-cat-renewed", "x-token-denial"} <= {
+            name.strip().lower() for name in exposed[0].split(",")
+        }
 
 
 async def test_akamai_acl_token_at_the_gateway_edge(origin_app: RecordingApp) -> None:
