@@ -69,6 +69,7 @@ def session_routes(service: SessionService, clock: Callable[[], float]) -> list[
                     now=clock(),
                     secure=not is_plain_http_localhost(request.scope),
                     same_site=sessions.cookie_same_site,
+                    partitioned=sessions.cookie_partitioned,
                 ),
             )
         return response
@@ -82,7 +83,7 @@ def session_routes(service: SessionService, clock: Callable[[], float]) -> list[
             result = service.create(
                 credential=_bearer(request),
                 asset=asset,
-                client_ip=client_address(request.scope, service.settings.client_ip_header),
+                client_ip=client_address(request.scope, service.settings.proxy_trust),
                 country=country(request),
                 now=clock(),
             )
@@ -98,7 +99,7 @@ def session_routes(service: SessionService, clock: Callable[[], float]) -> list[
             result = service.refresh(
                 session_id=request.path_params["session_id"],
                 token=token,
-                client_ip=client_address(request.scope, service.settings.client_ip_header),
+                client_ip=client_address(request.scope, service.settings.proxy_trust),
                 country=country(request),
                 now=clock(),
             )

@@ -11,13 +11,16 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api import session_routes
 from gateway.config import Settings
+from gateway.cors import CorsPolicy, apply, decide
 from gateway.edge import Clock, Edge
 from gateway.entitlements import EntitlementPolicy
 from gateway.keys import Ed25519Key, b64url_encode
 from gateway.origin import OriginClient
+from gateway.request_facts import header
 from gateway.revocations import MemoryRevocations, RedisRevocations, RevocationStore
 from gateway.sessions import SessionService
 
@@ -36,6 +39,65 @@ def published_keys(settings: Settings) -> dict[str, list[dict[str, str]]]:
         if isinstance(key, Ed25519Key):
             keys.append({"kty": "OKP", "crv": "Ed25519", "kid": key.key_id, "x": b64url_encode(key.public_bytes())})
     return {"keys": keys}
+
+
+INTERNAL_PREFIX = "/_gateway/"  # health and metrics: for operators, never opened to other sites
+
+
+class CorsMiddleware:
+    """Applies `gateway.cors` to every HTTP response and answers preflights (raw ASGI: on the hot path).
+
+    Preflights are answered here, before any route: they carry no token and must never reach the edge's
+    verifier or the origin. The methods a preflight allows are those of the routes matching the path.
+    """
+
+    def __init__(self, app: ASGIApp, policy: CorsPolicy, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.policy = policy
+        self.routes = routes
+
+    def route_methods(self, path: str) -> list[str]:
+        found: set[str] = set()
+        for route in self.routes:
+            if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+                found |= route.methods
+        return sorted(found)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(INTERNAL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        origin = header(scope, b"origin")
+        request_method = header(scope, b"access-control-request-method")
+        if scope["method"] == "OPTIONS" and request_method is not None:
+            answer = decide(
+                self.policy,
+                origin=origin,
+                method="OPTIONS",
+                request_method=request_method,
+                route_methods=self.route_methods(scope["path"]),
+            )
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = apply(self.policy, origin=origin, method=scope["method"], headers=message.get("headers", ()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
+class _GatewayApp(Starlette):
+    """Starlette with CORS as its outermost layer, so even its own 500 page is readable cross-site."""
+
+    cors_policy = CorsPolicy()
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return CorsMiddleware(super().build_middleware_stack(), self.cors_policy, self.routes)
 
 
 def build_app(
@@ -74,7 +136,7 @@ def build_app(
         if isinstance(revocations, RedisRevocations):
             revocations.close()
 
-    app = Starlette(
+    app = _GatewayApp(
         routes=[
             Route("/_gateway/health", health, methods=["GET"]),
             Route("/_gateway/metrics", metrics, methods=["GET"]),
@@ -85,6 +147,7 @@ def build_app(
         ],
         lifespan=lifespan,
     )
+    app.cors_policy = settings.cors
     app.state.edge = edge
     app.state.sessions = sessions
     return app

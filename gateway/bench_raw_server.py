@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.runtime import UVICORN_OPTIONS
+
 
 def main() -> None:
     body = Path(sys.argv[1]).read_bytes()
@@ -21,7 +23,7 @@ def main() -> None:
         )
 
     app = Starlette(routes=[Route("/index.m3u8", playlist)])
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop", http="httptools", log_level="warning")
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), **UVICORN_OPTIONS)  # the stack `serve` runs
 
 
 if __name__ == "__main__":

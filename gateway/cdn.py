@@ -17,6 +17,8 @@ too). How the credentials travel is read off the dialect once, at start-up (`Cdn
 from __future__ import annotations
 
 import dataclasses
+import html
+import logging
 import posixpath
 import re
 from collections import OrderedDict
@@ -33,9 +35,14 @@ from gateway.manifests.template import PreparedManifest, Rewrite, Slot
 from gateway.request_facts import drop_query_param
 from gateway.tokens.dialects.base import Cookie, Credentials, Dialect
 
+log = logging.getLogger("gateway.cdn")
+
 KEY_TAGS = frozenset({"EXT-X-KEY", "EXT-X-SESSION-KEY"})
 _URL_MARK = "\x01"
 _MARKED_URL = re.compile(rb"(https?://[^\s\"\x01]+)\x01")
+# A reference of any kind (relative too) followed by its `?`/`&` and the mark: in HLS it starts after a
+# newline or a quote, in an MPD after a quote or '>'; none of those can be inside a reference.
+_MARKED_REFERENCE = re.compile(rb"([^\x00-\x20\"'<>\x01]+)\x01")
 
 
 def cdn_path(route: Route, gateway_path: str) -> str:
@@ -120,8 +127,9 @@ class CdnSigner:
         self.binding = binding
         self.route = route
         self._credentials: OrderedDict[Grant, Credentials] = OrderedDict()
-        self._urls: OrderedDict[tuple[Grant, str], str] = OrderedDict()
+        self._urls: OrderedDict[tuple[Grant, str], Credentials] = OrderedDict()
         self._cache_size = cache_size
+        self._warned: set[str] = set()
 
     def cdn_grant(self, grant: Grant, expires_at: int) -> Grant:
         """What the CDN is told: the session's prefixes in CDN paths, its network and ids, until `expires_at`."""
@@ -141,15 +149,21 @@ class CdnSigner:
     def signed_url(self, grant: Grant, url: str) -> str:
         if self.binding.delivery == "path":
             return self._path_token_url(grant, url)
+        signed = self.url_credentials(grant, url).url
+        if signed is None:
+            raise ConfigError(f"dialect {self.binding.dialect.name} returned no signed URL")
+        return signed
+
+    def url_credentials(self, grant: Grant, url: str) -> Credentials:
+        """The dialect's signature for one URL, made once per grant and URL (an LRU of them)."""
         key = (grant, url)
         found = self._urls.get(key)
         if found is None:
-            signed = self.binding.dialect.sign(grant, url=url).url
-            if signed is None:
-                raise ConfigError(f"dialect {self.binding.dialect.name} returned no signed URL")
-            found = self._urls[key] = signed
+            found = self._urls[key] = self.binding.dialect.sign(grant, url=url)
             if len(self._urls) > self._cache_size * 16:
                 self._urls.popitem(last=False)
+        else:
+            self._urls.move_to_end(key)
         return found
 
     def _path_token_url(self, grant: Grant, url: str) -> str:
@@ -174,6 +188,34 @@ class CdnSigner:
         return _MARKED_URL.sub(
             lambda match: self.signed_url(grant, match.group(1).decode()).encode(), prepared.render(filled)
         )
+
+    def render_references(self, prepared: PreparedManifest, grant: Grant, *, base_url: str, xml: bool) -> bytes:
+        """Render a playlist whose per-URL slots follow references of any kind (a dialect edge's own playlist).
+
+        Each marked reference is resolved against `base_url` (the playlist's URL as the viewer requested
+        it), signed for `grant`, and written as it was with the signature's query appended: the URI stays
+        relative, so the prepared playlist is shared by every host name and viewer. A URL the dialect
+        refuses to sign (outside the grant, a host it does not serve) is written bare: its request will be
+        refused at the edge, which is the right answer for it. `xml`: the playlist is an MPD, where the
+        references are XML-escaped and the appended '&' must be too.
+        """
+        rendered = prepared.render({Slot.CDN_URL: _URL_MARK})
+        if Slot.CDN_URL not in prepared.slot_kinds:
+            return rendered
+
+        def sign(match: re.Match[bytes]) -> bytes:
+            head = match.group(1).decode("utf-8", "surrogateescape")  # `<reference>?` or `<reference>&`
+            reference = html.unescape(head[:-1]) if xml else head[:-1]
+            try:
+                query = self.url_credentials(grant, urljoin(base_url, reference)).query_string()
+            except ValueError as exc:
+                if str(exc) not in self._warned and len(self._warned) < 64:  # say it, but not per request
+                    self._warned.add(str(exc))
+                    log.warning("dialect %s cannot sign a playlist URI: %s", self.binding.dialect.name, exc)
+                return head[:-1].encode("utf-8", "surrogateescape")
+            return (head + (query.replace("&", "&amp;") if xml else query)).encode("utf-8", "surrogateescape")
+
+        return _MARKED_REFERENCE.sub(sign, rendered)
 
     def cookies(self, grant: Grant) -> tuple[Cookie, ...]:
         return self.credentials(grant).cookies if self.binding.delivery == "cookie" else ()

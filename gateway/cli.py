@@ -17,7 +17,7 @@ from gateway.grant import Grant, Scope, parse_network
 from gateway.keys import KeyRing, new_key_entry
 from gateway.paths import normalise_path
 from gateway.request_facts import split_token
-from gateway.runtime import tune_allocator
+from gateway.runtime import UVICORN_OPTIONS, tune_allocator
 from gateway.startup import describe
 from gateway.tokens.dialects.base import Credentials, Dialect
 from gateway.tokens.native import DEFAULT_LEEWAY_SECONDS, verify_token
@@ -40,7 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = build_app(settings)
     logging.getLogger("gateway").info("%s", describe(settings, f"http://{_host_for_url(args.host)}:{args.port}"))
     tune_allocator()
-    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, **UVICORN_OPTIONS)
     return 0
 
 

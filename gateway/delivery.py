@@ -28,19 +28,18 @@ class FoundToken:
     token: str | None
     source: str | None  # "path" | "query" | "cookie" | None
     raw_path: bytes  # the request path with any `/t/<token>` prefix removed
-    forward_query: str  # the query without the token parameter
 
 
 def find_token(scope: Mapping[str, Any], raw_path: bytes, *, param: str, cookie_name: str) -> FoundToken:
-    token, forward_query = split_token(scope.get("query_string", b""), param)
+    token, _ = split_token(scope.get("query_string", b""), param)
     if raw_path.startswith(PATH_TOKEN_PREFIX):
         token_segment, slash, rest = raw_path[len(PATH_TOKEN_PREFIX) :].partition(b"/")
         if slash:
-            return FoundToken(token_segment.decode("latin-1"), "path", b"/" + rest, forward_query)
+            return FoundToken(token_segment.decode("latin-1"), "path", b"/" + rest)
     if token is not None:
-        return FoundToken(token, "query", raw_path, forward_query)
+        return FoundToken(token, "query", raw_path)
     cookie = cookie_value(scope, cookie_name)
-    return FoundToken(cookie, "cookie" if cookie else None, raw_path, forward_query)
+    return FoundToken(cookie, "cookie" if cookie else None, raw_path)
 
 
 def cookie_value(scope: Mapping[str, Any], name: str) -> str | None:
@@ -60,8 +59,23 @@ def is_plain_http_localhost(scope: Mapping[str, Any]) -> bool:
     return scope.get("scheme") == "http" and host in LOCAL_HOSTS
 
 
-def set_cookie(name: str, token: str, *, path: str, expires_at: int, now: float, secure: bool, same_site: str) -> str:
-    """A `Set-Cookie` value: HttpOnly always; Secure unless plain-HTTP localhost; Max-Age to the token's expiry."""
+def set_cookie(
+    name: str,
+    token: str,
+    *,
+    path: str,
+    expires_at: int,
+    now: float,
+    secure: bool,
+    same_site: str,
+    partitioned: bool = False,
+) -> str:
+    """A `Set-Cookie` value: HttpOnly always; Max-Age to the token's expiry.
+
+    Secure unless plain-HTTP localhost, and always with `SameSite=None` or `Partitioned`: browsers drop
+    either attribute's cookie without it. `Partitioned` (CHIPS) keys the cookie to the top-level site, the
+    form browsers that block third-party cookies still accept for a player embedded on another site.
+    """
     cookie: SimpleCookie = SimpleCookie()
     cookie[name] = token
     morsel = cookie[name]
@@ -69,9 +83,10 @@ def set_cookie(name: str, token: str, *, path: str, expires_at: int, now: float,
     morsel["max-age"] = str(max(0, int(expires_at - now)))
     morsel["httponly"] = True
     morsel["samesite"] = same_site
-    if secure or same_site == "None":
+    if secure or same_site == "None" or partitioned:
         morsel["secure"] = True
-    return morsel.OutputString()
+    # SimpleCookie knows no `Partitioned` before Python 3.14; it is a bare flag attribute like HttpOnly.
+    return morsel.OutputString() + ("; Partitioned" if partitioned else "")
 
 
 def format_cookie(cookie: Cookie, *, now: float) -> str:

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -25,11 +26,12 @@ from starlette.staticfiles import StaticFiles
 from gateway.app import build_app
 from gateway.config import Route as GatewayRoute
 from gateway.config import SessionSettings, Settings
+from gateway.cors import CorsPolicy
 from gateway.edge import Clock
 from gateway.entitlements import CatalogEntitlements, Title, Viewer
 from gateway.keys import new_key_entry, parse_key_ring
 from gateway.media_types import content_type_for
-from gateway.runtime import tune_allocator
+from gateway.runtime import UVICORN_OPTIONS, tune_allocator
 from gateway.startup import describe
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +102,12 @@ def development_keys(state_dir: Path) -> str:
 
 
 def demo_settings(
-    state_dir: Path, origin_url: str, *, leeway_seconds: float = 5.0, **session_overrides: int | bool | str
+    state_dir: Path,
+    origin_url: str,
+    *,
+    leeway_seconds: float = 5.0,
+    cors: CorsPolicy | None = None,
+    **session_overrides: int | bool | str,
 ) -> Settings:
     vod, live = origin_url.rstrip("/") + "/vod/", origin_url.rstrip("/") + "/live/"
     return Settings(
@@ -110,10 +117,13 @@ def demo_settings(
         sessions=SessionSettings(**session_overrides),  # type: ignore[arg-type]
         catalog=CatalogEntitlements(DEMO_USERS, DEMO_TITLES),
         leeway_seconds=leeway_seconds,
+        cors=cors or CorsPolicy(),
     )
 
 
-def demo_routes() -> list[BaseRoute]:
+def demo_page_routes() -> list[BaseRoute]:
+    """The page, its files and hls.js: what any site hosting the player serves (see `?gateway=` in demo.js)."""
+
     async def page(_: Request) -> Response:
         return FileResponse(PLAYERS / "index.html", headers={"cache-control": "no-store"})
 
@@ -137,6 +147,16 @@ def demo_routes() -> list[BaseRoute]:
             return JSONResponse({"error": "not_found", "detail": f"no demo file {name!r}"}, status_code=404)
         return FileResponse(PLAYERS / name, media_type=PLAYER_FILES[name], headers={"cache-control": "no-cache"})
 
+    return [
+        Route("/", page, methods=["GET"]),
+        Route("/players/vendor/{name:str}", vendor_file, methods=["GET"]),
+        Route("/players/{name:str}", player_file, methods=["GET"]),
+    ]
+
+
+def demo_routes() -> list[BaseRoute]:
+    """The page routes plus the demo catalog the page reads from its gateway."""
+
     async def catalog(_: Request) -> Response:
         users = [
             {"credential": credential, "name": v.name, "plan": v.plan, "country": v.country}
@@ -156,12 +176,7 @@ def demo_routes() -> list[BaseRoute]:
         live_modes = [{"name": name, "mount": mount} for name, mount in LIVE_MODES]
         return JSONResponse({"users": users, "titles": titles, "modes": modes, "live_modes": live_modes})
 
-    return [
-        Route("/", page, methods=["GET"]),
-        Route("/players/vendor/{name:str}", vendor_file, methods=["GET"]),
-        Route("/api/demo/catalog", catalog, methods=["GET"]),
-        Route("/players/{name:str}", player_file, methods=["GET"]),
-    ]
+    return [*demo_page_routes(), Route("/api/demo/catalog", catalog, methods=["GET"])]
 
 
 def build_demo(
@@ -170,13 +185,15 @@ def build_demo(
     *,
     clock: Clock = time.time,
     leeway_seconds: float = 5.0,
+    cors: CorsPolicy | None = None,
     **session_overrides: int | bool | str,
 ) -> Starlette:
     """The demo gateway in front of `origin_url` (the demo origin, see `build_demo_origin`).
 
-    `session_overrides` are `SessionSettings` fields (e.g. `media_ttl_seconds=4` for short-TTL tests).
+    `session_overrides` are `SessionSettings` fields (e.g. `media_ttl_seconds=4` for short-TTL tests);
+    `cors` lists the sites whose pages may play cookie sessions cross-site.
     """
-    settings = demo_settings(state_dir, origin_url, leeway_seconds=leeway_seconds, **session_overrides)
+    settings = demo_settings(state_dir, origin_url, leeway_seconds=leeway_seconds, cors=cors, **session_overrides)
     return build_app(settings, clock=clock, extra_routes=demo_routes())
 
 
@@ -204,13 +221,13 @@ def build_demo_origin(media_root: Path = MEDIA_ROOT, *, clock: Clock = time.time
 
 async def _serve(gateway: Starlette, origin: Starlette, host: str, port: int, origin_port: int) -> None:
     servers = [
-        uvicorn.Server(uvicorn.Config(origin, host="127.0.0.1", port=origin_port, log_level="warning")),
-        uvicorn.Server(uvicorn.Config(gateway, host=host, port=port, log_level="warning")),
+        uvicorn.Server(uvicorn.Config(origin, host="127.0.0.1", port=origin_port, **UVICORN_OPTIONS)),
+        uvicorn.Server(uvicorn.Config(gateway, host=host, port=port, **UVICORN_OPTIONS)),
     ]
     await asyncio.gather(*(server.serve() for server in servers))
 
 
-def run_demo(host: str, port: int, state_dir: Path, **session_overrides: int) -> int:
+def run_demo(host: str, port: int, state_dir: Path, **session_overrides: Any) -> int:
     """`session_overrides`: `SessionSettings` fields from the command line (token TTLs, max life)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)

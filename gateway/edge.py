@@ -22,10 +22,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from gateway.cdn import CdnBinding, CdnSigner, cdn_path, make_cdn_rewriter
 from gateway.config import Route, Settings
 from gateway.delivery import FoundToken, find_token, format_cookie, is_plain_http_localhost, set_cookie
-from gateway.dialect_edge import EdgeDecision, decide, edge_request
+from gateway.dialect_edge import EdgeDecision, decide, edge_request, per_url_grant
 from gateway.errors import Denial, ManifestError, OriginBadStatus, OriginError, TokenDenied
 from gateway.grant import Grant, Scope
-from gateway.hls_links import make_path_token_rewriter, make_uri_rewriter
+from gateway.hls_links import Carry, make_edge_rewriter, make_path_token_rewriter, make_uri_rewriter
 from gateway.manifest_cache import ManifestCache
 from gateway.manifests.dash import prepare_mpd
 from gateway.manifests.hls import RewriteUri, prepare_playlist
@@ -33,7 +33,7 @@ from gateway.manifests.template import PreparedManifest, Slot
 from gateway.media_types import content_type_for, is_hls_playlist, is_key, is_manifest
 from gateway.origin import PASSTHROUGH_HEADERS, OriginClient
 from gateway.paths import CheckedPath, normalise_path
-from gateway.request_facts import client_address, drop_query_param, token_fingerprint
+from gateway.request_facts import client_address, token_fingerprint, upstream_params, upstream_query
 from gateway.revocations import MemoryRevocations, RevocationStore
 from gateway.tokens.native import TokenVerifier
 from gateway.tokens.scoped import ScopedTokenMinter
@@ -42,10 +42,6 @@ log = logging.getLogger("gateway.edge")
 
 FORWARDED_REQUEST_HEADERS = (b"range", b"if-range", b"if-none-match", b"if-modified-since")
 PRIVATE = "private, no-store"
-CORS = {
-    "access-control-allow-origin": "*",
-    "access-control-expose-headers": "x-token-denial, x-gateway-error",
-}
 Clock = Callable[[], float]
 AsgiScope = MutableMapping[str, Any]  # the raw ASGI scope
 
@@ -59,14 +55,13 @@ def prepare_manifest(origin_url: str, body: bytes, rewriter: RewriteUri, *, max_
 
 def manifest_response(origin_url: str, body: bytes, *, head: bool) -> Response:
     """A tokenized manifest: never cached by anyone but this viewer."""
-    headers = {**CORS, "cache-control": PRIVATE, "content-type": content_type_for(origin_url.split("?", 1)[0])}
+    headers = {"cache-control": PRIVATE, "content-type": content_type_for(origin_url.split("?", 1)[0])}
     return Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})
 
 
 def error_response(status: int, error: str, detail: str, *, denial: bool = False) -> JSONResponse:
-    headers = dict(CORS)
-    headers["x-token-denial" if denial else "x-gateway-error"] = error
-    headers["cache-control"] = "no-store"
+    """A refusal a player can read: CORS headers (gateway/cors.py, applied by the app) expose the reason."""
+    headers = {"x-token-denial" if denial else "x-gateway-error": error, "cache-control": "no-store"}
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
@@ -96,6 +91,20 @@ class Edge:
             for route in settings.routes
             if route.cdn
         }
+        # What each route sends upstream: the allow-listed query parameters (issue 9.2), fixed at start-up.
+        self.upstream_params = {
+            route.mount: upstream_params(
+                route.forward_query, delta_updates=settings.delta_updates, token_params=settings.token_params
+            )
+            for route in settings.routes
+        }
+        # Dialect-edge routes whose dialect signs one URL at a time: the URIs of the playlists they serve
+        # are signed one by one, cached per URL and grant (gateway/dialect_edge.py).
+        self.edge_signers = {
+            route.mount: CdnSigner(CdnBinding(settings.cdn[route.edge], "per_url"), route)
+            for route in settings.routes
+            if route.edge and not settings.cdn[route.edge].prefix_signing
+        }
         self.denials: Counter[str] = Counter()
 
     async def handle(self, request: Request) -> Response:
@@ -104,35 +113,36 @@ class Edge:
         sessions = self.settings.sessions
         found = find_token(scope, raw_path, param=self.settings.token_param, cookie_name=sessions.cookie_name)
         decision: EdgeDecision | None = None
+        request_url = ""
         try:
             checked = normalise_path(found.raw_path)
             route = self.settings.route_for(checked.decoded)
             if route is None:
                 return error_response(404, "no_route", f"no origin is configured for {checked.decoded}")
             if route.edge:
-                decision = decide(
-                    self.settings.cdn[route.edge],
-                    edge_request(scope, raw_path, self.settings.client_ip_header),
-                    now=self.clock(),
-                )
+                seen = edge_request(scope, raw_path, self.settings.proxy_trust)
+                request_url = seen.url
+                decision = decide(self.settings.cdn[route.edge], seen, now=self.clock())
                 grant = decision.grant
+                checked = self.edge_resource(route, decision)
             else:
                 grant = self.verify(checked, found, scope)
         except TokenDenied as denied:
             return self.deny(denied, raw_path, found.token, scope)
         if decision is not None and decision.redirect_status is not None:
-            return Response(status_code=decision.redirect_status, headers=dict(CORS) | dict(decision.headers))
-        query = found.forward_query
-        if self.settings.delta_updates == "full":
-            query = drop_query_param(query, "_HLS_skip")
-        if decision is not None:
-            for param in getattr(self.settings.cdn[route.edge], "query_params", ()):
-                query = drop_query_param(query, param)  # the dialect's token never goes upstream either
+            return Response(status_code=decision.redirect_status, headers=dict(decision.headers))
+        # Only allow-listed parameters go upstream, so the origin URL (the manifest cache key) is the same
+        # for every viewer whatever junk or token a request carries; on a dialect edge the dialect's own
+        # parameters are gone before that (they are not in the allow-list either).
+        raw_query = scope.get("query_string", b"").decode("latin-1") if decision is None else decision.upstream_query
+        query = upstream_query(raw_query, self.upstream_params[route.mount])
         origin_url = route.origin_url(checked.encoded) + (f"?{query}" if query else "")
         cookies: list[str] = []
         try:
             if is_manifest(checked.decoded) and decision is not None:
-                response = await self.dialect_playlist(route, origin_url, decision, head=scope["method"] == "HEAD")
+                response = await self.dialect_playlist(
+                    route, origin_url, checked, decision, request_url, head=scope["method"] == "HEAD"
+                )
             elif is_manifest(checked.decoded):
                 assert found.token is not None
                 response, prepared = await self.playlist(
@@ -158,16 +168,56 @@ class Edge:
             response.headers.append(name, value)
         return response
 
-    async def dialect_playlist(self, route: Route, origin_url: str, decision: EdgeDecision, *, head: bool) -> Response:
-        """A playlist on a dialect-edge route: URIs carry the (renewed) token when it came by query."""
-        param, token = decision.query_param, decision.token
+    def edge_resource(self, route: Route, decision: EdgeDecision) -> CheckedPath:
+        """The resource a dialect-edge request names: it must stay under the route the request came in on."""
+        checked = normalise_path(decision.path.resource)
+        if not checked.decoded.startswith(route.mount):
+            raise TokenDenied(
+                Denial.ACL,
+                f"{checked.decoded} is outside the route mounted at {route.mount}",
+                {"path": checked.decoded},
+            )
+        return checked
+
+    async def dialect_playlist(
+        self,
+        route: Route,
+        origin_url: str,
+        resource: CheckedPath,
+        decision: EdgeDecision,
+        request_url: str,
+        *,
+        head: bool,
+    ) -> Response:
+        """A playlist on a dialect-edge route: every URI carries what the same edge accepts (see `Carry`).
+
+        Prepared once per origin version and way of carrying; per request only the credential is filled
+        in, or (per-URL dialects) each URI signed, cached per URL and grant.
+        """
+        dialect = self.settings.cdn[route.edge]
+        carry, mapped = decision.carry, decision.path.mapped
 
         def prepare(body: bytes) -> PreparedManifest:
-            rewriter = make_uri_rewriter(manifest_origin_url=origin_url, route=route, token_param=param)
+            rewriter = make_edge_rewriter(
+                manifest_origin_url=origin_url,
+                manifest_path=resource.encoded,
+                route=route,
+                carry=carry,
+                params=dialect.query_params,
+                mapped=mapped,
+            )
             return prepare_manifest(origin_url, body, rewriter, max_bytes=self.settings.max_manifest_bytes)
 
-        prepared = await self.manifests.get(origin_url, f"edge:{route.edge}:{param}", prepare, now=self.clock())
-        body = prepared.render({Slot.PLAYLIST: token or "", Slot.MEDIA: token or ""})
+        variant = f"edge:{route.edge}:{carry.value}:{mapped or ''}"
+        prepared = await self.manifests.get(origin_url, variant, prepare, now=self.clock())
+        xml = not is_hls_playlist(origin_url.split("?", 1)[0])
+        if carry is Carry.PER_URL:
+            grant = per_url_grant(decision.grant, route.mount)
+            signer = self.edge_signers[route.mount]
+            body = signer.render_references(prepared, grant, base_url=request_url, xml=xml)
+        else:
+            credential = decision.credential.replace("&", "&amp;") if xml else decision.credential
+            body = prepared.render({Slot.PLAYLIST: credential, Slot.MEDIA: credential})
         return manifest_response(origin_url, body, head=head)
 
     def verify(self, checked: CheckedPath, found: FoundToken, scope: AsgiScope) -> Grant:
@@ -180,7 +230,7 @@ class Edge:
         grant = self.verifier.verify(
             found.token,
             path=checked,
-            client_ip=client_address(scope, self.settings.client_ip_header),
+            client_ip=client_address(scope, self.settings.proxy_trust),
             needed_scope=needed,
             now=now,
         )
@@ -194,7 +244,7 @@ class Edge:
             "denied reason=%s path=%s client=%s token=%s detail=%s",
             denied.reason.value,
             raw_path[:200].decode("latin-1") if not raw_path.startswith(b"/t/") else "/t/…",
-            client_address(scope, self.settings.client_ip_header),
+            client_address(scope, self.settings.proxy_trust),
             token_fingerprint(token) if token else "-",
             denied.detail,
         )
@@ -233,6 +283,7 @@ class Edge:
                 now=now,
                 secure=not is_plain_http_localhost(scope),
                 same_site=sessions.cookie_same_site,
+                partitioned=sessions.cookie_partitioned,
             )
         ]
 
@@ -293,7 +344,6 @@ class Edge:
                 f"origin answered {upstream.status_code} for {origin_url.split('?')[0]}", upstream.status_code
             )
         headers = {name: upstream.headers[name] for name in PASSTHROUGH_HEADERS if name in upstream.headers}
-        headers.update(CORS)
         headers["content-type"] = content_type_for(checked.decoded, upstream.headers.get("content-type"))
         if is_key(checked.decoded) or is_manifest(checked.decoded):
             headers["cache-control"] = PRIVATE

@@ -1,4 +1,4 @@
-"""Process-level tuning applied when the gateway serves.
+"""Process-level settings applied when the gateway serves: the uvicorn options, allocator tuning.
 
 glibc returns freed memory at the top of the heap to the kernel once more than 128 KiB is free, so a
 server that builds a ~1 MB playlist per request pays for fresh pages (page faults) on every response:
@@ -11,6 +11,17 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from typing import Any, Final
+
+# How every uvicorn the project starts runs the gateway (`serve`, `demo`, the bench, the integration tests).
+# proxy_headers is on by default in uvicorn and rewrites the peer from X-Forwarded-For sent by 127.0.0.1:
+# the gateway reads forwarded headers itself, from `trusted_proxies` only (request_facts.client_address).
+UVICORN_OPTIONS: Final[dict[str, Any]] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "log_level": "warning",
+    "proxy_headers": False,
+}
 
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2

@@ -12,6 +12,12 @@
  * token logic at all plays; this page adds what a real app wants on top: a session it can show,
  * renewal ahead of expiry (also after a long pause), and every refusal made visible with its reason.
  *
+ * Cross-site: `?gateway=http://127.0.0.1:8000` makes a page served from another site (a player embedded
+ * elsewhere) call that gateway: the session API and every playback URL go there. In the cookie and hybrid
+ * modes those requests carry credentials (`credentials: 'include'`, `xhr.withCredentials = true`), which the
+ * gateway answers only for origins in its `[cors] allowed_origins`; query and path modes send none and work
+ * from any site. A demo hook: a real app knows its gateway and never takes it from its own URL.
+ *
  * Plain browser JavaScript, no build step. Needs hls.js (served by the gateway at /players/vendor/).
  */
 (function () {
@@ -29,6 +35,23 @@
   const KNOWN_BENIGN = new Set(['bufferAppendNoProgress', 'bufferSeekOverHole']);
 
   const params = new URLSearchParams(location.search);
+  // Where the gateway is: the page's own origin, or `?gateway=` (see the top of this file).
+  const GATEWAY_ORIGIN = (() => {
+    try {
+      const given = new URL(params.get('gateway') || location.origin);
+      if (given.protocol === 'http:' || given.protocol === 'https:') return given.origin;
+    } catch { /* not a URL: fall back to the page's origin */ }
+    return location.origin;
+  })();
+  const gatewayUrl = (pathOrUrl) => new URL(pathOrUrl, GATEWAY_ORIGIN + '/').href;
+  const isGatewayUrl = (url) => {
+    try { return new URL(url, location.href).origin === GATEWAY_ORIGIN; } catch { return false; }
+  };
+  // Cookie and hybrid sessions ride on the gateway's cookie: requests to the gateway must carry
+  // credentials, which for another site means `include` (and a listed origin at the gateway). Query
+  // and path sessions never need them, so they keep working from sites the gateway does not list.
+  const COOKIE_MODES = new Set(['cookie', 'hybrid']);
+  const credentialsFor = (mode) => (COOKIE_MODES.has(mode) ? 'include' : 'same-origin');
   // `?renew=reactive` switches off renewal ahead of expiry, leaving only the fallback (refresh after a
   // `403 expired`, then retry): useful to watch that path, not how a real app should run.
   // `?renew=off` switches off ALL player-side renewal: no refresh timer, no refresh after a 403 and no
@@ -138,7 +161,7 @@
   function withCurrentToken(url, token) {
     let parsed;
     try { parsed = new URL(url, location.href); } catch { return url; }
-    if (parsed.origin !== location.origin || !token) return url;
+    if (parsed.origin !== GATEWAY_ORIGIN || !token) return url;
 
     const hashAt = url.indexOf('#');
     const hash = hashAt >= 0 ? url.slice(hashAt) : '';
@@ -179,6 +202,8 @@
     const send = () => {
       const sent = session && !RENEW_OFF ? withCurrentToken(url, session.token) : url;
       xhr.open('GET', sent, true);
+      // Cross-site cookie modes: send (and accept) the gateway's cookie; never to other hosts.
+      if (session && COOKIE_MODES.has(session.mode) && isGatewayUrl(sent)) xhr.withCredentials = true;
       watchForDenial(xhr, context, sent);
     };
     if (session && tokenNeedsRenewal()) {
@@ -262,9 +287,9 @@
       clearTimeout(refreshTimer);
       let response;
       try {
-        response = await fetch(current.refreshUrl, {
+        response = await fetch(gatewayUrl(current.refreshUrl), {
           method: 'POST',
-          credentials: 'same-origin',   // cookie modes: the response's Set-Cookie renews the cookie
+          credentials: credentialsFor(current.mode),   // cookie modes: the response's Set-Cookie renews the cookie
           headers: { 'Content-Type': 'application/json' },
           body: JSON.stringify({ token: current.token }),
         });
@@ -364,9 +389,9 @@
     setBusy(true);
     let response;
     try {
-      response = await fetch('/api/sessions', {
+      response = await fetch(gatewayUrl('/api/sessions'), {
         method: 'POST',
-        credentials: 'same-origin',
+        credentials: credentialsFor(modeOf(asset).name),   // cookie modes: the response sets the cookie
         headers: { 'Authorization': `Bearer ${user}`, 'Content-Type': 'application/json' },
         body: JSON.stringify({ asset }),
       });
@@ -397,7 +422,7 @@
     scheduleRefresh();
     $('stop').disabled = false;
     $('refresh-now').disabled = !session.canRefresh;
-    play(session.playbackUrl);
+    play(gatewayUrl(session.playbackUrl));
   }
 
   async function stopSession({ revoke, quiet = false }) {
@@ -415,9 +440,9 @@
     $('refresh-now').disabled = true;
     if (!ended || !revoke) return;
     try {
-      const response = await fetch(`/api/sessions/${encodeURIComponent(ended.id)}`, {
+      const response = await fetch(gatewayUrl(`/api/sessions/${encodeURIComponent(ended.id)}`), {
         method: 'DELETE',
-        credentials: 'same-origin',
+        credentials: credentialsFor(ended.mode),
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ token: ended.token }),
       });
@@ -623,7 +648,7 @@
   }
 
   async function loadCatalog() {
-    const response = await fetch('/api/demo/catalog', { credentials: 'same-origin' });
+    const response = await fetch(gatewayUrl('/api/demo/catalog'), { credentials: 'same-origin' });
     if (!response.ok) throw new Error(`catalog answered ${response.status}`);
     catalog = await response.json();
     fillSelect($('user'), catalog.users, (u) => u.credential, (u) => `${u.name} · ${u.country}`);

@@ -24,7 +24,7 @@ from gateway.errors import Denial, TokenDenied
 from gateway.grant import Grant, Scope
 from gateway.keys import HmacKey, KeyRing
 from gateway.tokens.dialects import load_dialect
-from gateway.tokens.dialects.base import Dialect, EdgeRequest
+from gateway.tokens.dialects.base import Dialect, EdgePath, EdgeRequest
 from gateway.tokens.native import sign_grant
 from tests.support.clock import FakeClock
 from tests.support.servers import static_origin
@@ -250,6 +250,13 @@ def test_prefix_dialect_signs_once_per_bucket() -> None:
 
         def verify(self, request: EdgeRequest, *, now: float) -> Grant:
             return dialect.verify(request, now=now)
+
+        @property
+        def query_params(self) -> tuple[str, ...]:
+            return dialect.query_params
+
+        def edge_path(self, raw_path: str, grant: Grant) -> EdgePath:
+            return dialect.edge_path(raw_path, grant)
 
     route = Route(
         "/vod/", "http://origin.test/vod/", cdn="cloudfront", cdn_base_url=cdn_base("cloudfront_custom_query")

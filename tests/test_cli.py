@@ -196,3 +196,13 @@ def test_demo_refuses_lifetimes_that_cannot_work(tmp_path: Path) -> None:
     assert result.returncode == 2 and "positive" in result.stderr
     result = gateway("demo", "--state-dir", str(tmp_path), "--token-ttl", "600", "--max-life", "300")
     assert result.returncode == 2 and "token_ttl_seconds <= max_life_seconds" in result.stderr
+
+
+def test_serve_never_takes_the_client_address_from_a_direct_clients_header(served: Served) -> None:
+    """uvicorn's own proxy_headers trusts X-Forwarded-For from 127.0.0.1 by default; `serve` turns it off."""
+    url, _, _ = served
+    segment = f"{url}{TITLE}v1/seg_000.m4s?token="
+    forged = httpx.get(segment + token("--ip", "203.0.113.66"), headers={"x-forwarded-for": "203.0.113.66"})
+    assert forged.status_code == 403 and forged.json()["error"] == "ip"
+    own = httpx.get(segment + token("--ip", "127.0.0.1"), headers={"x-forwarded-for": "203.0.113.66"})
+    assert own.status_code == 200

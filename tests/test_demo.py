@@ -101,3 +101,20 @@ def test_development_key_is_created_once_and_never_world_readable(
     assert (tmp_path / "dev-keys").stat().st_mode & 0o077 == 0
     monkeypatch.setenv("GATEWAY_KEYS", "k9:" + "A" * 43)
     assert development_keys(tmp_path).startswith("k9:")
+
+
+async def test_demo_servers_leave_the_client_address_to_the_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's proxy_headers (on by default) would take X-Forwarded-For from 127.0.0.1 as the peer."""
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from gateway.demo import _serve
+
+    configs: list[uvicorn.Config] = []
+
+    async def record(self: uvicorn.Server, sockets: object = None) -> None:
+        configs.append(self.config)
+
+    monkeypatch.setattr(uvicorn.Server, "serve", record)
+    await _serve(Starlette(), Starlette(), "127.0.0.1", 9, 10)
+    assert len(configs) == 2 and all(config.proxy_headers is False for config in configs)

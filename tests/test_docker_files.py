@@ -17,6 +17,10 @@ def test_compose_gateway_config_loads() -> None:
     settings = load_settings(ROOT / "docker" / "gateway.toml", {"GATEWAY_KEYS": "k1:" + "A" * 43})
     assert {route.mount for route in settings.routes} == {"/vod/", "/live/"}
     assert settings.catalog.titles and settings.client_ip_header == "x-forwarded-for"
+    # X-Forwarded-For is believed only from the nginx edge, at the address compose.yaml pins for it.
+    edge = re.search(r"ipv4_address: (\S+)", (ROOT / "docker" / "compose.yaml").read_text())
+    assert edge is not None
+    assert [str(network) for network in settings.trusted_proxies] == [f"{edge.group(1)}/32"]
 
 
 def test_dockerfile_copies_existing_paths() -> None:

@@ -70,6 +70,30 @@ def with_query_slot(uri: str, param: str, slot: Slot) -> Rewrite:
     return Rewrite(f"{uri[: query_at + 1]}{query}{separator}{param}=", slot, fragment)
 
 
+def with_query_credentials(uri: str, params: tuple[str, ...], slot: Slot) -> Rewrite:
+    """Append a whole credential (`a=1&b=2`, the token of `slot`) to `uri`'s query, before any `#fragment`.
+
+    The multi-parameter form of `with_query_slot`, for a CDN dialect's credential (CloudFront's
+    `Policy`/`Signature`/`Key-Pair-Id`, Google's `URLPrefix`/`Expires`/`KeyName`/`Signature`): any of
+    `params` already on the URI is removed first, since an edge refuses a repeated security parameter.
+
+    >>> with_query_credentials("a.ts?x=1&Signature=old", ("Policy", "Signature"), Slot.MEDIA).head
+    'a.ts?x=1&'
+    """
+    fragment_at = uri.find("#")
+    if fragment_at >= 0:
+        uri, fragment = uri[:fragment_at], uri[fragment_at:]
+    else:
+        fragment = ""
+    path, question, query = uri.partition("?")
+    if not question:
+        return Rewrite(f"{path}?", slot, fragment)
+    if any(param in query for param in params):
+        query = "&".join(p for p in query.split("&") if p.partition("=")[0] not in params)
+    query = query.rstrip("&")
+    return Rewrite(f"{path}?{query}{'&' if query else ''}", slot, fragment)
+
+
 def _check_param(param: str) -> None:
     # Validated once per distinct name: this runs for every URI of every playlist.
     if not param or _PARAM_FORBIDDEN.search(param):

@@ -106,7 +106,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     real.add_argument("--asset", default="/live/title-9000/master.m3u8")
     real.add_argument("--duration", type=duration, default=120.0, help="real seconds (default 120)")
     real.add_argument("--max-requests", type=int, default=10_000)
-    real.add_argument("--client-ip-header", help="header the gateway trusts for the client address")
+    real.add_argument(
+        "--client-ip-header",
+        help="send the player's address in this header (the gateway must list this host in trusted_proxies)",
+    )
     _player_flags(real)
     real.set_defaults(func=cmd_realtime)
 

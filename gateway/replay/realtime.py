@@ -2,8 +2,9 @@
 
 The players create sessions through the gateway's session API (`--credential`, `--asset`), reload every
 target duration and fetch segments exactly as in `simulate`. A deployed gateway's clock is the real one, so
-scenario times are real seconds. A client address change needs a header the gateway trusts
-(`--client-ip-header x-forwarded-for` when its `client_ip_header` is set); without one it is skipped.
+scenario times are real seconds. A client address change needs the gateway to take the address from a
+header we send (`--client-ip-header x-forwarded-for`): it reads it only from its `trusted_proxies`, so
+the replay host must be listed there (a test deployment only); without that the change is skipped.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
  *   node players/tests/play.mjs --gateway http://127.0.0.1:8080 --user demo-paid \
  *        --asset /vod/title-9000/master.m3u8 [--mode cookie] [--expect-denial] [--switch-level N]
  *        [--refresh-after-s S] [--idle-s S] [--renew reactive|off] [--screenshot out.png]
- *        [--timeout-ms 30000] [--rate 4] [--min-time 5]
+ *        [--timeout-ms 30000] [--rate 4] [--min-time 5] [--page http://localhost:8081]
  *        [--watch-s S [--switch-after-s A] [--revoke-after-s R] [--expect-stop]]
  *
  * Playback:       waits until video.currentTime > --min-time (default 5 s of media), or the timeout.
@@ -22,6 +22,8 @@
  * --renew reactive: the page's `renew=reactive` (no refresh ahead of expiry; only after a 403 expired).
  * --renew off:    the page's `renew=off` (no renewal at all: URLs exactly as the playlists give them).
  * --expect-denial: waits for the page's denial box and returns its reason and detail.
+ * --page URL:     load the page from this base URL (another site serving the same page files) and make it
+ *                 call --gateway (the page's `gateway=` parameter): a cross-site player.
  *
  * Live (--watch-s S): media time does not start at 0 in a live stream, so "played" is measured from where
  *                 hls.js joined. Waits until the video plays, then watches S seconds of WALL time (live runs
@@ -37,7 +39,8 @@
  * Every request in `requests` has `at_ms` (epoch ms when it was sent). Cookie values are never printed:
  * a request has `cookie` (one was sent) and `cookie_ids` ({name: id}, `id` a short SHA-256 fingerprint of
  * the value); a response that set cookies has `set_cookie: [{name, id, max_age, path}]`, fingerprinted the
- * same way, so a cookie sent can be matched with the response that set it. `screen` is what a viewer
+ * same way, so a cookie sent can be matched with the response that set it. `cors` is the response's
+ * Access-Control-Allow-Origin and -Credentials (null when absent). `screen` is what a viewer
  * reads at the end: the denial banner as rendered (empty when hidden), the session panel's token-life line
  * and whether the video is paused.
  */
@@ -46,13 +49,14 @@ import { launchChromium } from './chromium.mjs';
 
 function parseArgs(argv) {
   const opts = { timeoutMs: 30000, rate: 4, minTime: 5, expectDenial: false, switchLevel: null,
-    refreshAfterS: null, idleS: null, renew: null, screenshot: null, mode: null,
+    refreshAfterS: null, idleS: null, renew: null, screenshot: null, mode: null, page: null,
     watchS: null, switchAfterS: null, revokeAfterS: null, expectStop: false };
   const need = (i) => { if (i + 1 >= argv.length) usage(`${argv[i]} needs a value`); return argv[i + 1]; };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     switch (a) {
       case '--gateway': opts.gateway = need(i).replace(/\/+$/, ''); i++; break;
+      case '--page': opts.page = need(i).replace(/\/+$/, ''); i++; break;
       case '--user': opts.user = need(i); i++; break;
       case '--asset': opts.asset = need(i); i++; break;
       case '--mode': opts.mode = need(i); i++; break;
@@ -72,7 +76,7 @@ function parseArgs(argv) {
       case '--help': case '-h':
         process.stdout.write('usage: node play.mjs --gateway URL --user CREDENTIAL --asset PATH [--mode M] [--expect-denial]\n' +
           '  [--switch-level N|top] [--refresh-after-s S] [--idle-s S] [--renew reactive|off] [--screenshot PATH]\n' +
-          '  [--timeout-ms N] [--rate R] [--min-time S]\n' +
+          '  [--timeout-ms N] [--rate R] [--min-time S] [--page URL]\n' +
           '  [--watch-s S [--switch-after-s A] [--revoke-after-s R] [--expect-stop]]   (live; details: the comment at the top of this file)\n');
         process.exit(0);
         break;
@@ -115,7 +119,8 @@ function describeSetCookie(header) {
     max_age: maxAge === undefined ? null : Number(maxAge), path: attr('path') ?? null };
 }
 
-const pageUrl = new URL(opts.gateway + '/');
+const pageUrl = new URL((opts.page || opts.gateway) + '/');
+if (opts.page) pageUrl.searchParams.set('gateway', opts.gateway);
 pageUrl.searchParams.set('user', opts.user);
 pageUrl.searchParams.set('asset', opts.asset);
 if (opts.mode) pageUrl.searchParams.set('mode', opts.mode);
@@ -149,8 +154,11 @@ try {
     const request = response.request();
     const url = request.url();
     if (url.startsWith('blob:') || url.startsWith('data:')) return;
+    const responseHeaders = response.headers();
     const entry = { seq: sequence.get(request), at_ms: sentAt.get(request), url, method: request.method(),
-      status: response.status(), type: request.resourceType() };
+      status: response.status(), type: request.resourceType(),
+      cors: { allow_origin: responseHeaders['access-control-allow-origin'] ?? null,
+        allow_credentials: responseHeaders['access-control-allow-credentials'] ?? null } };
     result.requests.push(entry);
     // Raw headers as sent (includes Cookie in Chromium): whether a cookie went out and its fingerprint.
     pending.push(request.allHeaders().then((h) => {
@@ -168,7 +176,7 @@ try {
     }).catch(() => {}));
     if (response.status() >= 400) {
       const bad = { seq: entry.seq, url, method: request.method(), status: response.status(),
-        denial: response.headers()['x-token-denial'] || null };
+        denial: responseHeaders['x-token-denial'] || null };
       result.bad_responses.push(bad);
       pending.push(response.text().then((t) => { bad.body = t.slice(0, 300); }).catch(() => {}));
     }

@@ -404,6 +404,33 @@ def test_wrong_client_ip(case: Case) -> None:
     assert denial(case, dataclasses.replace(request, client_ip=None)) in (Denial.IP, Denial.BAD_SIGNATURE)
 
 
+# -- the gateway as this dialect's edge: what is credential, what is the resource ----------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_edge_split_leaves_the_resource_without_any_credential(case: Case) -> None:
+    """`query_params` names every parameter the signer writes, and `edge_path` takes a path credential out:
+    what remains of a signed request is the resource URL (with the origin's own query) and nothing else."""
+    from urllib.parse import urlsplit
+
+    from gateway.paths import normalise_path
+    from gateway.request_facts import split_query
+
+    built = dialect(case)
+    url = URL + "?v=2"
+    creds = built.sign(base_grant(case), url=url)
+    request = edge_request(creds, url, client_ip=CLIENT)
+    grant = verify(case, request)
+    assert {name for name, _ in creds.query} <= set(built.query_params)
+    parts = urlsplit(request.url)
+    kept, credential = split_query(parts.query, built.query_params)
+    assert kept == "v=2"
+    assert credential == ("" if creds.path_token else Credentials(query=creds.query).query_string())
+    resolved = built.edge_path(normalise_path(parts.path).encoded, grant)
+    assert resolved.resource == PREFIX + "seg-1.ts"
+    assert resolved.mapped == (PREFIX if creds.path_token else None)  # a path credential follows the prefix
+
+
 @pytest.mark.parametrize("case", [case for case in CASES if case.rotation], ids=lambda case: case.id)
 def test_key_rotation(case: Case) -> None:
     grant = base_grant(case)

@@ -185,6 +185,26 @@ def test_dualtoken_ip_ranges_session_and_data_round_trip() -> None:
     assert denial(dialect, EdgeRequest(url, client_ip=inside), now=NOW - 61).reason is Denial.NOT_YET_VALID
 
 
+def test_dualtoken_several_ip_ranges_verify_to_the_one_the_client_is_in() -> None:
+    """A Grant holds one network: of a token's several IPRanges it keeps the one that admitted the client,
+    never none (a grant wider than its token would let anything re-signed from it drop the IP condition)."""
+    import hashlib
+    import hmac
+
+    dialect = dual("sha256")
+    ranges = b64url(b"203.0.113.0/24,2001:db8::/48", padded=False)
+    signed = f"PathGlobs=/live/ch1/*~Expires={NOW + 60}~IPRanges={ranges}"
+    key = dialect.keys[0].secret
+    assert key is not None
+    token = f"{signed}~hmac={hmac.new(key, signed.encode(), hashlib.sha256).hexdigest()}"
+    url = "https://cdn.example.com/live/ch1/a.m4s?edge-cache-token=" + token
+    for client, network in (("203.0.113.9", "203.0.113.0/24"), ("2001:db8:0:1::5", "2001:db8::/48")):
+        grant = dialect.verify(EdgeRequest(url, client_ip=ipaddress.ip_address(client)), now=NOW)
+        assert grant.client_network == ipaddress.ip_network(network)
+    outside = EdgeRequest(url, client_ip=ipaddress.ip_address("198.51.100.1"))
+    assert denial(dialect, outside, now=NOW).reason is Denial.IP
+
+
 def test_dualtoken_keyset_rotation_and_algorithm_from_the_keyset() -> None:
     old, new = {"name": "old", "secret": DUAL["hmac_key"]}, {"name": "new", "secret": "A" * 43}
     token = dual("sha256", keys=[old]).sign(Grant(("/v/",), NOW + 60)).token

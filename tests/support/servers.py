@@ -18,6 +18,8 @@ from typing import Any
 
 import uvicorn
 
+from gateway.runtime import UVICORN_OPTIONS
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -29,7 +31,7 @@ def free_port() -> int:
 def serve_app(app: Any, port: int | None = None) -> Iterator[str]:
     """Run an ASGI app under a real uvicorn (httptools, uvloop) in a thread; yields its base URL."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, **UVICORN_OPTIONS)  # as `serve` runs it
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -34,7 +34,7 @@ from gateway.errors import Denial, TokenDenied
 from gateway.grant import Grant
 from gateway.paths import CheckedPath
 from gateway.tokens.dialects import cdn_request as edge
-from gateway.tokens.dialects.base import Cookie, Credentials, EdgeRequest
+from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
 from gateway.tokens.dialects.cdn_config import TableReader
 
 NAME = "akamai"
@@ -76,6 +76,14 @@ class Akamai:
     @property
     def prefix_signing(self) -> bool:
         return self.token_type == "acl"
+
+    @property
+    def query_params(self) -> tuple[str, ...]:
+        # Also with cookie/header delivery: a token name in the query is never the origin's to see.
+        return (self.token_name,)
+
+    def edge_path(self, raw_path: str, grant: Grant) -> EdgePath:
+        return EdgePath(raw_path)
 
     def _escape(self, text: str) -> str:
         return escape_early(text) if self.escape_early else text

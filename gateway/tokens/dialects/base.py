@@ -2,8 +2,11 @@
 
 A dialect module exposes `NAME`, a frozen settings/dialect object built by `from_config(table, *, base_dir)`,
 whose `sign(grant, *, url=None) -> Credentials` and (where the gateway can act as the edge)
-`verify(request, *, now) -> Grant` follow the `Dialect` protocol below. Modules never import starlette or
-httpx and never read the clock: `now` is passed in.
+`verify(request, *, now) -> Grant` follow the `Dialect` protocol below. Where the gateway is the edge it
+also needs to know which parts of a request are the dialect's credential, so they never reach the origin
+or a cache key: `query_params` (every query parameter the dialect reads) and `edge_path(raw_path, grant)`
+(the resource a verified request names once a token or id carried in the path is taken out). Modules never
+import starlette or httpx and never read the clock: `now` is passed in.
 """
 
 from __future__ import annotations
@@ -63,6 +66,23 @@ class EdgeRequest:
     method: str = "GET"
 
 
+@dataclass(frozen=True, slots=True)
+class EdgePath:
+    """Where a verified edge request points, in the gateway's (origin's) path layout.
+
+    resource: the raw (percent-encoded) path of the resource: the request path without any credential
+              segment, with an id-first CDN layout mapped through the dialect's prefix template. This is
+              what the origin is asked for and what keys the manifest cache.
+    mapped:   set when the request path differs from `resource` by its prefix (a token in the path, as
+              Cloudflare Stream and Media CDN's path component do, or Mux's id-first URLs): the resource
+              prefix the request's own prefix stands for. References below it must stay relative in a
+              playlist, so that they inherit the request's prefix (and with it the credential).
+    """
+
+    resource: str
+    mapped: str | None = None
+
+
 class Dialect(Protocol):
     """One CDN's token format, bound to its settings and keys."""
 
@@ -80,6 +100,23 @@ class Dialect(Protocol):
         """Raise TokenDenied (typed reason, values) or return what the token grants.
 
         Dialects the gateway cannot check as an edge raise NotImplementedError.
+        """
+        ...
+
+    @property
+    def query_params(self) -> tuple[str, ...]:
+        """Every query parameter `verify` may read, in the names this configuration uses.
+
+        Where the gateway is the edge, none of them is forwarded to the origin or keys a cache, and a
+        credential that came by query is these parameters as the request carried them.
+        """
+        ...
+
+    def edge_path(self, raw_path: str, grant: Grant) -> EdgePath:
+        """The resource a request this dialect verified (as `grant`) names; see `EdgePath`.
+
+        `raw_path` is the request path in the canonical encoding the gateway forwards
+        (`gateway.paths.normalise_path(...).encoded`), for a request `verify` accepted.
         """
         ...
 

@@ -32,7 +32,7 @@ from gateway.grant import Grant, Scope
 from gateway.keys import b64url_decode, b64url_encode
 from gateway.paths import normalise_path
 from gateway.tokens.dialects import cat_claims as c
-from gateway.tokens.dialects.base import Cookie, Credentials, EdgeRequest
+from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
 from gateway.tokens.dialects.cat_cbor import TAG_IPV4, TAG_IPV6, CborError, CborValue, decode, encode
 from gateway.tokens.dialects.cat_checks import check_request, check_time_and_parties, extract_token, grant_from
 from gateway.tokens.dialects.cat_config import dialect_options
@@ -204,6 +204,9 @@ class CatDialect:
 
     def verify(self, request: EdgeRequest, *, now: float) -> Grant:
         return self.verify_token(request, now=now).grant
+
+    def edge_path(self, raw_path: str, grant: Grant) -> EdgePath:
+        return EdgePath(raw_path)  # catu matches the request's own path: no token or id rides in it
 
     # --- renewal (CAT.md §4.2) ---------------------------------------------------------------------
 

@@ -8,7 +8,8 @@
 A token is due when `exp - deadline <= now < exp` (deadline defaults to 60 s, as Eyevinn's). Header
 renewal is sent under both names players read (`CTA-Common-Access-Token` for shaka ≥ 5.1,
 `Common-Access-Token` for dash.js and older shaka) plus any catr header-name, and listed in
-`Access-Control-Expose-Headers` so browsers let the player see them. Cookie renewal is one
+`Access-Control-Expose-Headers` so browsers let the player see them (the app's CORS layer merges that
+list into its own answer, so a catr header-name is exposed too). Cookie renewal is one
 `Set-Cookie`; redirect renewal answers `code` (default 302) with the request URL carrying the new token.
 """
 
@@ -25,8 +26,7 @@ from gateway.tokens.dialects.cat_claims import malformed
 STANDARD_HEADER = "CTA-Common-Access-Token"
 LEGACY_HEADER = "Common-Access-Token"
 HEADER_NAMES = (STANDARD_HEADER, LEGACY_HEADER)
-# For the app's CORS answers: preflights must allow the request header, responses expose the renewal.
-CORS_ALLOW_HEADERS = ("Access-Control-Allow-Headers", ", ".join(HEADER_NAMES))
+# gateway/cors.py allows these request headers in preflights and always exposes them on responses.
 DEFAULT_DEADLINE_SECONDS = 60
 DEFAULT_REDIRECT_STATUS = 302
 TYPES = {"automatic": 0, "cookie": 1, "header": 2, "redirect": 3}

@@ -86,17 +86,21 @@ def parse_epoch(field: str, value: str) -> int:
     return int(value)
 
 
-def check_client(networks: Sequence[IPNetwork], client_ip: IPAddress | None) -> None:
-    """The client must be inside one of `networks` (IPv4-mapped IPv6 clients match IPv4 networks)."""
+def check_client(networks: Sequence[IPNetwork], client_ip: IPAddress | None) -> IPNetwork | None:
+    """The client must be inside one of `networks` (IPv4-mapped IPv6 clients match IPv4 networks).
+
+    Returns the network that admitted it (None when the token names none): a Grant holds one network, and
+    the one the client is in is the narrowest truthful summary of a token naming several.
+    """
     if not networks:
-        return
+        return None
     if client_ip is not None:
         mapped = getattr(client_ip, "ipv4_mapped", None)
         for network in networks:
             if client_ip.version == network.version and client_ip in network:
-                return
+                return network
             if mapped is not None and mapped in network:
-                return
+                return network
     shown = ", ".join(str(network) for network in networks)
     raise TokenDenied(
         Denial.IP,

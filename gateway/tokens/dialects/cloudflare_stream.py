@@ -29,7 +29,8 @@ from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.grant import Grant, IPAddress, IPNetwork
 from gateway.paths import normalise_path
 from gateway.tokens.dialects import jwt_common, jwt_keys
-from gateway.tokens.dialects.base import Credentials, EdgeRequest
+from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
+from gateway.tokens.dialects.cdn_request import encoded_prefix
 
 NAME = "cloudflare_stream"
 HOST_TEMPLATE = "customer-{code}.cloudflarestream.com"
@@ -135,6 +136,15 @@ class CloudflareStreamDialect:
             raise ValueError(f"{NAME}: {url!r} is neither under {prefix!r} nor a URL of video {uid!r}")
         query = f"?{parts.query}" if parts.query else ""
         return f"https://{self.host}/{token}/{rest or self.default_path}{query}"
+
+    @property
+    def query_params(self) -> tuple[str, ...]:
+        return ()  # the token is the first path segment; nothing in the query is ours
+
+    def edge_path(self, raw_path: str, grant: Grant) -> EdgePath:
+        """`/<TOKEN>/<rest>` names `<prefix of the token's video><rest>` (as `sign(url=…)` maps it back)."""
+        prefix = encoded_prefix(grant.path_prefixes[0])
+        return EdgePath(prefix + raw_path.lstrip("/").partition("/")[2], mapped=prefix)
 
     def verify(self, request: EdgeRequest, *, now: float) -> Grant:
         checked = normalise_path(urlsplit(request.url).path)

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from gateway.errors import Denial, TokenDenied
 from gateway.grant import Grant
 from gateway.tokens.dialects import cdn_request as edge
-from gateway.tokens.dialects.base import Cookie, Credentials, EdgeRequest
+from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
 from gateway.tokens.dialects.cdn_config import TableReader
 from gateway.tokens.dialects.cloudfront_policy import (
     HASH_SHA1,
@@ -71,6 +71,13 @@ class CloudFront:
     @property
     def prefix_signing(self) -> bool:
         return self.policy == "custom"
+
+    @property
+    def query_params(self) -> tuple[str, ...]:
+        return QUERY_PARAMS  # canned and custom alike: `verify` accepts either form, whatever `policy` says
+
+    def edge_path(self, raw_path: str, grant: Grant) -> EdgePath:
+        return EdgePath(raw_path)  # CloudFront's credentials ride in the query or in cookies, never in the path
 
     @property
     def signing_key(self) -> CloudFrontKey:

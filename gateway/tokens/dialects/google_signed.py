@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from gateway.errors import Denial, TokenDenied
 from gateway.grant import Grant
 from gateway.tokens.dialects import cdn_request as edge
-from gateway.tokens.dialects.base import Cookie, Credentials, EdgeRequest
+from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
 from gateway.tokens.dialects.cdn_config import TableReader
 
 KEY_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
@@ -143,6 +143,13 @@ class GoogleSignedRequests:
     @property
     def prefix_signing(self) -> bool:
         return self.form != "url"
+
+    @property
+    def query_params(self) -> tuple[str, ...]:
+        return SIGNED_PARAMS  # every form: `verify` reads a signed URL or URL prefix whatever `form` says
+
+    def edge_path(self, raw_path: str, grant: Grant) -> EdgePath:
+        return EdgePath(raw_path)
 
     @property
     def signing_key(self) -> NamedKey:

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from gateway.errors import Denial, TokenDenied
 from gateway.grant import Grant
 from gateway.tokens.dialects import cdn_request as edge
-from gateway.tokens.dialects.base import Credentials, EdgeRequest
+from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
 from gateway.tokens.dialects.cdn_config import TableReader
 from gateway.tokens.dialects.google_signed import (
     COMMON_FIELDS,
@@ -68,6 +68,14 @@ class MediaCdn(GoogleSignedRequests):
             target = self._canonical_url(grant, url)
             full = f"{prefix_url}{segment}/{target[len(prefix_url) :]}"
         return Credentials(path_token=segment, url=full, token=segment)
+
+    def edge_path(self, raw_path: str, grant: Grant) -> EdgePath:
+        """The path component form: `<prefix>edge-cache-token=…/<rest>` names `<prefix><rest>`."""
+        before, marker, after = raw_path.partition("/" + PATH_TOKEN)
+        if self.form != "path" or not marker:
+            return EdgePath(raw_path)
+        prefix = before + "/"
+        return EdgePath(prefix + after.partition("/")[2], mapped=prefix)
 
     def verify(self, request: EdgeRequest, *, now: float) -> Grant:
         url = edge.parse_request_url(request.url)

@@ -30,7 +30,7 @@ from gateway.errors import Denial, TokenDenied
 from gateway.grant import Grant, IPNetwork
 from gateway.paths import CheckedPath
 from gateway.tokens.dialects import cdn_request as edge
-from gateway.tokens.dialects.base import Cookie, Credentials, EdgeRequest
+from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
 from gateway.tokens.dialects.cdn_config import TableReader
 from gateway.tokens.dialects.google_signed import NamedKey, b64url, read_keys
 
@@ -64,6 +64,13 @@ class MediaCdnDualToken:
     @property
     def prefix_signing(self) -> bool:
         return self.path_field != "full_path"
+
+    @property
+    def query_params(self) -> tuple[str, ...]:
+        return (self.token_name,)
+
+    def edge_path(self, raw_path: str, grant: Grant) -> EdgePath:
+        return EdgePath(raw_path)
 
     def _seal(self, key: NamedKey, signed: str) -> str:
         raw = key.sign(signed.encode())
@@ -148,12 +155,14 @@ class MediaCdnDualToken:
         )
         prefixes = self._check_path(names[0], values, checked, url)
         networks = self._networks(values["IPRanges"]) if "IPRanges" in values else []
-        edge.check_client(networks, request.client_ip)
+        admitted = edge.check_client(networks, request.client_ip)
         return edge.make_grant(
             path_prefixes=edge.grant_prefixes(prefixes, checked),
             expires_at=expires_at,
             not_before=not_before,
-            client_network=networks[0] if len(networks) == 1 else None,
+            # Several ranges: the one this client is in. Never wider than the token (re-signing from this
+            # grant, as a per-URL edge does, must not drop the IP condition).
+            client_network=admitted,
             session_id=values.get("SessionID"),
             user_id=values.get("Data"),
             key_id=key_name,

@@ -29,7 +29,8 @@ from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.grant import Grant
 from gateway.paths import normalise_path
 from gateway.tokens.dialects import jwt_common, jwt_keys
-from gateway.tokens.dialects.base import Credentials, EdgeRequest
+from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
+from gateway.tokens.dialects.cdn_request import encoded_prefix
 
 NAME = "mux"
 QUERY_PARAM = "token"
@@ -112,6 +113,20 @@ class MuxDialect:
             raise ValueError(f"{NAME}: {url!r} is not a URL of playback id {payload['sub']!r}")
         token = jwt_common.encode_rs256(payload, key)
         return Credentials(query=((QUERY_PARAM, token),), url=f"{url}?{QUERY_PARAM}={token}", token=token)
+
+    @property
+    def query_params(self) -> tuple[str, ...]:
+        return (QUERY_PARAM,)
+
+    def edge_path(self, raw_path: str, grant: Grant) -> EdgePath:
+        """Mux URLs put the playback id first: `/<ID>/<rest>` names `<prefix><rest>`, and `/<ID>.m3u8`
+        (Mux's master URL) the prefix's own name with that extension, e.g. `/vod/<ID>.m3u8`."""
+        prefix = encoded_prefix(grant.path_prefixes[0])
+        own = "/" + self.prefix_template.id_of(grant.path_prefixes[0])
+        rest = raw_path[len(own) :]
+        if not raw_path.startswith(own) or rest[:1] not in ("/", "."):
+            raise TokenDenied(Denial.ACL, f"{raw_path[:200]} is not a URL of playback id {own[1:]}", {"path": raw_path})
+        return EdgePath(prefix[:-1] + rest, mapped=prefix)
 
     def verify(self, request: EdgeRequest, *, now: float) -> Grant:
         parts = urlsplit(request.url)

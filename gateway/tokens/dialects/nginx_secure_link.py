@@ -32,7 +32,7 @@ from gateway.errors import Denial, TokenDenied
 from gateway.grant import Grant
 from gateway.paths import CheckedPath
 from gateway.tokens.dialects import cdn_request as edge
-from gateway.tokens.dialects.base import Credentials, EdgeRequest
+from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
 from gateway.tokens.dialects.cdn_config import TableReader
 from gateway.tokens.dialects.google_signed import b64url
 
@@ -59,6 +59,13 @@ class NginxSecureLink:
     @property
     def prefix_signing(self) -> bool:
         return "{prefix}" in self.expression
+
+    @property
+    def query_params(self) -> tuple[str, ...]:
+        return (self.hash_param, self.expires_param)
+
+    def edge_path(self, raw_path: str, grant: Grant) -> EdgePath:
+        return EdgePath(raw_path)
 
     @property
     def binds_ip(self) -> bool:
