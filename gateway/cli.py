@@ -13,13 +13,13 @@ from urllib.parse import urlsplit
 
 from gateway.config import load_key_ring, load_settings, load_toml
 from gateway.errors import ConfigError, TokenDenied
-from gateway.grant import Grant, Scope, parse_network
-from gateway.keys import KeyRing, new_key_entry
-from gateway.paths import normalise_path
-from gateway.request_facts import split_token
+from gateway.http.request_facts import split_token
 from gateway.runtime import UVICORN_OPTIONS, tune_allocator
 from gateway.startup import describe
+from gateway.tokens.acl import normalise_path
 from gateway.tokens.dialects.base import Credentials, Dialect
+from gateway.tokens.grant import Grant, Scope, parse_network
+from gateway.tokens.keys import KeyRing, new_key_entry
 from gateway.tokens.native import DEFAULT_LEEWAY_SECONDS, verify_token
 
 
@@ -32,7 +32,7 @@ def _keys_from(config: Path | None) -> KeyRing:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.app import build_app
+    from gateway.http.app import build_app
 
     settings = load_settings(args.config, origin_override=args.origin)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -67,7 +67,7 @@ def _dialect(args: argparse.Namespace) -> Dialect:
 
 
 def _print_credentials(credentials: Credentials) -> None:
-    from gateway.delivery import format_cookie
+    from gateway.http.delivery import format_cookie
 
     for name, value in credentials.headers:
         print(f"header: {name}: {value}")
@@ -139,7 +139,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             from gateway.errors import Denial
 
             raise TokenDenied(Denial.MISSING, f"the URL has no {settings_param!r} query parameter")
-        from gateway.media_types import is_manifest
+        from gateway.http.media_types import is_manifest
 
         grant = verify_token(
             token,
@@ -167,7 +167,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gateway.demo import run_demo
+    from gateway.dev.demo import run_demo
 
     lifetimes = {
         "token_ttl_seconds": args.token_ttl,
@@ -180,7 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from gateway.bench import run_benchmarks
+    from gateway.dev.bench import run_benchmarks
 
     return run_benchmarks(quick=args.quick)
 

@@ -47,13 +47,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from gateway.cors import CorsPolicy, check_origin
-from gateway.entitlements import CatalogEntitlements, catalog_from_config
 from gateway.errors import ConfigError
-from gateway.grant import IPNetwork, parse_network
-from gateway.keys import KeyRing, b64url_decode, parse_key_ring
-from gateway.paths import canonical_prefix
-from gateway.request_facts import ProxyTrust, normalised_network
+from gateway.http.cors import CorsPolicy, check_origin
+from gateway.http.request_facts import ProxyTrust, normalised_network
+from gateway.sessions.entitlements import CatalogEntitlements, catalog_from_config
+from gateway.tokens.acl import canonical_prefix
+from gateway.tokens.grant import IPNetwork, parse_network
+from gateway.tokens.keys import KeyRing, b64url_decode, parse_key_ring
 
 if TYPE_CHECKING:
     from gateway.tokens.dialects.base import Dialect
@@ -80,8 +80,8 @@ class Route:
 
     mount: str
     origin: str
-    delivery: str = "query"  # query | cookie | hybrid | path (see gateway/delivery.py)
-    cdn: str = ""  # a [dialects.<name>] table: segments are served by that CDN (see gateway/cdn.py)
+    delivery: str = "query"  # query | cookie | hybrid | path (see gateway/http/delivery.py)
+    cdn: str = ""  # a [dialects.<name>] table: segments are served by that CDN (see gateway/http/cdn.py)
     cdn_base_url: str = ""
     cdn_scope: str = "segments"  # segments | media (media: keys too)
     edge: str = ""  # a [dialects.<name>] table: requests carry that dialect's token, verified here
@@ -122,7 +122,7 @@ class OriginSettings:
     max_connections: int = 64
     vod_manifest_cache_seconds: float = 60.0
     live_manifest_cache_seconds: float = 1.0
-    # HMAC secret for the authenticated origin header (gateway/origin_auth.py); empty: no header.
+    # HMAC secret for the authenticated origin header (gateway/origin/auth.py); empty: no header.
     auth_secret: bytes = field(default=b"", repr=False)
 
 
@@ -161,7 +161,7 @@ class Settings:
     token_param: str = "token"
     leeway_seconds: float = 5.0
     max_manifest_bytes: int = 16 * 1024 * 1024
-    # The client address (gateway/request_facts.py `client_address`): the TCP peer, unless the peer is in
+    # The client address (gateway/http/request_facts.py `client_address`): the TCP peer, unless the peer is in
     # `trusted_proxies`; then the right-most address in `client_ip_header` that is not a trusted proxy.
     trusted_proxies: tuple[IPNetwork, ...] = ()
     client_ip_header: str = "x-forwarded-for"
@@ -207,7 +207,7 @@ class Settings:
     @cached_property
     def token_params(self) -> frozenset[str]:
         """Every query parameter that carries a token here: ours and each configured dialect's."""
-        from gateway.dialect_edge import token_query_params
+        from gateway.http.dialect_edge import token_query_params
 
         names = {self.token_param}
         for dialect in self.cdn.values():

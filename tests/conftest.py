@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.keys import HmacKey, KeyRing
+from gateway.tokens.keys import HmacKey, KeyRing
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.errors import Denial, TokenDenied
-from gateway.grant import Grant
-from gateway.paths import normalise_path
+from gateway.tokens.acl import normalise_path
+from gateway.tokens.grant import Grant
 
 PREFIX = "/vod/title-9000/"
 

@@ -17,14 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import build_app
-from gateway.cdn import CdnBinding
 from gateway.config import Route, Settings
 from gateway.errors import Denial, TokenDenied
-from gateway.grant import Grant, Scope
-from gateway.keys import HmacKey, KeyRing
+from gateway.http.app import build_app
+from gateway.http.cdn import CdnBinding
 from gateway.tokens.dialects import load_dialect
 from gateway.tokens.dialects.base import Dialect, EdgePath, EdgeRequest
+from gateway.tokens.grant import Grant, Scope
+from gateway.tokens.keys import HmacKey, KeyRing
 from gateway.tokens.native import sign_grant
 from tests.support.clock import FakeClock
 from tests.support.servers import static_origin
@@ -236,7 +236,7 @@ async def test_master_playlists_stay_on_the_gateway(origin: str) -> None:
 
 
 def test_prefix_dialect_signs_once_per_bucket() -> None:
-    from gateway.cdn import CdnSigner
+    from gateway.http.cdn import CdnSigner
 
     calls: list[str | None] = []
     dialect = dialect_for("cloudfront_custom_query")

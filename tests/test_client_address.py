@@ -16,10 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config import load_settings
-from gateway.dialect_edge import edge_request
 from gateway.errors import ConfigError
-from gateway.grant import IPAddress
-from gateway.request_facts import (
+from gateway.http.dialect_edge import edge_request
+from gateway.http.request_facts import (
     MAX_FORWARDED_CHARS,
     ProxyTrust,
     client_address,
@@ -27,6 +26,7 @@ from gateway.request_facts import (
     parse_node,
     rightmost_untrusted,
 )
+from gateway.tokens.grant import IPAddress
 
 LB = ProxyTrust(networks=(ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8:ffff::/48")))
 LB_RFC = ProxyTrust(networks=LB.networks, header="forwarded")

@@ -1,4 +1,4 @@
-"""The pure CORS decision (gateway/cors.py), its `[cors]` configuration and cross-site cookie attributes."""
+"""The pure CORS decision (gateway/http/cors.py), its `[cors]` configuration and cross-site cookie attributes."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config import SessionSettings, load_settings
-from gateway.cors import CorsPolicy, apply, check_origin, decide
-from gateway.delivery import set_cookie
 from gateway.errors import ConfigError
+from gateway.http.cors import CorsPolicy, apply, check_origin, decide
+from gateway.http.delivery import set_cookie
 
 PLAYER = "https://player.example"
 POLICY = CorsPolicy(frozenset({PLAYER, "http://localhost:8080"}))

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from mpegdash.parser import MPEGDASHParser
 
-from gateway.demo import MEDIA_ROOT, VENDOR_FILES, build_demo, development_keys
+from gateway.dev.demo import MEDIA_ROOT, VENDOR_FILES, build_demo, development_keys
 from tests.support.servers import static_origin
 
 
@@ -108,7 +108,7 @@ async def test_demo_servers_leave_the_client_address_to_the_gateway(monkeypatch:
     import uvicorn
     from starlette.applications import Starlette
 
-    from gateway.demo import _serve
+    from gateway.dev.demo import _serve
 
     configs: list[uvicorn.Config] = []
 

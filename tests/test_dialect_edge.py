@@ -15,15 +15,15 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 
-from gateway.app import build_app
 from gateway.config import Route, Settings
-from gateway.cors import CorsPolicy
 from gateway.errors import Denial, TokenDenied
-from gateway.grant import Grant
-from gateway.keys import HmacKey, KeyRing
+from gateway.http.app import build_app
+from gateway.http.cors import CorsPolicy
 from gateway.tokens.dialects import load_dialect
 from gateway.tokens.dialects.base import Credentials, Dialect, EdgePath, EdgeRequest
 from gateway.tokens.dialects.cat import CatDialect
+from gateway.tokens.grant import Grant
+from gateway.tokens.keys import HmacKey, KeyRing
 from tests.support.clock import FakeClock
 from tests.support.recording import RecordingApp
 from tests.test_cdn_manifests import CDN_DIR
@@ -170,7 +170,7 @@ async def test_jwks_publishes_public_keys_only(origin_app: RecordingApp) -> None
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-    from gateway.keys import Ed25519Key, b64url_decode, b64url_encode, parse_key
+    from gateway.tokens.keys import Ed25519Key, b64url_decode, b64url_encode, parse_key
     from tests.test_cdn_manifests import KEYS_DIR
 
     pem = (KEYS_DIR / "keys/appendix-a-rsa2048.pem").read_text()
@@ -443,7 +443,7 @@ def test_id_first_layouts_map_through_the_prefix_template() -> None:
     ],
 )
 def test_relative_reference(reference: str, directory: str, relative: str) -> None:
-    from gateway.hls_links import relative_reference
+    from gateway.http.links import relative_reference
 
     assert relative_reference(reference, directory) == relative
     assert urljoin("http://h" + directory + "p.m3u8", relative) == "http://h" + reference
@@ -467,7 +467,7 @@ def test_with_query_credentials(uri: str, head: str, tail: str) -> None:
 
 
 def test_split_query_keeps_both_halves_in_order() -> None:
-    from gateway.request_facts import split_query
+    from gateway.http.request_facts import split_query
 
     query = "_HLS_msn=3&Policy=p&x=1&Signature=s&&Key-Pair-Id=K"
     assert split_query(query, ("Policy", "Signature", "Key-Pair-Id")) == (

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 
-from gateway.demo import build_demo
+from gateway.dev.demo import build_demo
 from gateway.tokens.native import inspect_token
 from tests.support.clock import FakeClock
 from tests.support.origin_tree import write

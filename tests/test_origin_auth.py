@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route as StarletteRoute
 
-from gateway.app import build_app
 from gateway.config import OriginSettings, Route, Settings
-from gateway.grant import Grant
-from gateway.keys import HmacKey, KeyRing
-from gateway.origin_auth import HEADER, origin_auth_header, verify_origin_auth
+from gateway.http.app import build_app
+from gateway.origin.auth import HEADER, origin_auth_header, verify_origin_auth
+from gateway.tokens.grant import Grant
+from gateway.tokens.keys import HmacKey, KeyRing
 from gateway.tokens.native import sign_grant
 
 SECRET = b"origin-shared-secret-0123456789"

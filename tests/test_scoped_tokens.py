@@ -3,9 +3,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.grant import Grant, Scope
-from gateway.keys import HmacKey, KeyRing
 from gateway.manifests.template import PreparedManifest, Slot
+from gateway.tokens.grant import Grant, Scope
+from gateway.tokens.keys import HmacKey, KeyRing
 from gateway.tokens.native import inspect_token, sign_grant
 from gateway.tokens.scoped import ScopedTokenMinter
 

@@ -15,7 +15,7 @@ import httpx
 import m3u8
 import pytest
 
-from gateway.demo import MEDIA_ROOT, build_demo
+from gateway.dev.demo import MEDIA_ROOT, build_demo
 from gateway.tokens.native import inspect_token
 from tests.support.clock import FakeClock
 from tests.support.servers import static_origin

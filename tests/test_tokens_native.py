@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.errors import Denial, TokenDenied
-from gateway.grant import Grant, Scope, parse_network
-from gateway.keys import Ed25519Key, HmacKey, KeyRing, b64url_decode, b64url_encode, parse_key_ring
-from gateway.paths import normalise_path
+from gateway.tokens.acl import normalise_path
+from gateway.tokens.grant import Grant, Scope, parse_network
+from gateway.tokens.keys import Ed25519Key, HmacKey, KeyRing, b64url_decode, b64url_encode, parse_key_ring
 from gateway.tokens.native import TokenVerifier, inspect_token, sign_grant, verify_signature, verify_token
 
 NOW = 1_800_000_000

@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config import load_settings
-from gateway.dialect_edge import token_query_params
 from gateway.errors import ConfigError
-from gateway.request_facts import LL_HLS_PARAMS, upstream_params, upstream_query
+from gateway.http.dialect_edge import token_query_params
+from gateway.http.request_facts import LL_HLS_PARAMS, upstream_params, upstream_query
 from gateway.tokens.dialects import load_dialect
 from tests.dialects.test_cdn_contract import CASES as CONTRACT_CASES
 from tests.dialects.test_cdn_contract import URL, Case, base_grant

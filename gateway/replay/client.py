@@ -13,8 +13,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 
 from gateway.errors import TokenDenied
-from gateway.grant import Grant
 from gateway.replay.events import PlayerLog, TokenSpan
+from gateway.tokens.grant import Grant
 from gateway.tokens.native import inspect_token
 
 MAX_INSPECTED = 8192

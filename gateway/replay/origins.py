@@ -1,15 +1,14 @@
-"""The origins `simulate` replays against: the live origin simulator (fixtures/live_origin) or a recording."""
+"""The origins `simulate` replays against: the live origin simulator (gateway/dev/live_origin) or a recording."""
 
 from __future__ import annotations
 
 import functools
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.demo import REPO
+from gateway.dev.demo import REPO
 from gateway.errors import ConfigError
 from gateway.replay.recorded_origin import Recording, build_recorded_origin
 from gateway.replay.scenario import Scenario
@@ -31,14 +30,9 @@ class Origin:
 
 
 def live_origin_package() -> Any:
-    """The live origin simulator package (a repo fixture, importable from a checkout)."""
-    try:
-        import fixtures.live_origin as live
-    except ImportError:
-        if not (REPO / "fixtures" / "live_origin" / "__init__.py").exists():
-            raise ConfigError("simulate needs the live origin simulator (fixtures/live_origin in a checkout)") from None
-        sys.path.insert(0, str(REPO))
-        import fixtures.live_origin as live
+    """The live origin simulator package (shipped in gateway/dev/live_origin)."""
+    import gateway.dev.live_origin as live
+
     return live
 
 
@@ -56,7 +50,7 @@ def mount_of(asset: str) -> str:
 
 def simulator_origin(scenario: Scenario, clock: Any, source: Path) -> Origin:
     live = live_origin_package()
-    from fixtures.live_origin.server import build_live_app
+    from gateway.dev.live_origin.server import build_live_app
 
     vod = _source(str(source))
     o = scenario.origin

@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from gateway.errors import ConfigError
-from gateway.media_types import content_type_for
+from gateway.http.media_types import content_type_for
 from gateway.replay.playlist import all_renditions, scan_media
 from gateway.replay.recorded_origin import FORMAT
 

@@ -21,11 +21,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from gateway.app import build_app
 from gateway.config import Route, SessionSettings, Settings
-from gateway.demo import DEMO_USERS
-from gateway.entitlements import CatalogEntitlements, Title
-from gateway.keys import HmacKey, KeyRing
+from gateway.dev.demo import DEMO_USERS
+from gateway.http.app import build_app
 from gateway.replay.client import AsgiSender, HttpSide, HttpxSender, Sender
 from gateway.replay.origins import (
     DEFAULT_SOURCE,
@@ -39,7 +37,9 @@ from gateway.replay.player import Player
 from gateway.replay.recorded_origin import load_recording
 from gateway.replay.result import ReplayResult
 from gateway.replay.scenario import Scenario
-from gateway.revocations import MemoryRevocations
+from gateway.sessions.entitlements import CatalogEntitlements, Title
+from gateway.sessions.revocations import MemoryRevocations
+from gateway.tokens.keys import HmacKey, KeyRing
 
 BASE_URL = "https://gateway.test"  # https: the gateway's cookies are Secure, as they would be in production
 MAX_SPINS = 50_000_000  # driver iterations of an LL-HLS run (each yields to the players once)

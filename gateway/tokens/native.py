@@ -27,9 +27,9 @@ import ipaddress
 from collections.abc import Iterator
 
 from gateway.errors import Denial, TokenDenied
-from gateway.grant import Grant, IPAddress, Scope
-from gateway.keys import KeyRing, SigningKey, b64url_decode, b64url_encode
-from gateway.paths import CheckedPath
+from gateway.tokens.acl import CheckedPath
+from gateway.tokens.grant import Grant, IPAddress, Scope
+from gateway.tokens.keys import KeyRing, SigningKey, b64url_decode, b64url_encode
 from gateway.tokens.validity import check_window
 
 VERSION = 1

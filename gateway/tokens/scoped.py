@@ -21,9 +21,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from gateway.grant import Grant, Scope
-from gateway.keys import KeyRing
 from gateway.manifests.template import PreparedManifest, Slot
+from gateway.tokens.grant import Grant, Scope
+from gateway.tokens.keys import KeyRing
 from gateway.tokens.native import sign_grant
 
 

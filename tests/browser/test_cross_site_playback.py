@@ -25,8 +25,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from gateway.cors import CorsPolicy
-from gateway.demo import build_demo, build_demo_origin, demo_page_routes
+from gateway.dev.demo import build_demo, build_demo_origin, demo_page_routes
+from gateway.http.cors import CorsPolicy
 from tests.browser import test_demo_playback as vod
 from tests.support.servers import free_port, serve_app
 

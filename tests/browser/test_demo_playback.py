@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from gateway.demo import build_demo, build_demo_origin
+from gateway.dev.demo import build_demo, build_demo_origin
 from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.browser

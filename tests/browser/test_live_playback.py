@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 import m3u8
 import pytest
 
-from gateway.demo import MEDIA_ROOT
-from gateway.grant import Grant, Scope
+from gateway.dev.demo import MEDIA_ROOT
+from gateway.tokens.grant import Grant, Scope
 from gateway.tokens.native import inspect_token
 from tests.browser import test_demo_playback as vod
 

@@ -33,7 +33,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import pytest
 
-from gateway.demo import VENDOR_FILES
+from gateway.dev.demo import VENDOR_FILES
 from tests.browser import test_demo_playback as vod
 
 pytestmark = pytest.mark.browser

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 
 from hypothesis import strategies as st
 
-from gateway.grant import Grant
 from gateway.tokens.dialects.base import Credentials, EdgeRequest
-from gateway.tokens.dialects.cdn_request import encoded_prefix
+from gateway.tokens.dialects.support.cdn_request import encoded_prefix
+from gateway.tokens.grant import Grant
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "dialects"
 RSA_PEM = FIXTURES / "keys" / "appendix-a-rsa2048.pem"

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import ConfigError, Denial, TokenDenied
-from gateway.grant import Grant
 from gateway.tokens.dialects import akamai
 from gateway.tokens.dialects.base import Credentials, EdgeRequest
-from gateway.tokens.dialects.cdn_request import UnsupportedGrant, encoded_prefix
+from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant, encoded_prefix
+from gateway.tokens.grant import Grant
 from tests.dialects.dialect_helpers import HOST, NOW, file_url, grants, load_vectors, networks
 
 VECTORS = load_vectors("akamai_vectors.json")

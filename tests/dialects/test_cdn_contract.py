@@ -21,7 +21,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import Denial, TokenDenied
-from gateway.grant import Grant
 from gateway.tokens.dialects import (
     DIALECT_MODULES,
     akamai,
@@ -33,7 +32,8 @@ from gateway.tokens.dialects import (
     nginx_secure_link,
 )
 from gateway.tokens.dialects.base import Credentials, EdgeRequest
-from gateway.tokens.dialects.cdn_request import UnsupportedGrant
+from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant
+from gateway.tokens.grant import Grant
 from tests.dialects.dialect_helpers import HOST, NOW, RSA_PEM, edge_request, grants, networks, rich_segments
 
 Factory = Callable[[str], Any]  # key slot ("old" | "new" | "both") -> dialect
@@ -268,7 +268,7 @@ def test_round_trip_over_random_grants(case: Case) -> None:
     def round_trip(grant: Grant, name: str) -> None:
         if case.ip == "hashed":
             grant = dataclasses.replace(grant, client_network=ipaddress.ip_network(CLIENT))
-        from gateway.tokens.dialects.cdn_request import encoded_prefix
+        from gateway.tokens.dialects.support.cdn_request import encoded_prefix
 
         url = HOST + encoded_prefix(grant.path_prefixes[0]) + name.replace(" ", "%20")
         client = grant.client_network.network_address if grant.client_network else CLIENT
@@ -413,8 +413,8 @@ def test_edge_split_leaves_the_resource_without_any_credential(case: Case) -> No
     what remains of a signed request is the resource URL (with the origin's own query) and nothing else."""
     from urllib.parse import urlsplit
 
-    from gateway.paths import normalise_path
-    from gateway.request_facts import split_query
+    from gateway.http.request_facts import split_query
+    from gateway.tokens.acl import normalise_path
 
     built = dialect(case)
     url = URL + "?v=2"

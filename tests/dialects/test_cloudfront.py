@@ -20,10 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import ConfigError, Denial, TokenDenied
-from gateway.grant import Grant
 from gateway.tokens.dialects import cloudfront
 from gateway.tokens.dialects.base import EdgeRequest
-from gateway.tokens.dialects.cdn_request import UnsupportedGrant, encoded_prefix
+from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant, encoded_prefix
+from gateway.tokens.grant import Grant
 from tests.dialects.dialect_helpers import (
     FIXTURES,
     HOST,

@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from gateway.errors import ConfigError, Denial, TokenDenied
-from gateway.grant import Grant
 from gateway.tokens.dialects import cloud_cdn, media_cdn, media_cdn_dualtoken
 from gateway.tokens.dialects.base import EdgeRequest
-from gateway.tokens.dialects.cdn_request import UnsupportedGrant
-from gateway.tokens.dialects.google_signed import GoogleSignedRequests, b64url, prefix_policy
+from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant
+from gateway.tokens.dialects.support.google_signed import GoogleSignedRequests, b64url, prefix_policy
+from gateway.tokens.grant import Grant
 from tests.dialects.dialect_helpers import NOW, load_vectors
 
 VECTORS = load_vectors("google_vectors.json")

@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import ConfigError, Denial, TokenDenied
-from gateway.grant import Grant
 from gateway.tokens.dialects import nginx_secure_link
 from gateway.tokens.dialects.base import EdgeRequest
-from gateway.tokens.dialects.cdn_request import UnsupportedGrant, encoded_prefix
-from gateway.tokens.dialects.google_signed import b64url
+from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant, encoded_prefix
+from gateway.tokens.dialects.support.google_signed import b64url
+from gateway.tokens.grant import Grant
 from tests.dialects.dialect_helpers import load_vectors, plain_segments, prefixes, rich_segments
 from tests.support.servers import nginx_static, raw_http_get
 

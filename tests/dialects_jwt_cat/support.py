@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from hypothesis import strategies as st
 
 from gateway.errors import Denial, TokenDenied
-from gateway.grant import Grant, IPNetwork
-from gateway.paths import canonical_prefix
+from gateway.tokens.acl import canonical_prefix
 from gateway.tokens.dialects.cat import CatDialect, from_config
+from gateway.tokens.grant import Grant, IPNetwork
 
 # DIALECTS.md Appendix A (generated for the spec sheet; protects nothing).
 RSA_PRIVATE_PEM = """-----BEGIN PRIVATE KEY-----

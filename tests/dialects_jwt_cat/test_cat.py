@@ -22,14 +22,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import ConfigError, Denial
-from gateway.grant import Grant, Scope
-from gateway.keys import b64url_decode, b64url_encode
-from gateway.tokens.dialects import cat_claims as c
 from gateway.tokens.dialects import load_dialect
 from gateway.tokens.dialects.base import Dialect, EdgeRequest
 from gateway.tokens.dialects.cat import from_config
-from gateway.tokens.dialects.cat_cbor import Tagged, encode
-from gateway.tokens.dialects.cat_cose import HmacCatKey
+from gateway.tokens.dialects.support import cat_claims as c
+from gateway.tokens.dialects.support.cat_cbor import Tagged, encode
+from gateway.tokens.dialects.support.cat_cose import HmacCatKey
+from gateway.tokens.grant import Grant, Scope
+from gateway.tokens.keys import b64url_decode, b64url_encode
 from tests.dialects_jwt_cat.support import (
     CAT_KEY_HEX,
     DOC_TOKEN,
@@ -140,7 +140,7 @@ def test_tv4_vector_kid_in_protected_header_and_cookie_renewal() -> None:
 def test_legacy_tag259_token_is_refused_and_its_payload_would_be_too() -> None:
     assert denial(lambda: CAT.verify(via_header(LEGACY_TAG259_TOKEN), now=NOW)) is Denial.UNKNOWN_KEY
     payload = cbor2.loads(base64.b64decode(LEGACY_TAG259_TOKEN)).value.value[2]
-    from gateway.tokens.dialects.cat_cbor import CborError, decode
+    from gateway.tokens.dialects.support.cat_cbor import CborError, decode
 
     with pytest.raises(CborError, match="tag 259"):
         decode(payload)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.tokens.dialects.cat_cbor import TOKEN_TAGS, CborError, Tagged, decode, encode
+from gateway.tokens.dialects.support.cat_cbor import TOKEN_TAGS, CborError, Tagged, decode, encode
 
 keys = st.integers(-(2**63), 2**64 - 1) | st.text(max_size=8)
 scalars = st.integers(-(2**64), 2**64 - 1) | st.binary(max_size=40) | st.text(max_size=20) | st.booleans() | st.none()

@@ -15,11 +15,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 from hypothesis import given, settings
 
 from gateway.errors import Denial
-from gateway.grant import Grant, Scope
-from gateway.paths import normalise_path
-from gateway.tokens.dialects import cat_claims as c
+from gateway.tokens.acl import normalise_path
 from gateway.tokens.dialects.base import EdgeRequest
 from gateway.tokens.dialects.cat import CatDialect
+from gateway.tokens.dialects.support import cat_claims as c
+from gateway.tokens.grant import Grant, Scope
 from tests.dialects_jwt_cat.support import (
     CAT_KEY_HEX,
     DOC_TOKEN,

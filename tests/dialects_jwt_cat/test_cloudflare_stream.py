@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import ConfigError, Denial
-from gateway.grant import Grant
-from gateway.keys import b64url_encode
 from gateway.tokens.dialects import load_dialect
 from gateway.tokens.dialects.base import Dialect, EdgeRequest
 from gateway.tokens.dialects.cloudflare_stream import CloudflareStreamDialect, from_config
+from gateway.tokens.grant import Grant
+from gateway.tokens.keys import b64url_encode
 from tests.dialects_jwt_cat.support import (
     NOW,
     RSA_KEY,

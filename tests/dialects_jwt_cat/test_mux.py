@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import ConfigError, Denial
-from gateway.grant import Grant
 from gateway.tokens.dialects import load_dialect
 from gateway.tokens.dialects.base import Dialect, EdgeRequest
 from gateway.tokens.dialects.mux import MuxDialect, audience_of, from_config
+from gateway.tokens.grant import Grant
 from tests.dialects_jwt_cat.support import (
     NOW,
     RSA_KEY,
@@ -160,7 +160,7 @@ def test_algorithm_confusion_is_refused() -> None:
     import hmac
     import json
 
-    from gateway.keys import b64url_encode
+    from gateway.tokens.keys import b64url_encode
 
     header = b64url_encode(json.dumps({"alg": "HS256", "kid": KID, "typ": "JWT"}).encode())
     body = b64url_encode(json.dumps({"sub": PLAYBACK_ID, "aud": "v", "exp": NOW + 60}).encode())

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import build_app
 from gateway.config import Route, Settings
-from gateway.grant import Grant
-from gateway.keys import HmacKey, KeyRing
+from gateway.http.app import build_app
+from gateway.tokens.grant import Grant
+from gateway.tokens.keys import HmacKey, KeyRing
 from gateway.tokens.native import sign_grant
 from tests.support.origin_tree import write
 from tests.support.servers import nginx_static, raw_http_get, serve_app

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from gateway.app import build_app
 from gateway.config import load_settings
-from gateway.grant import Grant
-from gateway.keys import HmacKey, KeyRing
+from gateway.http.app import build_app
+from gateway.tokens.grant import Grant
+from gateway.tokens.keys import HmacKey, KeyRing
 from gateway.tokens.native import sign_grant
 from tests.support.origin_tree import TITLE, build_origin_tree
 from tests.support.servers import serve_app, static_origin

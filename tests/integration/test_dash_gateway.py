@@ -13,10 +13,10 @@ import httpx
 import pytest
 from mpegdash.parser import MPEGDASHParser
 
-from gateway.app import build_app
 from gateway.config import Route, Settings
-from gateway.grant import Grant, Scope
-from gateway.keys import HmacKey, KeyRing
+from gateway.http.app import build_app
+from gateway.tokens.grant import Grant, Scope
+from gateway.tokens.keys import HmacKey, KeyRing
 from gateway.tokens.native import inspect_token, sign_grant
 from tests.support.servers import static_origin
 

@@ -29,13 +29,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.app import build_app
 from gateway.cli import main as cli_main
 from gateway.config import Route, Settings
-from gateway.grant import Grant
-from gateway.keys import HmacKey, KeyRing
+from gateway.http.app import build_app
 from gateway.tokens.dialects import load_dialect
 from gateway.tokens.dialects.base import Credentials, Dialect, EdgeRequest
+from gateway.tokens.grant import Grant
+from gateway.tokens.keys import HmacKey, KeyRing
 from tests.integration.test_edge_http import uris_of
 from tests.support.servers import free_port, serve_app, static_origin
 

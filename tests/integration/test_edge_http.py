@@ -14,10 +14,10 @@ import httpx
 import m3u8
 import pytest
 
-from gateway.app import build_app
 from gateway.config import OriginSettings, Route, Settings
-from gateway.grant import Grant
-from gateway.keys import HmacKey, KeyRing
+from gateway.http.app import build_app
+from gateway.tokens.grant import Grant
+from gateway.tokens.keys import HmacKey, KeyRing
 from gateway.tokens.native import sign_grant
 from tests.support.origin_tree import TITLE, build_origin_tree, write
 from tests.support.servers import free_port, serve_app, static_origin
@@ -155,7 +155,7 @@ def test_refusals_are_typed_and_logged(
 ) -> None:
     gateway, _, seen, _ = stack
     before = len(seen)
-    with caplog.at_level(logging.INFO, logger="gateway.edge"):
+    with caplog.at_level(logging.INFO, logger="gateway.http.edge"):
         response = httpx.get(f"{gateway}{TITLE}v1/seg_000.m4s{query}")
     assert response.status_code == status
     assert response.json()["error"] == reason and response.headers["x-token-denial"] == reason

@@ -13,13 +13,13 @@ import httpx
 import m3u8
 import pytest
 
-from fixtures.live_origin import LiveConfig, LiveStream, LowLatencyConfig, SimulatedClock, load_vod_source
-from fixtures.live_origin.server import build_live_app
-from gateway.app import build_app
 from gateway.config import Route, SessionSettings, Settings
-from gateway.demo import DEMO_USERS, LIVE_TITLE, MEDIA_ROOT, build_demo, build_demo_origin
-from gateway.entitlements import CatalogEntitlements
-from gateway.keys import HmacKey, KeyRing
+from gateway.dev.demo import DEMO_USERS, LIVE_TITLE, MEDIA_ROOT, build_demo, build_demo_origin
+from gateway.dev.live_origin import LiveConfig, LiveStream, LowLatencyConfig, SimulatedClock, load_vod_source
+from gateway.dev.live_origin.server import build_live_app
+from gateway.http.app import build_app
+from gateway.sessions.entitlements import CatalogEntitlements
+from gateway.tokens.keys import HmacKey, KeyRing
 from tests.support.recording import RecordingApp
 from tests.support.servers import require_tool, serve_app
 

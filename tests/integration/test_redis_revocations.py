@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.app import build_app
-from gateway.demo import MEDIA_ROOT, demo_settings
-from gateway.revocations import RedisRevocations
+from gateway.dev.demo import MEDIA_ROOT, demo_settings
+from gateway.http.app import build_app
+from gateway.sessions.revocations import RedisRevocations
 from tests.support.servers import redis_server, static_origin
 
 PAID = {"authorization": "Bearer demo-paid"}

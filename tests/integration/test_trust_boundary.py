@@ -21,11 +21,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway import edge as edge_module
-from gateway.app import build_app
 from gateway.config import Settings, load_settings
-from gateway.grant import Grant
+from gateway.http import edge as edge_module
+from gateway.http.app import build_app
 from gateway.manifests.template import PreparedManifest
+from gateway.tokens.grant import Grant
 from gateway.tokens.native import inspect_token, sign_grant
 from tests.support.origin_tree import TITLE, build_origin_tree
 from tests.support.servers import nginx_static, serve_app, static_origin
@@ -128,7 +128,7 @@ def test_sessions_bind_to_the_real_client_and_logs_name_it(stack: Stack, caplog:
             )
             assert response.status_code == 201, response.text
             assert str(inspect_token(response.json()["token"]).client_network) == f"{VIEWER}/32", base
-        with caplog.at_level(logging.INFO, logger="gateway.edge"):
+        with caplog.at_level(logging.INFO, logger="gateway.http.edge"):
             client.get(f"{nginx}{TITLE}v1/seg_000.m4s", headers={"x-forwarded-for": FORGED})
     denial = next(r.getMessage() for r in caplog.records if "denied reason=missing" in r.getMessage())
     assert f"client={VIEWER}" in denial and FORGED not in denial

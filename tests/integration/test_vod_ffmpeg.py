@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.demo import build_demo, build_demo_origin
+from gateway.dev.demo import build_demo, build_demo_origin
 from tests.support.recording import RecordingApp
 from tests.support.servers import require_tool, serve_app
 

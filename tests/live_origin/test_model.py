@@ -10,9 +10,9 @@ from typing import Any
 import m3u8
 import pytest
 
-from fixtures.live_origin import LiveConfig, LiveStream, LowLatencyConfig, VodSource, load_vod_source
-from fixtures.live_origin.crypto import decrypt_aes128, encrypt_aes128, sequence_iv
-from fixtures.live_origin.model import DirectiveError, PlaylistNotReady, Skip
+from gateway.dev.live_origin import LiveConfig, LiveStream, LowLatencyConfig, VodSource, load_vod_source
+from gateway.dev.live_origin.crypto import decrypt_aes128, encrypt_aes128, sequence_iv
+from gateway.dev.live_origin.model import DirectiveError, PlaylistNotReady, Skip
 
 TITLE = Path(__file__).resolve().parents[2] / "fixtures" / "media" / "vod" / "title-9000"
 START = 1_750_000_000.0

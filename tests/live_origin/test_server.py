@@ -19,9 +19,9 @@ import m3u8
 import pytest
 from starlette.applications import Starlette
 
-from fixtures.live_origin import LiveConfig, LiveStream, LowLatencyConfig, SimulatedClock, load_vod_source
-from fixtures.live_origin.crypto import decrypt_aes128, sequence_iv
-from fixtures.live_origin.server import build_live_app, build_live_origin
+from gateway.dev.live_origin import LiveConfig, LiveStream, LowLatencyConfig, SimulatedClock, load_vod_source
+from gateway.dev.live_origin.crypto import decrypt_aes128, sequence_iv
+from gateway.dev.live_origin.server import build_live_app, build_live_origin
 from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -200,7 +200,7 @@ def test_build_live_origin_loads_the_source() -> None:
 
 def test_cli_serves_the_stream() -> None:
     port = free_port()
-    command = [sys.executable, "-m", "fixtures.live_origin", "--source", str(TITLE), "--port", str(port)]
+    command = [sys.executable, "-m", "gateway.dev.live_origin", "--source", str(TITLE), "--port", str(port)]
     with subprocess.Popen(
         [*command, "--ll-hls", "--key-rotation", "5", "--dvr", "60"],
         cwd=REPO,

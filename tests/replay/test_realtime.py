@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.live_origin import LiveConfig, LiveStream, load_vod_source
-from fixtures.live_origin.server import build_live_app
-from gateway.app import build_app
+from gateway.dev.live_origin import LiveConfig, LiveStream, load_vod_source
+from gateway.dev.live_origin.server import build_live_app
+from gateway.http.app import build_app
 from gateway.replay.cli import register
 from gateway.replay.origins import DEFAULT_SOURCE
 from gateway.replay.scenario import GatewaySpec, Scenario

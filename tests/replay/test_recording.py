@@ -7,8 +7,8 @@ import json
 import time
 from pathlib import Path
 
-from fixtures.live_origin import LiveConfig, LiveStream, ScaledClock, load_vod_source
-from fixtures.live_origin.server import build_live_app
+from gateway.dev.live_origin import LiveConfig, LiveStream, ScaledClock, load_vod_source
+from gateway.dev.live_origin.server import build_live_app
 from gateway.replay.origins import DEFAULT_SOURCE
 from gateway.replay.recorded_origin import load_recording
 from gateway.replay.recording import record

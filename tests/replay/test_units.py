@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.live_origin import LiveConfig, LiveStream, LowLatencyConfig, load_vod_source
+from gateway.dev.live_origin import LiveConfig, LiveStream, LowLatencyConfig, load_vod_source
 from gateway.errors import ConfigError
 from gateway.replay.client import CookieJar, token_in_url, with_token
 from gateway.replay.expectations import DenialFacts, classify

@@ -31,11 +31,11 @@ from typing import Any
 from urllib.parse import quote_plus, unquote, unquote_plus
 
 from gateway.errors import Denial, TokenDenied
-from gateway.grant import Grant
-from gateway.paths import CheckedPath
-from gateway.tokens.dialects import cdn_request as edge
+from gateway.tokens.acl import CheckedPath
 from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
-from gateway.tokens.dialects.cdn_config import TableReader
+from gateway.tokens.dialects.support import cdn_request as edge
+from gateway.tokens.dialects.support.cdn_config import TableReader
+from gateway.tokens.grant import Grant
 
 NAME = "akamai"
 TOKEN_FIELDS = ("ip", "st", "exp", "acl", "id", "data")  # the fixed emission order; hmac comes last

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from gateway.grant import Grant, IPAddress
+from gateway.tokens.grant import Grant, IPAddress
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +116,7 @@ class Dialect(Protocol):
         """The resource a request this dialect verified (as `grant`) names; see `EdgePath`.
 
         `raw_path` is the request path in the canonical encoding the gateway forwards
-        (`gateway.paths.normalise_path(...).encoded`), for a request `verify` accepted.
+        (`gateway.tokens.acl.normalise_path(...).encoded`), for a request `verify` accepted.
         """
         ...
 

@@ -28,16 +28,14 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 from gateway.errors import ConfigError, Denial, TokenDenied
-from gateway.grant import Grant, Scope
-from gateway.keys import b64url_decode, b64url_encode
-from gateway.paths import normalise_path
-from gateway.tokens.dialects import cat_claims as c
+from gateway.tokens.acl import normalise_path
 from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
-from gateway.tokens.dialects.cat_cbor import TAG_IPV4, TAG_IPV6, CborError, CborValue, decode, encode
-from gateway.tokens.dialects.cat_checks import check_request, check_time_and_parties, extract_token, grant_from
-from gateway.tokens.dialects.cat_config import dialect_options
-from gateway.tokens.dialects.cat_cose import CatKey, Es256CatKey, open_token, seal
-from gateway.tokens.dialects.cat_renewal import (
+from gateway.tokens.dialects.support import cat_claims as c
+from gateway.tokens.dialects.support.cat_cbor import TAG_IPV4, TAG_IPV6, CborError, CborValue, decode, encode
+from gateway.tokens.dialects.support.cat_checks import check_request, check_time_and_parties, extract_token, grant_from
+from gateway.tokens.dialects.support.cat_config import dialect_options
+from gateway.tokens.dialects.support.cat_cose import CatKey, Es256CatKey, open_token, seal
+from gateway.tokens.dialects.support.cat_renewal import (
     HEADER_NAMES,
     Channel,
     Renewal,
@@ -45,7 +43,9 @@ from gateway.tokens.dialects.cat_renewal import (
     deliver,
     parse_renewal,
 )
-from gateway.tokens.dialects.cat_replay import MemoryReplayStore, ReplayStore
+from gateway.tokens.dialects.support.cat_replay import MemoryReplayStore, ReplayStore
+from gateway.tokens.grant import Grant, Scope
+from gateway.tokens.keys import b64url_decode, b64url_encode
 
 NAME = "cat"
 DEFAULT_QUERY_PARAMS = ("cat", "CAT")

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gateway.tokens.dialects.cdn_config import TableReader
-from gateway.tokens.dialects.google_signed import COMMON_FIELDS, GoogleSignedRequests, read_common, read_keys
+from gateway.tokens.dialects.support.cdn_config import TableReader
+from gateway.tokens.dialects.support.google_signed import COMMON_FIELDS, GoogleSignedRequests, read_common, read_keys
 
 NAME = "cloud_cdn"
 COOKIE_NAME = "Cloud-CDN-Cookie"

@@ -26,11 +26,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.errors import ConfigError, Denial, TokenDenied
-from gateway.grant import Grant, IPAddress, IPNetwork
-from gateway.paths import normalise_path
-from gateway.tokens.dialects import jwt_common, jwt_keys
+from gateway.tokens.acl import normalise_path
 from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
-from gateway.tokens.dialects.cdn_request import encoded_prefix
+from gateway.tokens.dialects.support import jwt_common, jwt_keys
+from gateway.tokens.dialects.support.cdn_request import encoded_prefix
+from gateway.tokens.grant import Grant, IPAddress, IPNetwork
 
 NAME = "cloudflare_stream"
 HOST_TEMPLATE = "customer-{code}.cloudflarestream.com"

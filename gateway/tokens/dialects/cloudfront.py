@@ -26,11 +26,10 @@ from urllib.parse import unquote
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.errors import Denial, TokenDenied
-from gateway.grant import Grant
-from gateway.tokens.dialects import cdn_request as edge
 from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
-from gateway.tokens.dialects.cdn_config import TableReader
-from gateway.tokens.dialects.cloudfront_policy import (
+from gateway.tokens.dialects.support import cdn_request as edge
+from gateway.tokens.dialects.support.cdn_config import TableReader
+from gateway.tokens.dialects.support.cloudfront_policy import (
     HASH_SHA1,
     HASH_SHA256,
     CloudFrontKey,
@@ -40,6 +39,7 @@ from gateway.tokens.dialects.cloudfront_policy import (
     custom_policy,
     parse_policy,
 )
+from gateway.tokens.grant import Grant
 
 NAME = "cloudfront"
 POLICY, EXPIRES, SIGNATURE, KEY_PAIR_ID, HASH_ALGORITHM = (

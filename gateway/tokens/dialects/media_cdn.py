@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from gateway.errors import Denial, TokenDenied
-from gateway.grant import Grant
-from gateway.tokens.dialects import cdn_request as edge
 from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
-from gateway.tokens.dialects.cdn_config import TableReader
-from gateway.tokens.dialects.google_signed import (
+from gateway.tokens.dialects.support import cdn_request as edge
+from gateway.tokens.dialects.support.cdn_config import TableReader
+from gateway.tokens.dialects.support.google_signed import (
     COMMON_FIELDS,
     EXPIRES,
     KEY_NAME_PARAM,
@@ -36,6 +35,7 @@ from gateway.tokens.dialects.google_signed import (
     read_common,
     read_keys,
 )
+from gateway.tokens.grant import Grant
 
 NAME = "media_cdn"
 COOKIE_NAME = "Edge-Cache-Cookie"

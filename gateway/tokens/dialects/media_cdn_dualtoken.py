@@ -27,12 +27,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from gateway.errors import Denial, TokenDenied
-from gateway.grant import Grant, IPNetwork
-from gateway.paths import CheckedPath
-from gateway.tokens.dialects import cdn_request as edge
+from gateway.tokens.acl import CheckedPath
 from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
-from gateway.tokens.dialects.cdn_config import TableReader
-from gateway.tokens.dialects.google_signed import NamedKey, b64url, read_keys
+from gateway.tokens.dialects.support import cdn_request as edge
+from gateway.tokens.dialects.support.cdn_config import TableReader
+from gateway.tokens.dialects.support.google_signed import NamedKey, b64url, read_keys
+from gateway.tokens.grant import Grant, IPNetwork
 
 NAME = "media_cdn_dualtoken"
 TOKEN_NAME = "edge-cache-token"

@@ -26,11 +26,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from gateway.errors import ConfigError, Denial, TokenDenied
-from gateway.grant import Grant
-from gateway.paths import normalise_path
-from gateway.tokens.dialects import jwt_common, jwt_keys
+from gateway.tokens.acl import normalise_path
 from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
-from gateway.tokens.dialects.cdn_request import encoded_prefix
+from gateway.tokens.dialects.support import jwt_common, jwt_keys
+from gateway.tokens.dialects.support.cdn_request import encoded_prefix
+from gateway.tokens.grant import Grant
 
 NAME = "mux"
 QUERY_PARAM = "token"

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import Denial, TokenDenied
-from gateway.grant import Grant
-from gateway.paths import CheckedPath
-from gateway.tokens.dialects import cdn_request as edge
+from gateway.tokens.acl import CheckedPath
 from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
-from gateway.tokens.dialects.cdn_config import TableReader
-from gateway.tokens.dialects.google_signed import b64url
+from gateway.tokens.dialects.support import cdn_request as edge
+from gateway.tokens.dialects.support.cdn_config import TableReader
+from gateway.tokens.dialects.support.google_signed import b64url
+from gateway.tokens.grant import Grant
 
 NAME = "nginx_secure_link"
 DEFAULT_EXPRESSION = "{expires}{uri} {secret}"

@@ -1,0 +1,1 @@
+"""Development tools shipped with the package: the demo, the benchmarks, the live origin simulator."""

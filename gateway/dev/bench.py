@@ -1,0 +1,218 @@
+"""`python -m gateway bench`: figures as ratios against a baseline measured in the same run.
+
+1. rewriting a 10,000-segment media playlist per request (render of the prepared template) vs copying
+   its bytes; and the one-time prepare vs the same copy;
+2. token verify (cold, and with the verified-token cache) vs one raw HMAC-SHA256;
+3. gateway playlist requests/s vs the same server stack (uvicorn + Starlette) returning the bytes
+   unmodified, both loaded by `wrk` (or a bounded httpx client when wrk is missing).
+Every load run is bounded in time and sent to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gateway.manifests.hls import prepare_playlist
+from gateway.manifests.template import Slot
+from gateway.manifests.uris import with_query_slot
+from gateway.runtime import tune_allocator
+from gateway.tokens.acl import normalise_path
+from gateway.tokens.grant import Grant, Scope
+from gateway.tokens.keys import HmacKey, KeyRing
+from gateway.tokens.native import TokenVerifier, sign_grant, verify_token
+
+TITLE = "/vod/bench/"
+
+
+def media_playlist(segments: int) -> bytes:
+    lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-TARGETDURATION:4", "#EXT-X-MEDIA-SEQUENCE:0"]
+    lines.append('#EXT-X-KEY:METHOD=AES-128,URI="key.key",IV=0x0000000000000000000000000000000A')
+    for index in range(segments):
+        lines += ["#EXTINF:4.000,", f"v720/segment_{index:05d}.ts"]
+    return ("\n".join([*lines, "#EXT-X-ENDLIST"]) + "\n").encode()
+
+
+def per_call_seconds(function: Callable[[], object], *, budget_seconds: float) -> float:
+    """Median of 5 timing runs, the loop count sized so the whole takes about `budget_seconds`."""
+    count, elapsed = 1, 0.0
+    while elapsed < budget_seconds / 25:
+        count *= 2
+        elapsed = timeit.timeit(function, number=count)
+    runs = sorted(timeit.repeat(function, number=count, repeat=5))
+    return runs[2] / count
+
+
+def rewrite_figures(budget: float, *, label: str = "") -> list[tuple[str, float, float]]:
+    body = media_playlist(10_000)
+    keys = KeyRing((HmacKey("k1", os.urandom(32)),))
+    token = sign_grant(Grant((TITLE,), int(time.time()) + 600), keys)
+
+    def prepare() -> object:
+        return prepare_playlist(body, lambda uri, place: with_query_slot(uri, "token", place.slot))
+
+    prepared = prepare_playlist(body, lambda uri, place: with_query_slot(uri, "token", place.slot))
+    tokens = {Slot.PLAYLIST: token, Slot.MEDIA: token}
+    copy = per_call_seconds(lambda: bytes(bytearray(body)), budget_seconds=budget)
+    render = per_call_seconds(lambda: prepared.render(tokens), budget_seconds=budget)
+    once = per_call_seconds(prepare, budget_seconds=budget)
+    return [
+        (f"render 10k-segment playlist per request{label} / copy its bytes", render, copy),
+        (f"prepare (parse+rewrite) once per origin version{label} / copy", once, copy),
+    ]
+
+
+def verify_figures(budget: float) -> list[tuple[str, float, float]]:
+    secret = os.urandom(32)
+    keys = KeyRing((HmacKey("k1", secret),))
+    grant = Grant((TITLE,), int(time.time()) + 600, session_id="AbCdEfGh", scope=Scope.MEDIA)
+    token = sign_grant(grant, keys)
+    path = normalise_path(b"/vod/bench/v720/segment_00042.ts")
+    now = time.time()
+    message = token.encode()
+    raw = per_call_seconds(lambda: hmac.new(secret, message, hashlib.sha256).digest(), budget_seconds=budget)
+    cold = per_call_seconds(
+        lambda: verify_token(token, keys, path=path, client_ip=None, needed_scope=Scope.MEDIA, now=now),
+        budget_seconds=budget,
+    )
+    verifier = TokenVerifier(keys)
+    cached = per_call_seconds(
+        lambda: verifier.verify(token, path=path, client_ip=None, needed_scope=Scope.MEDIA, now=now),
+        budget_seconds=budget,
+    )
+    path_check = per_call_seconds(lambda: normalise_path(b"/vod/bench/v720/segment_00042.ts"), budget_seconds=budget)
+    return [
+        ("token verify, cold (decode+HMAC+claims) / one raw HMAC-SHA256", cold, raw),
+        ("token verify, cached signature (claims only) / one raw HMAC-SHA256", cached, raw),
+        ("path normalisation (ACL boundary) / one raw HMAC-SHA256", path_check, raw),
+    ]
+
+
+@contextmanager
+def _process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+    import socket
+
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"bench server did not start: {args}") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _load(url: str, seconds: float, connections: int) -> float:
+    """Requests/s against `url` for `seconds` (wrk when installed, else a bounded httpx client)."""
+    wrk = shutil.which("wrk")
+    if wrk:
+        out = subprocess.run(
+            [wrk, "-t1", f"-c{connections}", f"-d{max(1, int(seconds))}s", url],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 30,
+        ).stdout
+        for line in out.splitlines():
+            if line.startswith("Requests/sec:"):
+                return float(line.split()[1])
+        raise RuntimeError(f"unexpected wrk output: {out}")
+    import asyncio
+
+    import httpx
+
+    async def run() -> float:
+        done = 0
+        deadline = time.monotonic() + seconds
+        async with httpx.AsyncClient() as client:
+
+            async def worker() -> None:
+                nonlocal done
+                while time.monotonic() < deadline:
+                    (await client.get(url)).raise_for_status()
+                    done += 1
+
+            start = time.monotonic()
+            await asyncio.gather(*(worker() for _ in range(connections)))
+            return done / (time.monotonic() - start)
+
+    return asyncio.run(run())
+
+
+def server_figures(seconds: float, segments: int) -> list[tuple[str, float, float]]:
+    """Both servers run as separate processes (uvicorn, one worker) on 127.0.0.1; rps ratio."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        playlist = root / "vod" / "bench" / "index.m3u8"
+        playlist.parent.mkdir(parents=True)
+        playlist.write_bytes(media_playlist(segments))
+        key_entry = "k1:" + __import__("base64").urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+        keys = KeyRing((HmacKey("k1", __import__("gateway.tokens.keys").keys.b64url_decode(key_entry[3:])),))
+        token = sign_grant(Grant((TITLE,), int(time.time()) + 3600), keys)
+        origin_port, gateway_port, raw_port = _free_port(), _free_port(), _free_port()
+        python = sys.executable
+        env = {**os.environ, "GATEWAY_KEYS": key_entry}
+        origin = [python, "-m", "http.server", str(origin_port), "--bind", "127.0.0.1", "--directory", tmp]
+        gateway = [
+            python,
+            "-m",
+            "gateway",
+            "serve",
+            "--origin",
+            f"http://127.0.0.1:{origin_port}/",
+            "--port",
+            str(gateway_port),
+        ]
+        raw = [python, "-m", "gateway.dev.bench_raw_server", str(playlist), str(raw_port)]
+        with _process(origin, origin_port), _process(gateway, gateway_port, env), _process(raw, raw_port):
+            gateway_url = f"http://127.0.0.1:{gateway_port}{TITLE}index.m3u8?token={token}"
+            _load(gateway_url, 1, 4)  # warm: prepare once, JIT-free but caches primed
+            gateway_rps = _load(gateway_url, seconds, 16)
+            raw_rps = _load(f"http://127.0.0.1:{raw_port}/index.m3u8", seconds, 16)
+    return [
+        (
+            f"gateway playlist ({segments} segments) req/s / same stack returning bytes unmodified",
+            gateway_rps,
+            raw_rps,
+        )
+    ]
+
+
+def run_benchmarks(*, quick: bool = False) -> int:
+    budget = 0.2 if quick else 1.0
+    mode = "quick" if quick else "full"
+    print(f"# gateway bench ({mode}), python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+    rows = rewrite_figures(budget, label=" (glibc defaults)")
+    tuned = tune_allocator()  # what `serve` and `demo` do at start-up
+    rows += rewrite_figures(budget, label=" (as served)" if tuned else "") + verify_figures(budget)
+    for label, measured, baseline in rows:
+        print(f"{label:72s} {measured * 1e6:10.2f} µs / {baseline * 1e6:8.2f} µs = {measured / baseline:6.2f}x")
+    for segments in (300, 10_000):
+        for label, measured, baseline in server_figures(1 if quick else 3, segments):
+            print(f"{label:72s} {measured:10.0f} / {baseline:8.0f} req/s = {measured / baseline:6.2f}x")
+    return 0

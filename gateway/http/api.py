@@ -1,0 +1,136 @@
+"""The session API: thin routes over `SessionService`.
+
+    POST   /api/sessions                 {"asset": …} + Authorization: Bearer <credential>  -> 201
+    POST   /api/sessions/{id}/refresh    {"token": …}                                        -> 200
+    DELETE /api/sessions/{id}            {"token": …}                                        -> 204
+Refusals are JSON `{"error", "detail"}`: 401 unauthenticated, 403 with a reason a developer can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.errors import TokenDenied
+from gateway.http.delivery import is_plain_http_localhost, set_cookie
+from gateway.http.request_facts import client_address, header
+from gateway.sessions.entitlements import EntitlementRefused
+from gateway.sessions.service import API_PREFIX, IssuedToken, SessionService
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+def _error(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers={"cache-control": "no-store"})
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ValueError(f"request body over {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(body or b"{}")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"request body is not JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ValueError("request body must be a JSON object")
+    return data
+
+
+def _bearer(request: Request) -> str | None:
+    value = header(request.scope, b"authorization") or ""
+    scheme, _, credential = value.partition(" ")
+    return credential.strip() or None if scheme.lower() == "bearer" else None
+
+
+def session_routes(service: SessionService, clock: Callable[[], float]) -> list[Route]:
+    sessions = service.settings.sessions
+
+    def country(request: Request) -> str | None:
+        name = sessions.country_header.lower().encode("latin-1")
+        value = header(request.scope, name) if name else None
+        return value.strip().upper() if value else None
+
+    def issued(result: IssuedToken, request: Request, status: int) -> Response:
+        response = JSONResponse(result.as_json(), status_code=status, headers={"cache-control": "no-store"})
+        if result.mode in ("cookie", "hybrid"):
+            response.headers.append(
+                "set-cookie",
+                set_cookie(
+                    sessions.cookie_name,
+                    result.token,
+                    path=result.title_prefix,
+                    expires_at=result.expires_at,
+                    now=clock(),
+                    secure=not is_plain_http_localhost(request.scope),
+                    same_site=sessions.cookie_same_site,
+                    partitioned=sessions.cookie_partitioned,
+                ),
+            )
+        return response
+
+    async def create(request: Request) -> Response:
+        try:
+            body = await _json_body(request)
+            asset = body.get("asset")
+            if not isinstance(asset, str) or not asset:
+                raise ValueError('send {"asset": "<path of a master playlist>"}')
+            result = service.create(
+                credential=_bearer(request),
+                asset=asset,
+                client_ip=client_address(request.scope, service.settings.proxy_trust),
+                country=country(request),
+                now=clock(),
+            )
+        except ValueError as exc:
+            return _error(400, "bad_request", str(exc))
+        except EntitlementRefused as refused:
+            return _error(refused.http_status, refused.reason.value, refused.detail)
+        return issued(result, request, 201)
+
+    async def refresh(request: Request) -> Response:
+        try:
+            token = _token_from(await _json_body(request), request)
+            result = service.refresh(
+                session_id=request.path_params["session_id"],
+                token=token,
+                client_ip=client_address(request.scope, service.settings.proxy_trust),
+                country=country(request),
+                now=clock(),
+            )
+        except ValueError as exc:
+            return _error(400, "bad_request", str(exc))
+        except TokenDenied as denied:
+            error = "session_ended" if "maximum life" in denied.detail else denied.reason.value
+            return _error(denied.http_status, error, denied.detail)
+        except EntitlementRefused as refused:
+            return _error(refused.http_status, refused.reason.value, refused.detail)
+        return issued(result, request, 200)
+
+    async def revoke(request: Request) -> Response:
+        try:
+            token = _token_from(await _json_body(request), request)
+            service.revoke(session_id=request.path_params["session_id"], token=token, now=clock())
+        except ValueError as exc:
+            return _error(400, "bad_request", str(exc))
+        except TokenDenied as denied:
+            return _error(denied.http_status, denied.reason.value, denied.detail)
+        return Response(status_code=204)
+
+    return [
+        Route(API_PREFIX, create, methods=["POST"]),
+        Route(API_PREFIX + "/{session_id}/refresh", refresh, methods=["POST"]),
+        Route(API_PREFIX + "/{session_id}", revoke, methods=["DELETE"]),
+    ]
+
+
+def _token_from(body: dict[str, Any], request: Request) -> str:
+    token = body.get("token") or _bearer(request)
+    if not isinstance(token, str) or not token:
+        raise ValueError('send {"token": "<the session\'s current token>"}')
+    return token

@@ -1,0 +1,153 @@
+"""The Starlette application: wires settings, the origin client and the edge. Routes stay thin."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.config import Settings
+from gateway.http.api import session_routes
+from gateway.http.cors import CorsPolicy, apply, decide
+from gateway.http.edge import Clock, Edge
+from gateway.http.request_facts import header
+from gateway.origin.client import OriginClient
+from gateway.sessions.entitlements import EntitlementPolicy
+from gateway.sessions.revocations import MemoryRevocations, RedisRevocations, RevocationStore
+from gateway.sessions.service import SessionService
+from gateway.tokens.keys import Ed25519Key, b64url_encode
+
+
+def published_keys(settings: Settings) -> dict[str, list[dict[str, str]]]:
+    """Public keys a verifier needs, as a JWKS: the JWT/CAT dialects' keys and our own Ed25519 keys.
+
+    HMAC keys are secrets and never appear here.
+    """
+    keys: list[dict[str, str]] = []
+    for dialect in settings.cdn.values():
+        jwks = getattr(dialect, "jwks", None)
+        if callable(jwks):
+            keys.extend(jwks()["keys"])
+    for key in settings.keys.keys:
+        if isinstance(key, Ed25519Key):
+            keys.append({"kty": "OKP", "crv": "Ed25519", "kid": key.key_id, "x": b64url_encode(key.public_bytes())})
+    return {"keys": keys}
+
+
+INTERNAL_PREFIX = "/_gateway/"  # health and metrics: for operators, never opened to other sites
+
+
+class CorsMiddleware:
+    """Applies `gateway.http.cors` to every HTTP response and answers preflights (raw ASGI: on the hot path).
+
+    Preflights are answered here, before any route: they carry no token and must never reach the edge's
+    verifier or the origin. The methods a preflight allows are those of the routes matching the path.
+    """
+
+    def __init__(self, app: ASGIApp, policy: CorsPolicy, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.policy = policy
+        self.routes = routes
+
+    def route_methods(self, path: str) -> list[str]:
+        found: set[str] = set()
+        for route in self.routes:
+            if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+                found |= route.methods
+        return sorted(found)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(INTERNAL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        origin = header(scope, b"origin")
+        request_method = header(scope, b"access-control-request-method")
+        if scope["method"] == "OPTIONS" and request_method is not None:
+            answer = decide(
+                self.policy,
+                origin=origin,
+                method="OPTIONS",
+                request_method=request_method,
+                route_methods=self.route_methods(scope["path"]),
+            )
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = apply(self.policy, origin=origin, method=scope["method"], headers=message.get("headers", ()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
+class _GatewayApp(Starlette):
+    """Starlette with CORS as its outermost layer, so even its own 500 page is readable cross-site."""
+
+    cors_policy = CorsPolicy()
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return CorsMiddleware(super().build_middleware_stack(), self.cors_policy, self.routes)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Clock = time.time,
+    origin_transport: httpx.AsyncBaseTransport | None = None,
+    policy: EntitlementPolicy | None = None,
+    revocations: RevocationStore | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The gateway: session API, `extra_routes` (e.g. the demo pages), then the edge for every other GET."""
+    origin = OriginClient(settings.origin, transport=origin_transport, clock=clock)
+    if revocations is None:
+        revocations = RedisRevocations(settings.redis_url) if settings.redis_url else MemoryRevocations()
+    edge = Edge(settings, origin, clock=clock, revocations=revocations)
+    sessions = SessionService(settings, policy or settings.catalog, revocations)
+
+    async def health(_: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def metrics(_: Request) -> Response:
+        lines = [
+            f'gateway_denials_total{{reason="{reason}"}} {count}' for reason, count in sorted(edge.denials.items())
+        ]
+        lines.append(f"gateway_manifest_origin_fetches_total {edge.manifests.origin_fetches}")
+        return PlainTextResponse("\n".join(lines) + "\n")
+
+    async def jwks(_: Request) -> Response:
+        return JSONResponse(published_keys(settings), headers={"cache-control": "public, max-age=300"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await origin.aclose()
+        if isinstance(revocations, RedisRevocations):
+            revocations.close()
+
+    app = _GatewayApp(
+        routes=[
+            Route("/_gateway/health", health, methods=["GET"]),
+            Route("/_gateway/metrics", metrics, methods=["GET"]),
+            Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+            *session_routes(sessions, clock),
+            *extra_routes,
+            Route("/{path:path}", edge.handle, methods=["GET", "HEAD"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.cors_policy = settings.cors
+    app.state.edge = edge
+    app.state.sessions = sessions
+    return app

@@ -1,0 +1,127 @@
+"""The gateway acting as a CDN's edge for a route: it verifies that dialect's tokens itself.
+
+`[[routes]] edge = "<dialect>"` makes every request under the route carry that dialect's token (query,
+cookie, header or path, as the dialect is configured) instead of the gateway's own. For every dialect,
+with the parts each one declares (`query_params`, `edge_path`, see tokens/dialects/base.py):
+
+- Upstream: the resource path (`edge_path`: a token segment removed, an id-first layout such as Mux's or
+  Cloudflare Stream's mapped through the dialect's prefix template) and the query without any of the
+  dialect's parameters. No credential reaches the origin or keys the manifest cache.
+- Playlists: every URI carries a credential this same edge accepts (`Carry`):
+  * QUERY (prefix dialects whose credential came by query: CloudFront custom policy, Akamai ACL, Google
+    URL prefix, Media CDN dual token, nginx directory token, Mux, CAT): the request's own credential
+    parameters, byte for byte. It already covers the title's prefix; nothing is re-signed, so its
+    expiry, IP binding and every other condition stay exactly what the viewer was given, and an edge
+    holding only public keys works too.
+  * PER_URL (CloudFront canned policy, Akamai URL tokens, Google signed URLs, dual-token FullPath, nginx
+    `$uri`): one signature opens one URL, so the gateway signs each URI the playlist lists, for the
+    verified grant's constraints and never past its expiry (once per URL and grant, cached).
+  * INHERIT (Cloudflare Stream, Media CDN's path component; any credential that came by cookie or
+    header): nothing is written. Relative URIs inherit the path credential; cookies and headers travel
+    by themselves. URIs the origin wrote root-relative or absolute are made relative when they fall
+    under the mapped prefix, so they inherit it as well.
+For CTA-5007 CAT the edge also renews (catr): the renewed token goes out under both header names with
+CORS exposure, as a cookie, or as a redirect, and playlists served to a query-token player carry it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway.errors import Denial, TokenDenied
+from gateway.http.links import Carry
+from gateway.http.request_facts import ProxyTrust, client_address, header, split_query
+from gateway.tokens.acl import normalise_path
+from gateway.tokens.dialects.base import Dialect, EdgePath, EdgeRequest
+from gateway.tokens.dialects.cat import CatDialect
+from gateway.tokens.dialects.support.cat_renewal import RenewalResult
+from gateway.tokens.grant import Grant, Scope
+
+# What a credential written into a playlist may contain: RFC 3986 query characters without the ones that
+# would end a quoted HLS attribute or an XML attribute/text ('"', "'", '<', '>') or start a fragment. A
+# credential that verified is made of these; the check keeps a junk parameter next to it out of playlists.
+_PLAYLIST_SAFE = re.compile(r"[A-Za-z0-9\-._~!$()*+,;=:@/%?&]*")
+
+
+def token_query_params(dialect: Dialect) -> frozenset[str]:
+    """The query parameter names a configured dialect's tokens travel in (its protocol declares them):
+    none of them is ever forwarded to an origin or accepted in a route's `forward_query`."""
+    return frozenset(dialect.query_params)
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeDecision:
+    """What a dialect edge decided for one request."""
+
+    grant: Grant
+    path: EdgePath  # the resource, in the gateway's path layout
+    upstream_query: str  # the request's query without the dialect's parameters
+    credential: str  # the query credential playlists carry (the renewed CAT token when renewed), "" if none
+    carry: Carry
+    headers: tuple[tuple[str, str], ...] = ()  # renewal headers for the response
+    redirect_status: int | None = None  # catr redirect: answer with this status and headers only
+
+
+def edge_request(scope: Mapping[str, Any], raw_path: bytes, trust: ProxyTrust) -> EdgeRequest:
+    """The request as a CDN edge sees it: absolute URL, cookies, headers, client address."""
+    host = header(scope, b"host") or "localhost"
+    query = scope.get("query_string", b"").decode("latin-1")
+    url = f"{scope.get('scheme', 'http')}://{host}{raw_path.decode('latin-1')}" + (f"?{query}" if query else "")
+    headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope.get("headers", ())}
+    cookies: dict[str, str] = {}
+    if "cookie" in headers:
+        jar: SimpleCookie = SimpleCookie()
+        with contextlib.suppress(CookieError):  # a malformed Cookie header carries no token: `missing`
+            jar.load(headers["cookie"])
+        cookies = {name: morsel.value for name, morsel in jar.items()}
+    return EdgeRequest(url, cookies, headers, client_address(scope, trust), str(scope.get("method", "GET")))
+
+
+def decide(dialect: Dialect, request: EdgeRequest, *, now: float) -> EdgeDecision:
+    """Verify (raises TokenDenied), split the request into resource and credential, and for CAT renew
+    when its catr says so."""
+    renewal: RenewalResult | None = None
+    cat_param: str | None = None  # CAT: the query parameter its token was read from ("" when not the query)
+    if isinstance(dialect, CatDialect):  # catr renewal is CAT's alone
+        verified = dialect.verify_token(request, now=now)
+        grant, renewal = verified.grant, dialect.renew(verified, now=now)
+        cat_param = verified.query_param if verified.channel == "query" else ""
+    else:
+        grant = dialect.verify(request, now=now)
+    parts = urlsplit(request.url)
+    upstream_query, credential = split_query(parts.query, dialect.query_params)
+    path = dialect.edge_path(normalise_path(parts.path).encoded, grant)
+    if cat_param is not None:
+        # CAT reads one token (header, cookie, then `cat`, then `CAT`): only that one rides on playlist
+        # URIs, renewed when renewal happened; a token found elsewhere needs nothing written.
+        presented = next((pair for pair in credential.split("&") if pair.startswith(f"{cat_param}=")), "")
+        credential = presented if cat_param else ""
+        if credential and renewal is not None:
+            credential = f"{cat_param}={renewal.token}"
+    if not _PLAYLIST_SAFE.fullmatch(credential):
+        raise TokenDenied(
+            Denial.MALFORMED,
+            f"{dialect.name} parameters carry characters a playlist URI cannot: {', '.join(dialect.query_params)}",
+        )
+    carry = Carry.INHERIT if not credential else Carry.QUERY if dialect.prefix_signing else Carry.PER_URL
+    headers = renewal.headers if renewal is not None else ()
+    redirect = renewal.status if renewal is not None and renewal.delivered_by == "redirect" else None
+    return EdgeDecision(grant, path, upstream_query, credential, carry, headers, redirect)
+
+
+def per_url_grant(grant: Grant, mount: str) -> Grant:
+    """What a per-URL credential lets the edge sign for the URIs of the playlist it opened.
+
+    A per-URL dialect's verified grant names the one URL it was for (see cdn_request.grant_prefixes), so
+    nothing could be signed from it. The playlist it opened lists what the viewer may load next, as a
+    master URL signed for Mux or Akamai SMP opens its renditions: the edge signs exactly the URIs that
+    playlist lists, on this route, with the grant's expiry, start, client network and ids, never more.
+    """
+    return dataclasses.replace(grant, path_prefixes=(mount,), scope=Scope.ALL, key_id=None)

@@ -1,0 +1,119 @@
+"""How the gateway rewrites one URI of an HLS playlist: the policy half of the rewriter callback.
+
+Relative references stay relative (they resolve against the gateway URL the player used, which mirrors
+the origin's layout) and gain a token slot. Absolute URIs on the protected origin become root-relative
+gateway paths. URIs on other hosts and non-HTTP schemes (`skd://`, `data:`) are left alone.
+"""
+
+from __future__ import annotations
+
+import enum
+import posixpath
+from urllib.parse import urljoin, urlsplit
+
+from gateway.config import Route
+from gateway.manifests.hls import RewriteUri, UriPlace
+from gateway.manifests.template import Rewrite, Slot
+from gateway.manifests.uris import is_rewritable_reference, with_query_credentials, with_query_slot
+
+
+def gateway_reference(uri: str, *, manifest_origin_url: str, route: Route) -> str | None:
+    """The reference to write for `uri` (without token), or None when it is not ours to touch."""
+    if ":" not in uri and not uri.startswith("/") and uri[:1] > " ":
+        return uri  # the common case, decided without parsing: relative, resolves the same way at the gateway
+    if not is_rewritable_reference(uri):
+        return None
+    parts = urlsplit(uri)
+    if not parts.scheme and not parts.netloc and not uri.startswith("/"):
+        return uri
+    absolute = urlsplit(urljoin(manifest_origin_url, uri))
+    origin = urlsplit(route.origin)
+    if (absolute.scheme, absolute.netloc) != (origin.scheme, origin.netloc) or not absolute.path.startswith(
+        origin.path
+    ):
+        return None  # another host (or outside the route): not protected by this gateway
+    path = route.mount + absolute.path[len(origin.path) :]
+    query = f"?{absolute.query}" if absolute.query else ""
+    fragment = f"#{absolute.fragment}" if absolute.fragment else ""
+    return path + query + fragment
+
+
+def make_uri_rewriter(*, manifest_origin_url: str, route: Route, token_param: str | None) -> RewriteUri:
+    """The callback for `prepare_playlist`: query-token slots, or (token_param None) plain rewriting."""
+
+    def rewrite(uri: str, place: UriPlace) -> Rewrite | None:
+        reference = gateway_reference(uri, manifest_origin_url=manifest_origin_url, route=route)
+        if reference is None:
+            return None
+        if token_param is None:
+            return None if reference == uri else Rewrite(reference, None)
+        return with_query_slot(reference, token_param, place.slot)
+
+    return rewrite
+
+
+def make_path_token_rewriter(*, manifest_origin_url: str, route: Route) -> RewriteUri:
+    """Path-token mode: relative URIs inherit `/t/<token>/` untouched; absolute ones get it spliced in."""
+
+    def rewrite(uri: str, place: UriPlace) -> Rewrite | None:
+        reference = gateway_reference(uri, manifest_origin_url=manifest_origin_url, route=route)
+        if reference is None or (reference == uri and not uri.startswith("/")):
+            return None
+        return Rewrite("/t/", place.slot, reference)
+
+    return rewrite
+
+
+class Carry(enum.Enum):
+    """How the URIs of a playlist served on a dialect-edge route carry the dialect's credential."""
+
+    QUERY = "query"  # the request's own credential parameters, appended to every URI
+    PER_URL = "per_url"  # every URI signed on its own at render time (`Slot.CDN_URL`, see gateway.http.cdn)
+    INHERIT = "inherit"  # nothing written: relative URIs inherit a path credential; cookies/headers ride along
+
+
+def relative_reference(reference: str, directory: str) -> str:
+    """A root-relative `reference` (path, query, fragment) written relative to `directory` (ending in '/')."""
+    split_at = min((i for i in (reference.find("?"), reference.find("#")) if i >= 0), default=len(reference))
+    path, rest = reference[:split_at], reference[split_at:]
+    relative = posixpath.relpath(path, directory)
+    if path.endswith("/") and not relative.endswith("/"):
+        relative += "/"
+    if relative in (".", "./") or ":" in relative.partition("/")[0]:
+        relative = "./" + relative.removeprefix(".").lstrip("/")  # '.' names the directory; 'a:b' is no scheme
+    return relative + rest
+
+
+def make_edge_rewriter(
+    *,
+    manifest_origin_url: str,
+    manifest_path: str,
+    route: Route,
+    carry: Carry,
+    params: tuple[str, ...],
+    mapped: str | None,
+) -> RewriteUri:
+    """The callback for playlists served on a dialect-edge route (see gateway/http/dialect_edge.py).
+
+    References are resolved as for the gateway's own tokens (`gateway_reference`: other hosts and non-HTTP
+    schemes untouched). When the request path stands for the resource through a prefix (`mapped`: a token
+    or an id in the path), references below that prefix are written relative to the playlist, so they
+    inherit the request's prefix, and with it the credential, exactly as the dialect's own URLs do. Then
+    `carry` decides what each URI gets: the credential query slot, a per-URL signature slot (not on DASH
+    SegmentTemplate: a template names many URLs, no one signature covers them), or nothing.
+    """
+    directory = manifest_path.rsplit("/", 1)[0] + "/"
+
+    def rewrite(uri: str, place: UriPlace) -> Rewrite | None:
+        reference = gateway_reference(uri, manifest_origin_url=manifest_origin_url, route=route)
+        if reference is None:
+            return None
+        if mapped is not None and reference.startswith(mapped):
+            reference = relative_reference(reference, directory)
+        if carry is Carry.QUERY:
+            return with_query_credentials(reference, params, place.slot)
+        if carry is Carry.PER_URL and place.tag != "SegmentTemplate":
+            return with_query_credentials(reference, params, Slot.CDN_URL)
+        return None if reference == uri else Rewrite(reference, None)
+
+    return rewrite

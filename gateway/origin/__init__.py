@@ -1,0 +1,1 @@
+"""Talking to origins: the pooled client, the authenticated origin header, the manifest cache."""

@@ -1,0 +1,145 @@
+"""The one place the gateway talks to origins: a pooled httpx client with timeouts and typed errors.
+
+Only URLs built from configured routes reach this module, so the gateway is never an open proxy.
+Manifests are read whole (with a size cap); segments are streamed through without buffering.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from gateway.config import OriginSettings
+from gateway.errors import ManifestTooLarge, OriginBadStatus, OriginError, OriginTimeout, OriginUnavailable
+from gateway.origin.auth import HEADER, origin_auth_header
+
+# Headers worth passing through from the origin on segment responses.
+PASSTHROUGH_HEADERS = (
+    "content-length",
+    "content-range",
+    "accept-ranges",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "content-encoding",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestFetch:
+    status: int  # 200, or 304 when a conditional request found it unchanged
+    body: bytes
+    headers: Mapping[str, str]
+
+
+def _timeout_message(url: str, exc: httpx.TimeoutException) -> str:
+    kind = "connecting to" if isinstance(exc, httpx.ConnectTimeout) else "waiting for"
+    return f"origin timed out {kind} {_redact(url)}"
+
+
+def _redact(url: str) -> str:
+    """Origin URLs in messages lose their query (it may carry upstream credentials)."""
+    return url.split("?", 1)[0]
+
+
+@asynccontextmanager
+async def _translate_errors(url: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise OriginTimeout(_timeout_message(url, exc)) from exc
+    except httpx.TransportError as exc:
+        raise OriginUnavailable(f"origin unreachable at {_redact(url)}: {type(exc).__name__}") from exc
+
+
+class _OriginAuth(httpx.Auth):
+    """Adds the authenticated origin header (gateway/origin/auth.py) to every origin request."""
+
+    def __init__(self, secret: bytes, clock: Callable[[], float]) -> None:
+        self._secret = secret
+        self._clock = clock
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        target = request.url.raw_path.decode("ascii")
+        request.headers[HEADER] = origin_auth_header(
+            self._secret, method=request.method, target=target, now=self._clock()
+        )
+        yield request
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """The gateway never uses an origin's cookies: skip httpx's per-response cookie extraction."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
+class OriginClient:
+    """Wraps one pooled `httpx.AsyncClient`, created once per app (lifespan) and reused."""
+
+    def __init__(
+        self,
+        settings: OriginSettings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        timeout = httpx.Timeout(
+            connect=settings.connect_timeout_seconds,
+            read=settings.read_timeout_seconds,
+            write=settings.read_timeout_seconds,
+            pool=settings.connect_timeout_seconds,
+        )
+        limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=16)
+        self._client = httpx.AsyncClient(
+            timeout=timeout,
+            limits=limits,
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+            cookies=_NoCookies(),
+            auth=_OriginAuth(settings.auth_secret, clock) if settings.auth_secret else None,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch_manifest(
+        self, url: str, *, max_bytes: int, conditional: Mapping[str, str] | None = None
+    ) -> ManifestFetch:
+        """GET a manifest whole, refusing more than `max_bytes`; 304 is returned as is for revalidation."""
+        async with (
+            _translate_errors(url),
+            self._client.stream("GET", url, headers=conditional or {}) as response,
+        ):
+            if response.status_code == 304:
+                return ManifestFetch(304, b"", dict(response.headers))
+            if response.status_code != 200:
+                raise OriginBadStatus(
+                    f"origin answered {response.status_code} for {_redact(url)}", response.status_code
+                )
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                raise ManifestTooLarge(f"origin manifest is {declared} bytes, over the {max_bytes}-byte limit")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ManifestTooLarge(f"origin manifest exceeds the {max_bytes}-byte limit")
+                chunks.append(chunk)
+            return ManifestFetch(200, b"".join(chunks), dict(response.headers))
+
+    async def send_stream(self, url: str, headers: Mapping[str, str]) -> httpx.Response:
+        """Start a streamed GET. The caller must `aclose()` the response (after iterating `aiter_raw()`)."""
+        async with _translate_errors(url):
+            request = self._client.build_request("GET", url, headers=headers)
+            return await self._client.send(request, stream=True)
+
+
+__all__ = ["PASSTHROUGH_HEADERS", "ManifestFetch", "OriginClient", "OriginError"]

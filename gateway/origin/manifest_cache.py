@@ -1,0 +1,99 @@
+"""Prepared manifests, one per origin version, with request coalescing.
+
+A manifest is fetched and rewritten once; every request then only renders the prepared template with
+its tokens. Concurrent misses for the same URL share one origin fetch. After the freshness window the
+entry is revalidated with a conditional GET, and a 304 keeps the prepared template.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.config import OriginSettings
+from gateway.manifests.template import PreparedManifest
+from gateway.origin.client import OriginClient
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*(\d+)", re.IGNORECASE)
+Prepare = Callable[[bytes], PreparedManifest]
+
+
+@dataclass(slots=True)
+class _Entry:
+    prepared: PreparedManifest
+    fresh_until: float
+    ttl_seconds: float
+    validators: dict[str, str]
+
+
+def freshness_seconds(prepared: PreparedManifest, cache_control: str | None, settings: OriginSettings) -> float:
+    """The origin's max-age if it gave one; else long for manifests players load once (a master, a VOD
+    playlist, a static MPD), short for those they reload (live and EVENT playlists, dynamic MPDs)."""
+    if cache_control:
+        if "no-store" in cache_control.lower() or "no-cache" in cache_control.lower():
+            return 0.0
+        match = _MAX_AGE.search(cache_control)
+        if match:
+            return float(match.group(1))
+    return settings.live_manifest_cache_seconds if prepared.reloaded else settings.vod_manifest_cache_seconds
+
+
+class ManifestCache:
+    def __init__(self, origin: OriginClient, settings: OriginSettings, *, max_bytes: int, max_entries: int = 512):
+        self._origin = origin
+        self._settings = settings
+        self._max_bytes = max_bytes
+        self._max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._in_flight: dict[tuple[str, str], asyncio.Future[PreparedManifest]] = {}
+        self.origin_fetches = 0
+
+    async def get(self, url: str, variant: str, prepare: Prepare, *, now: float) -> PreparedManifest:
+        """The prepared manifest for `url`; `variant` names how it was prepared (route, delivery mode)."""
+        key = (variant, url)
+        entry = self._entries.get(key)
+        if entry is not None and now < entry.fresh_until:
+            self._entries.move_to_end(key)
+            return entry.prepared
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[PreparedManifest] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            prepared = await self._refresh(key, entry, prepare, now)
+            future.set_result(prepared)
+            return prepared
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
+            raise
+        finally:
+            del self._in_flight[key]
+
+    async def _refresh(
+        self, key: tuple[str, str], entry: _Entry | None, prepare: Prepare, now: float
+    ) -> PreparedManifest:
+        url = key[1]
+        self.origin_fetches += 1
+        fetched = await self._origin.fetch_manifest(
+            url, max_bytes=self._max_bytes, conditional=entry.validators if entry else None
+        )
+        if fetched.status == 304 and entry is not None:
+            entry.fresh_until = now + entry.ttl_seconds
+            return entry.prepared
+        prepared = prepare(fetched.body)
+        validators: dict[str, str] = {}
+        if "etag" in fetched.headers:
+            validators["if-none-match"] = fetched.headers["etag"]
+        if "last-modified" in fetched.headers:
+            validators["if-modified-since"] = fetched.headers["last-modified"]
+        ttl = freshness_seconds(prepared, fetched.headers.get("cache-control"), self._settings)
+        self._entries[key] = _Entry(prepared, now + ttl, ttl, validators)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return prepared

@@ -1,0 +1,1 @@
+"""Viewing sessions: the service, entitlements, revocations."""

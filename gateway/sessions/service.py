@@ -1,0 +1,160 @@
+"""Viewing sessions: entitlement-checked issue, refresh and revocation of title-prefix grants.
+
+Stateless: a session is its signed grant (session id, user, prefix, network, hard cap). Only revocations
+are stored. One signature per session or renewal, never per URI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import posixpath
+import secrets
+from dataclasses import dataclass
+
+from gateway.config import Route, Settings
+from gateway.errors import Denial, TokenDenied
+from gateway.http.media_types import is_manifest
+from gateway.sessions.entitlements import EntitlementPolicy, EntitlementRefused, Refusal
+from gateway.sessions.revocations import RevocationStore
+from gateway.tokens.acl import normalise_path
+from gateway.tokens.grant import Grant, IPAddress, IPNetwork, Scope
+from gateway.tokens.native import sign_grant, verify_signature
+
+API_PREFIX = "/api/sessions"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """What the session API hands out (create and refresh)."""
+
+    session_id: str
+    token: str
+    expires_at: int
+    session_ends_at: int
+    title_prefix: str
+    mode: str
+    playback_url: str
+    refresh_url: str
+
+    def as_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def client_network(address: IPAddress | None, settings: Settings) -> IPNetwork | None:
+    if address is None or not settings.sessions.ip_binding:
+        return None
+    bits = settings.sessions.ipv4_prefix if address.version == 4 else settings.sessions.ipv6_prefix
+    return ipaddress.ip_network(f"{address}/{bits}", strict=False)
+
+
+class SessionService:
+    def __init__(self, settings: Settings, policy: EntitlementPolicy, revocations: RevocationStore) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.revocations = revocations
+
+    def title_prefix(self, asset: str, route: Route) -> str:
+        """The master's directory, or the first `title_root_depth` segments below the route's mount."""
+        depth = self.settings.sessions.title_root_depth
+        if depth:
+            below = asset[len(route.mount) :].split("/")
+            if len(below) <= depth:
+                raise EntitlementRefused(Refusal.UNKNOWN_ASSET, f"{asset} is above the configured title depth")
+            return route.mount + "/".join(below[:depth]) + "/"
+        return posixpath.dirname(asset) + "/"
+
+    def create(
+        self,
+        *,
+        credential: str | None,
+        asset: str,
+        client_ip: IPAddress | None,
+        country: str | None,
+        now: float,
+    ) -> IssuedToken:
+        viewer = self.policy.authenticate(credential)
+        try:
+            checked = normalise_path(asset.encode("utf-8"))
+        except TokenDenied as exc:
+            raise EntitlementRefused(Refusal.UNKNOWN_ASSET, f"asset is not a plain path: {exc.detail}") from exc
+        route = self.settings.route_for(checked.decoded)
+        if route is None or not is_manifest(checked.decoded) or checked.decoded == route.mount:
+            raise EntitlementRefused(Refusal.UNKNOWN_ASSET, f"{asset} is not a master playlist behind this gateway")
+        self.policy.check(viewer, checked.decoded, country)
+        prefix = self.title_prefix(checked.decoded, route)
+        ends = int(now) + self.settings.sessions.max_life_seconds
+        grant = Grant(
+            path_prefixes=(prefix,),
+            expires_at=self._expiry(route, now, ends),
+            client_network=client_network(client_ip, self.settings),
+            session_id=secrets.token_urlsafe(6),
+            user_id=viewer.user_id,
+            scope=Scope.ALL,
+            session_ends_at=ends,
+        )
+        return self._issue(grant, route, checked.encoded)
+
+    def refresh(
+        self, *, session_id: str, token: str, client_ip: IPAddress | None, country: str | None, now: float
+    ) -> IssuedToken:
+        """A fresh token for the same grant while entitled, not revoked and under the session's cap."""
+        grant = self._session_grant(session_id, token, client_ip, now)
+        viewer = self.policy.viewer(grant.user_id or "")
+        if viewer is None:
+            raise EntitlementRefused(Refusal.NOT_ENTITLED, "the session's user no longer exists")
+        prefix = grant.path_prefixes[0]
+        route = self.settings.route_for(prefix)
+        if route is None:
+            raise EntitlementRefused(Refusal.UNKNOWN_ASSET, f"no route serves {prefix} any more")
+        self.policy.check(viewer, prefix, country)
+        assert grant.session_ends_at is not None
+        renewed = dataclasses.replace(grant, expires_at=self._expiry(route, now, grant.session_ends_at), key_id=None)
+        return self._issue(renewed, route, prefix)
+
+    def revoke(self, *, session_id: str, token: str, now: float) -> None:
+        grant = self._session_grant(session_id, token, None, now, check_ip=False)
+        assert grant.session_ends_at is not None
+        self.revocations.revoke(session_id, grant.session_ends_at + self.settings.leeway_seconds)
+
+    def _session_grant(
+        self, session_id: str, token: str, client_ip: IPAddress | None, now: float, *, check_ip: bool = True
+    ) -> Grant:
+        grant = verify_signature(token, self.settings.keys)  # signature only: an expired token may refresh
+        if grant.session_id != session_id or grant.session_ends_at is None:
+            raise TokenDenied(Denial.SCOPE, "the token does not belong to this session")
+        if now > grant.session_ends_at:
+            raise TokenDenied(
+                Denial.EXPIRED, f"session ended at {grant.session_ends_at} (its maximum life), now {int(now)}"
+            )
+        if self.revocations.is_revoked(session_id, now):
+            raise TokenDenied(Denial.REVOKED, f"session {session_id} was revoked")
+        if check_ip and grant.client_network is not None and (client_ip is None or not grant.admits(client_ip)):
+            raise TokenDenied(Denial.IP, f"client {client_ip} is outside the session's network {grant.client_network}")
+        return grant
+
+    def _expiry(self, route: Route, now: float, ends: int) -> int:
+        # Path mode: every relative URI inherits the master's token, so it must live as long as the session.
+        if route.delivery == "path":
+            return ends
+        return min(int(now) + self.settings.sessions.token_ttl_seconds, ends)
+
+    def _issue(self, grant: Grant, route: Route, asset_or_prefix: str) -> IssuedToken:
+        token = sign_grant(grant, self.settings.keys)
+        assert grant.session_id is not None and grant.session_ends_at is not None
+        if route.delivery == "path":
+            playback = "/t/" + token + asset_or_prefix
+        elif route.delivery == "cookie":
+            playback = asset_or_prefix
+        else:
+            playback = f"{asset_or_prefix}?{self.settings.token_param}={token}"
+        return IssuedToken(
+            session_id=grant.session_id,
+            token=token,
+            expires_at=grant.expires_at,
+            session_ends_at=grant.session_ends_at,
+            title_prefix=grant.path_prefixes[0],
+            mode=route.delivery,
+            playback_url=playback,
+            refresh_url=f"{API_PREFIX}/{grant.session_id}/refresh",
+        )

@@ -1,0 +1,1 @@
+"""What the dialect modules share: codecs (CBOR, COSE, JWT), claim checks, config readers."""

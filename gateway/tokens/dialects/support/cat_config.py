@@ -1,0 +1,131 @@
+"""`[dialects.cat]` → the keyword arguments of `CatDialect`, failing fast with the field's name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError
+from gateway.tokens.dialects.support import cat_cose, jwt_keys
+from gateway.tokens.dialects.support.cat_renewal import HEADER_NAMES, TYPES, Renewal
+
+WHERE = "dialects.cat"
+_FLAGS = ("require_cwt_tag", "accept_untagged")
+SETTINGS = frozenset(
+    {"issuer", "accepted_issuers", "audience", "accepted_audiences", "scheme", "host", "methods", "renewal"}
+    | {"delivery", "query_params", "cookie_names", "leeway_seconds", "max_token_chars", "country_header"}
+    | {"catnip_encoding", "keys", *_FLAGS}
+)
+RENEWAL_SETTINGS = frozenset(
+    {
+        "type",
+        "expadd_seconds",
+        "deadline_seconds",
+        "cookie_name",
+        "header_name",
+        "cookie_params",
+        "header_params",
+    }
+    | {"code"}
+)
+
+
+def _text(table: Mapping[str, Any], name: str) -> str | None:
+    value = table.get(name)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{WHERE}.{name}: a non-empty string")
+    return value
+
+
+def _texts(table: Mapping[str, Any], name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    value = table.get(name, list(default))
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ConfigError(f"{WHERE}.{name}: a list of non-empty strings")
+    return tuple(value)
+
+
+def _seconds(table: Mapping[str, Any], name: str, where: str, default: int | None = None) -> int | None:
+    value = table.get(name, default)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ConfigError(f"{where}.{name}: a whole number of seconds")
+    return value
+
+
+def _renewal(table: object) -> Renewal | None:
+    if table is None:
+        return None
+    where = f"{WHERE}.renewal"
+    if not isinstance(table, Mapping) or table.get("type", "automatic") not in TYPES:
+        raise ConfigError(f"{where}.type: one of {', '.join(TYPES)}")
+    jwt_keys.refuse_unknown(table, RENEWAL_SETTINGS, where)
+    expadd = _seconds(table, "expadd_seconds", where)
+    if not expadd:
+        raise ConfigError(f"{where}.expadd_seconds: required, the new token's lifetime in seconds")
+    for name in ("cookie_name", "header_name"):
+        if name in table and not isinstance(table[name], str):
+            raise ConfigError(f"{where}.{name}: a string")
+    params = table.get("cookie_params", [])
+    if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+        raise ConfigError(f"{where}.cookie_params: a list of strings such as 'Secure', 'SameSite=None'")
+    if table.get("header_params"):
+        raise ConfigError(f"{where}.header_params: players store the header verbatim; params would corrupt it")
+    try:
+        return Renewal(
+            type=TYPES[table.get("type", "automatic")],
+            expadd_seconds=expadd,
+            deadline_seconds=_seconds(table, "deadline_seconds", where),
+            cookie_name=table.get("cookie_name"),
+            header_name=table.get("header_name"),
+            cookie_params=tuple(params),
+            code=_seconds(table, "code", where),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def dialect_options(table: Mapping[str, Any], *, base_dir: Path) -> dict[str, Any]:
+    jwt_keys.refuse_unknown(table, SETTINGS, WHERE)
+    issuer = _text(table, "issuer")
+    delivery = table.get("delivery", "query")
+    if delivery not in ("query", "header", "cookie"):
+        raise ConfigError(f"{WHERE}.delivery: 'query', 'header' or 'cookie'")
+    catnip_encoding = table.get("catnip_encoding", "full")
+    if catnip_encoding not in ("full", "rfc9164"):
+        raise ConfigError(f"{WHERE}.catnip_encoding: 'full' (all address bytes) or 'rfc9164' (trailing zeros dropped)")
+    for flag in _FLAGS:
+        if not isinstance(table.get(flag, False), bool):
+            raise ConfigError(f"{WHERE}.{flag}: true or false")
+    max_chars = _seconds(table, "max_token_chars", WHERE, 4096)
+    if not max_chars or max_chars > 65536:
+        raise ConfigError(f"{WHERE}.max_token_chars: 1..65536")
+    keys = cat_cose.load_keys(table.get("keys"), where=f"{WHERE}.keys", base_dir=base_dir)
+    if not any(key.can_sign for key in keys):
+        raise ConfigError(f"{WHERE}.keys: no key can sign (an HMAC secret or an EC private key is needed)")
+    query_params = _texts(table, "query_params", ("cat", "CAT"))
+    cookie_names = _texts(table, "cookie_names", HEADER_NAMES)
+    if not query_params or not cookie_names:
+        raise ConfigError(f"{WHERE}: query_params and cookie_names need at least one name each")
+    scheme = _text(table, "scheme")
+    return {
+        "keys": keys,
+        "issuer": issuer,
+        "accepted_issuers": _texts(table, "accepted_issuers", (issuer,) if issuer else ()),
+        "audience": _texts(table, "audience"),
+        "accepted_audiences": _texts(table, "accepted_audiences"),
+        "scheme": scheme.lower() if scheme else None,
+        "host": (_text(table, "host") or "").lower() or None,
+        "methods": _texts(table, "methods", ("GET", "HEAD")),
+        "renewal": _renewal(table.get("renewal")),
+        "delivery": delivery,
+        "query_params": query_params,
+        "cookie_names": cookie_names,
+        "leeway_seconds": jwt_keys.leeway_from(table, "cat"),
+        "max_token_chars": max_chars,
+        "require_cwt_tag": table.get("require_cwt_tag", False),
+        "accept_untagged": table.get("accept_untagged", False),
+        "catnip_full_bytes": catnip_encoding == "full",
+        "country_header": _text(table, "country_header"),
+    }
