@@ -206,3 +206,11 @@ def test_serve_never_takes_the_client_address_from_a_direct_clients_header(serve
     assert forged.status_code == 403 and forged.json()["error"] == "ip"
     own = httpx.get(segment + token("--ip", "127.0.0.1"), headers={"x-forwarded-for": "203.0.113.66"})
     assert own.status_code == 200
+
+
+def test_bench_quick_prints_ratios_against_baselines_from_the_same_run() -> None:
+    result = gateway("bench", "--quick")
+    assert result.returncode == 0, result.stderr[-2000:]
+    ratios = re.findall(r"^(.+?) / (.+?)\s+=\s+([0-9.]+)x$", result.stdout, re.M)
+    assert len(ratios) >= 9, result.stdout
+    assert any("gateway playlist" in label for label, _, _ in ratios)  # the served figures ran too

@@ -29,7 +29,7 @@ from gateway.manifests.uris import with_query_slot
 from gateway.runtime import tune_allocator
 from gateway.tokens.acl import normalise_path
 from gateway.tokens.grant import Grant, Scope
-from gateway.tokens.keys import HmacKey, KeyRing
+from gateway.tokens.keys import HmacKey, KeyRing, b64url_encode
 from gateway.tokens.native import TokenVerifier, sign_grant, verify_token
 
 TITLE = "/vod/bench/"
@@ -171,8 +171,9 @@ def server_figures(seconds: float, segments: int) -> list[tuple[str, float, floa
         playlist = root / "vod" / "bench" / "index.m3u8"
         playlist.parent.mkdir(parents=True)
         playlist.write_bytes(media_playlist(segments))
-        key_entry = "k1:" + __import__("base64").urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
-        keys = KeyRing((HmacKey("k1", __import__("gateway.tokens.keys").keys.b64url_decode(key_entry[3:])),))
+        secret = os.urandom(32)
+        key_entry = "k1:" + b64url_encode(secret)
+        keys = KeyRing((HmacKey("k1", secret),))
         token = sign_grant(Grant((TITLE,), int(time.time()) + 3600), keys)
         origin_port, gateway_port, raw_port = _free_port(), _free_port(), _free_port()
         python = sys.executable
