@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,10 +24,14 @@ from gateway.tokens.keys import KeyRing, new_key_entry
 from gateway.tokens.native import DEFAULT_LEEWAY_SECONDS, verify_token
 
 
-def _keys_from(config: Path | None) -> KeyRing:
-    import os
+def _environment() -> Mapping[str, str]:
+    """The process environment: read here, at the command line, and handed to the loaders, which read
+    only the mapping they are given (`load_settings(path, environ)`)."""
+    return os.environ
 
-    return load_key_ring(load_toml(config), os.environ)
+
+def _keys_from(config: Path | None) -> KeyRing:
+    return load_key_ring(load_toml(config), _environment())
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -34,7 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from gateway.http.app import build_app
 
-    settings = load_settings(args.config, origin_override=args.origin)
+    settings = load_settings(args.config, _environment(), origin_override=args.origin)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it would log every origin request
     app = build_app(settings)
@@ -63,7 +68,7 @@ def _dialect(args: argparse.Namespace) -> Dialect:
     table = load_toml(args.config).get("dialects", {}).get(args.dialect)
     if table is None:
         raise ConfigError(f"{args.config} has no [dialects.{args.dialect}] table")
-    return load_dialect(args.dialect, table, base_dir=args.config.parent)
+    return load_dialect(args.dialect, table, base_dir=args.config.parent, environ=_environment())
 
 
 def _print_credentials(credentials: Credentials) -> None:
@@ -175,7 +180,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "max_life_seconds": args.max_life,
     }
     return run_demo(
-        args.host, args.port, args.state_dir, **{name: value for name, value in lifetimes.items() if value is not None}
+        args.host,
+        args.port,
+        args.state_dir,
+        _environment(),
+        **{name: value for name, value in lifetimes.items() if value is not None},
     )
 
 

@@ -1,43 +1,55 @@
 """Settings: one frozen object, read once from a TOML file and `GATEWAY_*` variables, failing fast.
 
 Precedence: environment variables over the config file over defaults. Every error names the setting.
+`load_settings(path, environ)` is the one reader of the environment: it is given a mapping (the CLI passes
+the process environment, tests a dict) and hands each part what it needs, including the variables a
+dialect table's `<field>_env` keys name. Nothing below it reads `os.environ`.
+
+Strict: every table refuses keys it does not know (`unknown key 'media_tll_seconds' in [sessions]; known:
+...`), and so does the top level; modes are enums (`gateway/config_schema.py`) checked at load, with
+an error naming the setting and the allowed values.
 
 ```toml
 [gateway]
 token_param = "token"          # GATEWAY_TOKEN_PARAM
 leeway_seconds = 5             # GATEWAY_LEEWAY_SECONDS
 max_manifest_bytes = 16777216  # GATEWAY_MAX_MANIFEST_BYTES
-trusted_proxies = []           # GATEWAY_TRUSTED_PROXIES (comma-separated): CIDRs of proxies in front of us
+trusted_proxies = ["10.0.0.0/8"]  # default []; GATEWAY_TRUSTED_PROXIES (comma-separated): proxies in front
 client_ip_header = "x-forwarded-for"  # read only from those proxies; "forwarded" reads RFC 7239
-delta_updates = "pass"         # "full": drop `_HLS_skip` upstream, every reload carries fresh tokens
+delta_updates = "pass"         # pass | full ("full": drop `_HLS_skip` upstream, every reload carries fresh tokens)
 
 [keys]
 ring = "k2:…,k1:…"             # GATEWAY_KEYS (newest first)
 retired = ["k0"]
 
 [origin]
+auth_secret = ""               # GATEWAY_ORIGIN_SECRET
 connect_timeout_seconds = 3
 read_timeout_seconds = 10
 vod_manifest_cache_seconds = 60
 live_manifest_cache_seconds = 1
 
 [sessions]
-cookie_same_site = "Lax"       # "None" for players on another site (implies Secure)
+cookie_same_site = "Lax"       # Lax | Strict | None ("None" for players on another site, implies Secure)
 cookie_partitioned = false     # true: CHIPS `Partitioned` (needs cookie_same_site = "None")
 
 [cors]                         # GATEWAY_CORS_ALLOWED_ORIGINS (comma-separated)
 allowed_origins = []           # e.g. ["https://player.example"]: echoed with credentials; others get `*`
 
+[revocations]
+redis_url = ""                 # GATEWAY_REDIS_URL
+
 [[routes]]                     # GATEWAY_ORIGIN adds/overrides the route mounted at "/"
 mount = "/"
 origin = "http://127.0.0.1:8080/"
+delivery = "query"             # query | cookie | hybrid | path
 forward_query = []             # query parameters the origin needs (besides _HLS_msn/_HLS_part/_HLS_skip)
+cdn_scope = "segments"         # segments | media (routes with cdn = "<dialect>")
 ```
 """
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -47,6 +59,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from gateway.config_schema import (
+    NO_ENVIRONMENT,
+    CdnScope,
+    Delivery,
+    DeltaUpdates,
+    SameSite,
+    choice,
+    refuse_unknown,
+)
 from gateway.errors import ConfigError
 from gateway.http.cors import CorsPolicy, check_origin
 from gateway.http.request_facts import ProxyTrust, normalised_network
@@ -59,51 +80,60 @@ if TYPE_CHECKING:
     from gateway.tokens.dialects.base import Dialect
 
 
-def load_dialects(tables: Mapping[str, Any], *, base_dir: Path) -> dict[str, Dialect]:
-    """Every `[dialects.<name>]` table, built once at start-up (keys from files relative to the config)."""
+def load_dialects(tables: object, *, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT) -> dict[str, Dialect]:
+    """Every `[dialects.<name>]` table, built once at start-up (key files relative to the config, `*_env`
+    references from `environ`)."""
     from gateway.tokens.dialects import load_dialect
 
-    return {name: load_dialect(name, table, base_dir=base_dir) for name, table in tables.items()}
+    if not isinstance(tables, Mapping):
+        raise ConfigError("dialects must be a table of [dialects.<name>] tables")
+    for name, table in tables.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"dialects.{name} must be a table ([dialects.{name}])")
+    return {name: load_dialect(name, table, base_dir=base_dir, environ=environ) for name, table in tables.items()}
 
 
-DELIVERY_MODES = ("query", "cookie", "hybrid", "path")
-CDN_SCOPES = ("segments", "media")
 # A forwarded name must read the same raw and percent-decoded (RFC 3986 unreserved characters): the edge
 # compares the names the client sent byte for byte.
 _QUERY_NAME = re.compile(r"[A-Za-z0-9._~-]+")
 _HEADER_NAME = re.compile(r"[a-z0-9-]+")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
-    """Requests under `mount` on the gateway are served from `origin` (a base URL ending in '/')."""
+    """Requests under `mount` on the gateway are served from `origin` (a base URL ending in '/').
+
+    Built by keyword only (`Route(mount="/vod/", origin=..., delivery=Delivery.COOKIE)`): with eight
+    fields, a positional call would silently put a value in the wrong one.
+    """
 
     mount: str
     origin: str
-    delivery: str = "query"  # query | cookie | hybrid | path (see gateway/http/delivery.py)
+    delivery: Delivery = Delivery.QUERY  # see gateway/http/delivery.py
     cdn: str = ""  # a [dialects.<name>] table: segments are served by that CDN (see gateway/http/cdn.py)
     cdn_base_url: str = ""
-    cdn_scope: str = "segments"  # segments | media (media: keys too)
+    cdn_scope: CdnScope = CdnScope.SEGMENTS  # media: keys too
     edge: str = ""  # a [dialects.<name>] table: requests carry that dialect's token, verified here
     # Query parameters the origin needs, forwarded besides the LL-HLS directives; everything else a
     # client sends stays at the gateway (and out of the manifest cache key).
     forward_query: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # Strings are accepted and checked here, so every way of building a route gets members.
+        object.__setattr__(self, "delivery", choice("routes.delivery", self.delivery, Delivery))
+        object.__setattr__(self, "cdn_scope", choice("routes.cdn_scope", self.cdn_scope, CdnScope))
         for name in self.forward_query:
             if not _QUERY_NAME.fullmatch(name):
                 raise ConfigError(
                     f"routes.forward_query: {name!r} is not a plain query parameter name "
                     "(letters, digits, '-', '.', '_', '~')"
                 )
-        if self.delivery not in DELIVERY_MODES:
-            raise ConfigError(f"routes.delivery must be one of {', '.join(DELIVERY_MODES)}, got {self.delivery!r}")
         try:
             canonical_prefix(self.mount)
         except ValueError as exc:
             raise ConfigError(f"routes.mount: {exc}") from exc
-        if self.cdn and (not self.cdn_base_url.startswith(("http://", "https://")) or self.cdn_scope not in CDN_SCOPES):
-            raise ConfigError(f"routes: a cdn route needs cdn_base_url (http/https) and cdn_scope in {CDN_SCOPES}")
+        if self.cdn and not self.cdn_base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"routes: cdn route {self.mount} needs cdn_base_url (http/https)")
         parts = urlsplit(self.origin)
         if parts.scheme not in ("http", "https") or not parts.netloc or not parts.path.endswith("/"):
             raise ConfigError(f"routes.origin must be an http(s) base URL ending in '/': {self.origin!r}")
@@ -139,17 +169,18 @@ class SessionSettings:
     title_root_depth: int = 0  # 0: the master's directory; N: the first N path segments
     country_header: str = ""  # trusted header carrying the viewer's country (e.g. set by the CDN)
     cookie_name: str = "gw_token"
-    cookie_same_site: str = "Lax"  # "None" for players on another site (then always Secure)
+    cookie_same_site: SameSite = SameSite.LAX  # NONE for players on another site (then always Secure)
     cookie_partitioned: bool = False  # CHIPS `Partitioned`: a cross-site cookie where third-party ones are blocked
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "cookie_same_site", choice("sessions.cookie_same_site", self.cookie_same_site, SameSite)
+        )
         if min(self.media_ttl_seconds, self.token_ttl_seconds) <= 0 or self.token_ttl_seconds > self.max_life_seconds:
             raise ConfigError("sessions: TTLs must be positive and token_ttl_seconds <= max_life_seconds")
         if not (0 <= self.ipv4_prefix <= 32 and 0 <= self.ipv6_prefix <= 128):
             raise ConfigError("sessions: ipv4_prefix must be 0..32 and ipv6_prefix 0..128")
-        if self.cookie_same_site not in ("Strict", "Lax", "None"):
-            raise ConfigError("sessions.cookie_same_site must be Strict, Lax or None")
-        if self.cookie_partitioned and self.cookie_same_site != "None":
+        if self.cookie_partitioned and self.cookie_same_site is not SameSite.NONE:
             # A partitioned cookie only matters on cross-site requests, where Strict and Lax never send it.
             raise ConfigError('sessions.cookie_partitioned = true needs cookie_same_site = "None"')
 
@@ -165,21 +196,23 @@ class Settings:
     # `trusted_proxies`; then the right-most address in `client_ip_header` that is not a trusted proxy.
     trusted_proxies: tuple[IPNetwork, ...] = ()
     client_ip_header: str = "x-forwarded-for"
-    # LL-HLS delta updates merge segment URIs (and their media tokens) from earlier responses. "pass"
-    # forwards `_HLS_skip`; "full" drops it upstream so every reload carries fresh tokens on every URI
+    # LL-HLS delta updates merge segment URIs (and their media tokens) from earlier responses. PASS
+    # forwards `_HLS_skip`; FULL drops it upstream so every reload carries fresh tokens on every URI
     # (use it when the DVR window is longer than half the media-token TTL).
-    delta_updates: str = "pass"
+    delta_updates: DeltaUpdates = DeltaUpdates.PASS
     origin: OriginSettings = field(default_factory=OriginSettings)
     sessions: SessionSettings = field(default_factory=SessionSettings)
     catalog: CatalogEntitlements = field(default_factory=CatalogEntitlements)  # [[users]], [[titles]]
-    cdn: Mapping[str, Dialect] = field(default_factory=dict)  # [dialects.<name>] tables, by name
+    # Every [dialects.<name>] table, by name: what CDN routes (`cdn`) and edge routes (`edge`) refer to.
+    dialects: Mapping[str, Dialect] = field(default_factory=dict)
     redis_url: str = ""  # [revocations] redis_url / GATEWAY_REDIS_URL: share revocations across instances
     cors: CorsPolicy = field(default_factory=CorsPolicy)  # [cors] allowed_origins: players on other sites
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "delta_updates", choice("gateway.delta_updates", self.delta_updates, DeltaUpdates))
         for route in self.routes:
             for name in (route.cdn, route.edge):
-                if name and name not in self.cdn:
+                if name and name not in self.dialects:
                     raise ConfigError(f"routes: dialect {name!r} has no [dialects.{name}] table")
         if not _HEADER_NAME.fullmatch(self.client_ip_header):
             raise ConfigError(
@@ -193,7 +226,7 @@ class Settings:
                         f"routes.forward_query: {name!r} carries a token (of the gateway or a configured "
                         "dialect); tokens never go upstream"
                     )
-                if name == "_HLS_skip" and self.delta_updates == "full":
+                if name == "_HLS_skip" and self.delta_updates is DeltaUpdates.FULL:
                     raise ConfigError(
                         'routes.forward_query: _HLS_skip contradicts gateway.delta_updates = "full", '
                         "which drops it upstream"
@@ -210,7 +243,7 @@ class Settings:
         from gateway.http.dialect_edge import token_query_params
 
         names = {self.token_param}
-        for dialect in self.cdn.values():
+        for dialect in self.dialects.values():
             names.update(token_query_params(dialect))
         return frozenset(names)
 
@@ -223,6 +256,42 @@ class Settings:
         return best
 
 
+# --- reading the file: every table strict ------------------------------------------------------------
+
+# The keys each table knows; the dataclasses' fields where a table maps onto one.
+TOP_LEVEL_TABLES = frozenset(
+    {"gateway", "keys", "origin", "sessions", "cors", "revocations", "routes", "users", "titles", "dialects"}
+)
+GATEWAY_TABLE_KEYS = frozenset(
+    {"token_param", "leeway_seconds", "max_manifest_bytes", "trusted_proxies", "client_ip_header", "delta_updates"}
+)
+KEYS_TABLE_KEYS = frozenset({"ring", "retired"})
+ORIGIN_TABLE_KEYS = frozenset(OriginSettings.__dataclass_fields__)
+SESSIONS_TABLE_KEYS = frozenset(SessionSettings.__dataclass_fields__)
+CORS_TABLE_KEYS = frozenset({"allowed_origins"})
+REVOCATIONS_TABLE_KEYS = frozenset({"redis_url"})
+ROUTE_TABLE_KEYS = frozenset(Route.__dataclass_fields__)
+
+
+def _table(config: Mapping[str, Any], name: str, known: frozenset[str]) -> Mapping[str, Any]:
+    """`[name]` of the file (empty if absent), refusing keys it does not know."""
+    table = config.get(name, {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{name} must be a table ([{name}]), got {type(table).__name__}")
+    refuse_unknown(table, known, f"[{name}]")
+    return table
+
+
+def _tables(config: Mapping[str, Any], name: str, known: frozenset[str]) -> list[Mapping[str, Any]]:
+    """`[[name]]` of the file (an array of tables), each refusing keys it does not know."""
+    tables = config.get(name, [])
+    if not isinstance(tables, list) or not all(isinstance(table, Mapping) for table in tables):
+        raise ConfigError(f"{name} must be an array of tables ([[{name}]])")
+    for index, table in enumerate(tables):
+        refuse_unknown(table, known, f"[[{name}]] #{index + 1}")
+    return tables
+
+
 def _number(name: str, value: object, kind: type[int] | type[float]) -> Any:
     try:
         number = kind(str(value))
@@ -231,6 +300,12 @@ def _number(name: str, value: object, kind: type[int] | type[float]) -> Any:
     if number < 0:
         raise ConfigError(f"{name} must not be negative, got {value!r}")
     return number
+
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {type(value).__name__}")
+    return value
 
 
 def _origin_secret(value: str) -> bytes:
@@ -245,9 +320,10 @@ def _origin_secret(value: str) -> bytes:
     return secret
 
 
-def _trusted_proxies(gateway: Mapping[str, Any], env: Mapping[str, str]) -> tuple[IPNetwork, ...]:
-    if env.get("GATEWAY_TRUSTED_PROXIES"):
-        where, entries = "GATEWAY_TRUSTED_PROXIES", [e for e in env["GATEWAY_TRUSTED_PROXIES"].split(",") if e.strip()]
+def _trusted_proxies(gateway: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[IPNetwork, ...]:
+    if environ.get("GATEWAY_TRUSTED_PROXIES"):
+        variable = environ["GATEWAY_TRUSTED_PROXIES"]
+        where, entries = "GATEWAY_TRUSTED_PROXIES", [e for e in variable.split(",") if e.strip()]
     else:
         where, entries = "gateway.trusted_proxies", gateway.get("trusted_proxies", [])
         if not isinstance(entries, list) or not all(isinstance(entry, str) for entry in entries):
@@ -280,10 +356,19 @@ def _query_names(route: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return str(value)
+def _route(table: Mapping[str, Any], number: int) -> Route:
+    """One `[[routes]]` table (keys already checked), built by keyword; strings become enums in `Route`."""
+    if "origin" not in table:
+        raise ConfigError(f"[[routes]] #{number} needs origin (a base URL ending in '/')")
+    values: dict[str, Any] = {"mount": "/"}
+    for name, value in table.items():
+        if name == "forward_query":
+            values[name] = _query_names(table)
+        elif name in ("delivery", "cdn_scope"):
+            values[name] = value  # checked against its enum by Route, naming the allowed values
+        else:
+            values[name] = _text(f"routes.{name}", value)
+    return Route(**values)
 
 
 def load_toml(path: Path | None) -> dict[str, Any]:
@@ -298,86 +383,86 @@ def load_toml(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from exc
 
 
-def load_key_ring(table: Mapping[str, Any], env: Mapping[str, str]) -> KeyRing:
-    keys_table = table.get("keys", {})
-    spec = env.get("GATEWAY_KEYS") or keys_table.get("ring", "")
+def load_key_ring(config: Mapping[str, Any], environ: Mapping[str, str]) -> KeyRing:
+    """The key ring: GATEWAY_KEYS from `environ`, else `[keys] ring`; `[keys] retired` either way."""
+    keys_table = _table(config, "keys", KEYS_TABLE_KEYS)
+    spec = environ.get("GATEWAY_KEYS") or _text("keys.ring", keys_table.get("ring", ""))
     if not spec:
         raise ConfigError("no keys: set GATEWAY_KEYS (see `python -m gateway keys new`) or [keys] ring")
-    retired = frozenset(keys_table.get("retired", []))
-    return parse_key_ring(spec, retired)
+    retired = keys_table.get("retired", [])
+    if not isinstance(retired, list) or not all(isinstance(key_id, str) for key_id in retired):
+        raise ConfigError('keys.retired must be a list of key ids, e.g. ["k0"]')
+    return parse_key_ring(spec, frozenset(retired))
 
 
 def load_settings(
-    config_path: Path | None = None,
-    env: Mapping[str, str] | None = None,
+    config_path: Path | None,
+    environ: Mapping[str, str],
     *,
     origin_override: str | None = None,
 ) -> Settings:
-    """Build the settings; `origin_override` (the CLI's --origin) wins over GATEWAY_ORIGIN and the file."""
-    env = os.environ if env is None else env
-    table = load_toml(config_path)
-    gateway = table.get("gateway", {})
-    origin_table = table.get("origin", {})
-    routes = [
-        Route(
-            str(r.get("mount", "/")),
-            str(r["origin"]),
-            str(r.get("delivery", "query")),
-            str(r.get("cdn", "")),
-            str(r.get("cdn_base_url", "")),
-            str(r.get("cdn_scope", "segments")),
-            str(r.get("edge", "")),
-            _query_names(r),
-        )
-        for r in table.get("routes", [])
-    ]
-    root_origin = origin_override or env.get("GATEWAY_ORIGIN")
+    """Build the settings from the file and `environ`, the one environment anything here reads.
+
+    `environ` supplies the `GATEWAY_*` variables (README "Configuration") and the variables that dialect
+    tables name in `<field>_env` keys; the CLI passes `os.environ`, tests a dict. `origin_override` (the
+    CLI's --origin) wins over GATEWAY_ORIGIN and the file.
+    """
+    config = load_toml(config_path)
+    refuse_unknown(config, TOP_LEVEL_TABLES, "the top level of the config")
+    gateway = _table(config, "gateway", GATEWAY_TABLE_KEYS)
+    origin_table = _table(config, "origin", ORIGIN_TABLE_KEYS)
+    routes = [_route(table, index + 1) for index, table in enumerate(_tables(config, "routes", ROUTE_TABLE_KEYS))]
+    root_origin = origin_override or environ.get("GATEWAY_ORIGIN")
     if root_origin:
         base = root_origin if root_origin.endswith("/") else root_origin + "/"
-        routes = [r for r in routes if r.mount != "/"] + [Route("/", base)]
+        routes = [r for r in routes if r.mount != "/"] + [Route(mount="/", origin=base)]
     if not routes:
         raise ConfigError("no origin: pass --origin URL, set GATEWAY_ORIGIN, or add [[routes]] to the config")
-    token_param = env.get("GATEWAY_TOKEN_PARAM") or str(gateway.get("token_param", "token"))
+    token_param = environ.get("GATEWAY_TOKEN_PARAM") or _text(
+        "gateway.token_param", gateway.get("token_param", "token")
+    )
     if not token_param.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"token_param must be a plain query parameter name, got {token_param!r}")
-    trusted = _trusted_proxies(gateway, env)
+    trusted = _trusted_proxies(gateway, environ)
     origin = OriginSettings(
         **{
             name: _number(f"origin.{name}", origin_table[name], float if "seconds" in name else int)
-            for name in OriginSettings.__dataclass_fields__
+            for name in ORIGIN_TABLE_KEYS
             if name in origin_table and name != "auth_secret"
         },
-        auth_secret=_origin_secret(env.get("GATEWAY_ORIGIN_SECRET") or str(origin_table.get("auth_secret", ""))),
+        auth_secret=_origin_secret(
+            environ.get("GATEWAY_ORIGIN_SECRET") or _text("origin.auth_secret", origin_table.get("auth_secret", ""))
+        ),
     )
+    revocations = _table(config, "revocations", REVOCATIONS_TABLE_KEYS)
     return Settings(
-        keys=load_key_ring(table, env),
+        keys=load_key_ring(config, environ),
         routes=tuple(routes),
         token_param=token_param,
         leeway_seconds=_number(
-            "leeway_seconds", env.get("GATEWAY_LEEWAY_SECONDS", gateway.get("leeway_seconds", 5)), float
+            "leeway_seconds", environ.get("GATEWAY_LEEWAY_SECONDS", gateway.get("leeway_seconds", 5)), float
         ),
         max_manifest_bytes=_number(
             "max_manifest_bytes",
-            env.get("GATEWAY_MAX_MANIFEST_BYTES", gateway.get("max_manifest_bytes", 16 * 1024 * 1024)),
+            environ.get("GATEWAY_MAX_MANIFEST_BYTES", gateway.get("max_manifest_bytes", 16 * 1024 * 1024)),
             int,
         ),
         trusted_proxies=trusted,
         client_ip_header=_client_ip_header(gateway, trusted),
-        delta_updates=_choice("gateway.delta_updates", gateway.get("delta_updates", "pass"), ("pass", "full")),
+        delta_updates=choice("gateway.delta_updates", gateway.get("delta_updates", "pass"), DeltaUpdates),
         origin=origin,
-        sessions=_sessions(table.get("sessions", {})),
-        catalog=catalog_from_config(table),
-        redis_url=env.get("GATEWAY_REDIS_URL") or str(table.get("revocations", {}).get("redis_url", "")),
-        cdn=load_dialects(table.get("dialects", {}), base_dir=config_path.parent if config_path else Path()),
-        cors=_cors(table.get("cors", {}), env.get("GATEWAY_CORS_ALLOWED_ORIGINS")),
+        sessions=_sessions(_table(config, "sessions", SESSIONS_TABLE_KEYS)),
+        catalog=catalog_from_config(config),
+        redis_url=environ.get("GATEWAY_REDIS_URL") or _text("revocations.redis_url", revocations.get("redis_url", "")),
+        dialects=load_dialects(
+            config.get("dialects", {}), base_dir=config_path.parent if config_path else Path(), environ=environ
+        ),
+        cors=_cors(_table(config, "cors", CORS_TABLE_KEYS), environ.get("GATEWAY_CORS_ALLOWED_ORIGINS")),
     )
 
 
 def _cors(table: Mapping[str, Any], env_origins: str | None) -> CorsPolicy:
     """`[cors] allowed_origins` (a list) or GATEWAY_CORS_ALLOWED_ORIGINS (comma-separated); the variable wins."""
-    unknown = set(table) - {"allowed_origins"}
-    if unknown:
-        raise ConfigError(f"cors: unknown setting(s) {', '.join(sorted(unknown))}; the table has allowed_origins only")
     if env_origins:
         # A trailing or doubled comma is not an origin; skip it rather than fail on `''`.
         name, origins = "GATEWAY_CORS_ALLOWED_ORIGINS", [p.strip() for p in env_origins.split(",") if p.strip()]
@@ -395,6 +480,7 @@ def _cors(table: Mapping[str, Any], env_origins: str | None) -> CorsPolicy:
 
 
 def _sessions(table: Mapping[str, Any]) -> SessionSettings:
+    """`[sessions]` (keys already checked): numbers, booleans, strings, and the SameSite enum."""
     values: dict[str, Any] = {}
     for name, spec in SessionSettings.__dataclass_fields__.items():
         if name not in table:
@@ -405,7 +491,9 @@ def _sessions(table: Mapping[str, Any]) -> SessionSettings:
         elif spec.type == "bool":
             if not isinstance(value, bool):
                 raise ConfigError(f"sessions.{name} must be true or false")
+        elif spec.type == "SameSite":
+            value = choice(f"sessions.{name}", value, SameSite)
         else:
-            value = str(value)
+            value = _text(f"sessions.{name}", value)
         values[name] = value
     return SessionSettings(**values)

@@ -23,7 +23,7 @@ def public_url(url: str) -> str:
 
 
 def describe_route(route: Route) -> str:
-    extras = [route.delivery]
+    extras: list[str] = [route.delivery.value]
     if route.cdn:
         extras.append(f"segments via cdn {route.cdn} at {public_url(route.cdn_base_url)}")
     if route.edge:

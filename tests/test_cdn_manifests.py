@@ -166,8 +166,8 @@ async def fetch(origin: str, case: str, path: str, *, scope: Scope = Scope.ALL) 
     name = CASES[case][0]
     settings = Settings(
         keys=RING,
-        routes=(Route("/vod/", origin + "vod/", cdn=name, cdn_base_url=cdn_base(case)),),
-        cdn={name: dialect_for(case)},
+        routes=(Route(mount="/vod/", origin=origin + "vod/", cdn=name, cdn_base_url=cdn_base(case)),),
+        dialects={name: dialect_for(case)},
     )
     app = build_app(settings, clock=FakeClock(NOW))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test") as client:
@@ -259,7 +259,10 @@ def test_prefix_dialect_signs_once_per_bucket() -> None:
             return dialect.edge_path(raw_path, grant)
 
     route = Route(
-        "/vod/", "http://origin.test/vod/", cdn="cloudfront", cdn_base_url=cdn_base("cloudfront_custom_query")
+        mount="/vod/",
+        origin="http://origin.test/vod/",
+        cdn="cloudfront",
+        cdn_base_url=cdn_base("cloudfront_custom_query"),
     )
     signer = CdnSigner(CdnBinding(Counting(), "query"), route)
     grant = Grant(("/vod/title-9000/",), NOW + 300)

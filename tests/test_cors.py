@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config import SessionSettings, load_settings
+from gateway.config_schema import SameSite
 from gateway.errors import ConfigError
 from gateway.http.cors import CorsPolicy, apply, check_origin, decide
 from gateway.http.delivery import set_cookie
@@ -167,7 +168,11 @@ def test_config_table_and_environment(tmp_path: Path) -> None:
     [
         ('[cors]\nallowed_origins = ["*"]\n', {}, "cors.allowed_origins: '*' cannot be listed"),
         ('[cors]\nallowed_origins = "https://player.example"\n', {}, "must be a list of origins"),
-        ('[cors]\nallowed_origin = ["https://player.example"]\n', {}, "unknown setting(s) allowed_origin"),
+        (
+            '[cors]\nallowed_origin = ["https://player.example"]\n',
+            {},
+            "unknown key 'allowed_origin' in [cors]; known: allowed_origins",
+        ),
         ("", {"GATEWAY_CORS_ALLOWED_ORIGINS": "https://player.example/"}, "GATEWAY_CORS_ALLOWED_ORIGINS:"),
         ("[sessions]\ncookie_partitioned = true\n", {}, 'needs cookie_same_site = "None"'),
         ('[sessions]\ncookie_partitioned = "yes"\n', {}, "must be true or false"),
@@ -185,10 +190,10 @@ def test_cross_site_cookie_attributes() -> None:
         assert value.startswith("gw_token=t0k; ")
         return [part.strip() for part in value.split(";")[1:]]
 
-    lax = attributes(secure=False, same_site="Lax")
+    lax = attributes(secure=False, same_site=SameSite.LAX)
     assert "Secure" not in lax and "Partitioned" not in lax  # plain-HTTP localhost, same site
-    none = attributes(secure=False, same_site="None")
+    none = attributes(secure=False, same_site=SameSite.NONE)
     assert {"Secure", "SameSite=None", "HttpOnly"} <= set(none) and "Partitioned" not in none
-    chips = attributes(secure=False, same_site="None", partitioned=True)
+    chips = attributes(secure=False, same_site=SameSite.NONE, partitioned=True)
     assert {"Secure", "SameSite=None", "HttpOnly", "Partitioned", "Max-Age=60", "Path=/vod/t/"} <= set(chips)
-    assert SessionSettings(cookie_same_site="None", cookie_partitioned=True).cookie_partitioned
+    assert SessionSettings(cookie_same_site=SameSite.NONE, cookie_partitioned=True).cookie_partitioned

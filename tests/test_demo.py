@@ -92,15 +92,11 @@ async def test_dash_title_plays_through_the_gateway_with_a_session(tmp_path: Pat
             assert anonymous.status_code == 401 and anonymous.json()["error"] == "missing"
 
 
-def test_development_key_is_created_once_and_never_world_readable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("GATEWAY_KEYS", raising=False)
-    first = development_keys(tmp_path)
-    assert development_keys(tmp_path) == first
+def test_development_key_is_created_once_and_never_world_readable(tmp_path: Path) -> None:
+    first = development_keys(tmp_path, {})
+    assert development_keys(tmp_path, {}) == first
     assert (tmp_path / "dev-keys").stat().st_mode & 0o077 == 0
-    monkeypatch.setenv("GATEWAY_KEYS", "k9:" + "A" * 43)
-    assert development_keys(tmp_path).startswith("k9:")
+    assert development_keys(tmp_path, {"GATEWAY_KEYS": "k9:" + "A" * 43}).startswith("k9:")
 
 
 async def test_demo_servers_leave_the_client_address_to_the_gateway(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,8 +56,8 @@ def client_for(
     dialect = load_dialect(name, table, base_dir=CDN_DIR)
     settings = Settings(
         keys=KeyRing((HmacKey("k1", b"\x01" * 32),)),
-        routes=(Route("/vod/", "http://origin.test/vod/", edge=name),),
-        cdn={name: dialect},
+        routes=(Route(mount="/vod/", origin="http://origin.test/vod/", edge=name),),
+        dialects={name: dialect},
         cors=cors or CorsPolicy(),
     )
     app = build_app(settings, clock=FakeClock(NOW), origin_transport=httpx.ASGITransport(app=origin))
@@ -179,8 +179,8 @@ async def test_jwks_publishes_public_keys_only(origin_app: RecordingApp) -> None
     assert isinstance(ed, Ed25519Key)
     settings = Settings(
         keys=KeyRing((ed, HmacKey("k1", b"\x01" * 32))),
-        routes=(Route("/vod/", "http://origin.test/vod/"),),
-        cdn={"mux": mux},
+        routes=(Route(mount="/vod/", origin="http://origin.test/vod/"),),
+        dialects={"mux": mux},
     )
     app = build_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test") as client:
@@ -208,8 +208,8 @@ def edge_client(
     dialect = dialect or load_dialect(name, table, base_dir=KEYS_DIR)
     upstream = "http://origin.test/vod/" if mount == "/vod/" else "http://origin.test/"
     # `part`: a parameter the origin writes into its own playlists (forwarded because the route lists it).
-    routes = (Route(mount, upstream, edge=name, forward_query=("part",)),)
-    settings = Settings(keys=RING, routes=routes, cdn={name: dialect})
+    routes = (Route(mount=mount, origin=upstream, edge=name, forward_query=("part",)),)
+    settings = Settings(keys=RING, routes=routes, dialects={name: dialect})
     app = build_app(settings, clock=FakeClock(NOW), origin_transport=httpx.ASGITransport(app=origin))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GW), dialect, app
 

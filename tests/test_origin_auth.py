@@ -33,7 +33,9 @@ def checking_origin() -> Starlette:
 
 
 async def fetch(origin_settings: OriginSettings) -> httpx.Response:
-    settings = Settings(keys=KEYS, routes=(Route("/vod/", "http://origin.test/vod/"),), origin=origin_settings)
+    settings = Settings(
+        keys=KEYS, routes=(Route(mount="/vod/", origin="http://origin.test/vod/"),), origin=origin_settings
+    )
     app = build_app(settings, origin_transport=httpx.ASGITransport(app=checking_origin()))
     token = sign_grant(Grant(("/vod/t/",), int(time.time()) + 60), KEYS)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test") as client:
@@ -72,7 +74,7 @@ async def test_origin_cookies_are_never_stored_or_replayed_across_viewers() -> N
         return response
 
     origin = Starlette(routes=[StarletteRoute("/vod/{path:path}", media)])
-    settings = Settings(keys=KEYS, routes=(Route("/vod/", "http://origin.test/vod/"),))
+    settings = Settings(keys=KEYS, routes=(Route(mount="/vod/", origin="http://origin.test/vod/"),))
     app = build_app(settings, origin_transport=httpx.ASGITransport(app=origin))
     token = sign_grant(Grant(("/vod/t/",), int(time.time()) + 60), KEYS)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test") as client:

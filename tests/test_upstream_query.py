@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config import load_settings
+from gateway.config_schema import DeltaUpdates
 from gateway.errors import ConfigError
 from gateway.http.dialect_edge import token_query_params
 from gateway.http.request_facts import LL_HLS_PARAMS, upstream_params, upstream_query
@@ -23,7 +24,7 @@ from tests.dialects.test_cdn_contract import URL, Case, base_grant
 from tests.dialects.test_cdn_contract import dialect as contract_dialect
 
 KEY = "k1:" + "A" * 43
-PASS = upstream_params((), delta_updates="pass", token_params=("token",))
+PASS = upstream_params((), delta_updates=DeltaUpdates.PASS, token_params=("token",))
 
 
 def test_ll_hls_directives_pass_in_the_clients_bytes_and_order() -> None:
@@ -56,12 +57,14 @@ def test_a_bare_allowed_name_keeps_its_bytes() -> None:
 
 
 def test_delta_updates_full_drops_hls_skip() -> None:
-    full = upstream_params((), delta_updates="full", token_params=("token",))
+    full = upstream_params((), delta_updates=DeltaUpdates.FULL, token_params=("token",))
     assert upstream_query("_HLS_msn=5&_HLS_skip=YES", full) == "_HLS_msn=5"
 
 
 def test_a_route_forward_query_adds_names_but_never_a_token_parameter() -> None:
-    allowed = upstream_params(("quality", "v", "token", "cat"), delta_updates="pass", token_params=("token", "cat"))
+    allowed = upstream_params(
+        ("quality", "v", "token", "cat"), delta_updates=DeltaUpdates.PASS, token_params=("token", "cat")
+    )
     assert allowed == frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip", "quality", "v"})
     assert upstream_query("v=3&token=t&quality=hd&cat=c&x=y", allowed) == "v=3&quality=hd"
 
@@ -77,7 +80,7 @@ def _query(pairs: list[tuple[str, str]]) -> str:
 
 @given(pairs=PAIRS, junk=PAIRS)
 def test_junk_never_changes_what_goes_upstream(pairs: list[tuple[str, str]], junk: list[tuple[str, str]]) -> None:
-    allowed = upstream_params(("quality",), delta_updates="pass", token_params=("token",))
+    allowed = upstream_params(("quality",), delta_updates=DeltaUpdates.PASS, token_params=("token",))
     kept = [(n, v) for n, v in pairs if n in allowed]
     noise = [(n, v) for n, v in junk if n not in allowed]
     expected = _query(kept)

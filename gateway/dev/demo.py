@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from gateway.config import Route as GatewayRoute
 from gateway.config import SessionSettings, Settings
+from gateway.config_schema import NO_ENVIRONMENT, Delivery
 from gateway.http.app import build_app
 from gateway.http.cors import CorsPolicy
 from gateway.http.edge import Clock
@@ -79,14 +81,19 @@ DEMO_TITLES = (
 )
 # A title's manifest, below its prefix (the prefix is the manifest's directory: see SessionService).
 MANIFESTS = {DASH_TITLE.prefix: "manifest.mpd"}
-DEMO_MODES = (("query", "/vod/"), ("cookie", "/cookie/vod/"), ("hybrid", "/hybrid/vod/"), ("path", "/pathmode/vod/"))
-LIVE_MODES = (("query", "/live/"), ("cookie", "/cookie/live/"))
+DEMO_MODES = (
+    (Delivery.QUERY, "/vod/"),
+    (Delivery.COOKIE, "/cookie/vod/"),
+    (Delivery.HYBRID, "/hybrid/vod/"),
+    (Delivery.PATH, "/pathmode/vod/"),
+)
+LIVE_MODES = ((Delivery.QUERY, "/live/"), (Delivery.COOKIE, "/cookie/live/"))
 
 
-def development_keys(state_dir: Path) -> str:
-    """GATEWAY_KEYS if set; else a development key kept in `state_dir` (created once, loudly)."""
-    if os.environ.get("GATEWAY_KEYS"):
-        return os.environ["GATEWAY_KEYS"]
+def development_keys(state_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT) -> str:
+    """GATEWAY_KEYS of `environ` if set; else a development key kept in `state_dir` (created once, loudly)."""
+    if environ.get("GATEWAY_KEYS"):
+        return environ["GATEWAY_KEYS"]
     key_file = state_dir / "dev-keys"
     if not key_file.exists():
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -107,13 +114,15 @@ def demo_settings(
     *,
     leeway_seconds: float = 5.0,
     cors: CorsPolicy | None = None,
+    environ: Mapping[str, str] = NO_ENVIRONMENT,
     **session_overrides: int | bool | str,
 ) -> Settings:
+    """The demo's settings; `environ` may give GATEWAY_KEYS (else a development key in `state_dir`)."""
     vod, live = origin_url.rstrip("/") + "/vod/", origin_url.rstrip("/") + "/live/"
     return Settings(
-        keys=parse_key_ring(development_keys(state_dir)),
-        routes=tuple(GatewayRoute(mount, vod, delivery) for delivery, mount in DEMO_MODES)
-        + tuple(GatewayRoute(mount, live, delivery) for delivery, mount in LIVE_MODES),
+        keys=parse_key_ring(development_keys(state_dir, environ)),
+        routes=tuple(GatewayRoute(mount=mount, origin=vod, delivery=delivery) for delivery, mount in DEMO_MODES)
+        + tuple(GatewayRoute(mount=mount, origin=live, delivery=delivery) for delivery, mount in LIVE_MODES),
         sessions=SessionSettings(**session_overrides),  # type: ignore[arg-type]
         catalog=CatalogEntitlements(DEMO_USERS, DEMO_TITLES),
         leeway_seconds=leeway_seconds,
@@ -186,6 +195,7 @@ def build_demo(
     clock: Clock = time.time,
     leeway_seconds: float = 5.0,
     cors: CorsPolicy | None = None,
+    environ: Mapping[str, str] = NO_ENVIRONMENT,
     **session_overrides: int | bool | str,
 ) -> Starlette:
     """The demo gateway in front of `origin_url` (the demo origin, see `build_demo_origin`).
@@ -193,7 +203,9 @@ def build_demo(
     `session_overrides` are `SessionSettings` fields (e.g. `media_ttl_seconds=4` for short-TTL tests);
     `cors` lists the sites whose pages may play cookie sessions cross-site.
     """
-    settings = demo_settings(state_dir, origin_url, leeway_seconds=leeway_seconds, cors=cors, **session_overrides)
+    settings = demo_settings(
+        state_dir, origin_url, leeway_seconds=leeway_seconds, cors=cors, environ=environ, **session_overrides
+    )
     return build_app(settings, clock=clock, extra_routes=demo_routes())
 
 
@@ -227,12 +239,15 @@ async def _serve(gateway: Starlette, origin: Starlette, host: str, port: int, or
     await asyncio.gather(*(server.serve() for server in servers))
 
 
-def run_demo(host: str, port: int, state_dir: Path, **session_overrides: Any) -> int:
-    """`session_overrides`: `SessionSettings` fields from the command line (token TTLs, max life)."""
+def run_demo(
+    host: str, port: int, state_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT, **session_overrides: Any
+) -> int:
+    """`session_overrides`: `SessionSettings` fields from the command line (token TTLs, max life); `environ`:
+    the environment the command line was given (GATEWAY_KEYS)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     origin_port = port + 1
-    settings = demo_settings(state_dir, f"http://127.0.0.1:{origin_port}/", **session_overrides)
+    settings = demo_settings(state_dir, f"http://127.0.0.1:{origin_port}/", environ=environ, **session_overrides)
     gateway = build_app(settings, extra_routes=demo_routes())
     log.info("%s", describe(settings, f"http://{host}:{port}"))
     if not HLS_JS.exists():

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.config_schema import Delivery
 from gateway.errors import TokenDenied
 from gateway.http.delivery import is_plain_http_localhost, set_cookie
 from gateway.http.request_facts import client_address, header
@@ -58,7 +59,7 @@ def session_routes(service: SessionService, clock: Callable[[], float]) -> list[
 
     def issued(result: IssuedToken, request: Request, status: int) -> Response:
         response = JSONResponse(result.as_json(), status_code=status, headers={"cache-control": "no-store"})
-        if result.mode in ("cookie", "hybrid"):
+        if result.mode in (Delivery.COOKIE, Delivery.HYBRID):
             response.headers.append(
                 "set-cookie",
                 set_cookie(

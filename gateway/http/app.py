@@ -31,7 +31,7 @@ def published_keys(settings: Settings) -> dict[str, list[dict[str, str]]]:
     HMAC keys are secrets and never appear here.
     """
     keys: list[dict[str, str]] = []
-    for dialect in settings.cdn.values():
+    for dialect in settings.dialects.values():
         jwks = getattr(dialect, "jwks", None)
         if callable(jwks):
             keys.extend(jwks()["keys"])

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from gateway.config import Route
+from gateway.config_schema import CdnScope
 from gateway.errors import ConfigError
 from gateway.http.links import gateway_reference
 from gateway.http.request_facts import drop_query_param
@@ -97,7 +98,7 @@ def make_cdn_rewriter(
     """Wrap the gateway's own rewriter: CDN-scoped places get CDN URLs, everything else stays ours."""
 
     def rewrite(uri: str, place: UriPlace) -> Rewrite | None:
-        on_cdn = place.slot is Slot.MEDIA and (route.cdn_scope == "media" or place.tag not in KEY_TAGS)
+        on_cdn = place.slot is Slot.MEDIA and (route.cdn_scope is CdnScope.MEDIA or place.tag not in KEY_TAGS)
         if not on_cdn:
             return gateway_rewriter(uri, place)
         reference = gateway_reference(uri, manifest_origin_url=manifest_origin_url, route=route)

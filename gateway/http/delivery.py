@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
 
+from gateway.config_schema import SameSite
 from gateway.http.request_facts import header, split_token
 from gateway.tokens.dialects.base import Cookie
 
@@ -67,7 +68,7 @@ def set_cookie(
     expires_at: int,
     now: float,
     secure: bool,
-    same_site: str,
+    same_site: SameSite,
     partitioned: bool = False,
 ) -> str:
     """A `Set-Cookie` value: HttpOnly always; Max-Age to the token's expiry.
@@ -83,7 +84,7 @@ def set_cookie(
     morsel["max-age"] = str(max(0, int(expires_at - now)))
     morsel["httponly"] = True
     morsel["samesite"] = same_site
-    if secure or same_site == "None" or partitioned:
+    if secure or same_site is SameSite.NONE or partitioned:
         morsel["secure"] = True
     # SimpleCookie knows no `Partitioned` before Python 3.14; it is a bare flag attribute like HttpOnly.
     return morsel.OutputString() + ("; Partitioned" if partitioned else "")

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.config import Route, Settings
+from gateway.config_schema import Delivery
 from gateway.errors import Denial, ManifestError, OriginBadStatus, OriginError, TokenDenied
 from gateway.http.cdn import CdnBinding, CdnSigner, cdn_path, make_cdn_rewriter
 from gateway.http.delivery import FoundToken, find_token, format_cookie, is_plain_http_localhost, set_cookie
@@ -86,7 +87,7 @@ class Edge:
         # One signer per CDN route; probing where the dialect puts credentials fails fast at start-up.
         self.cdn_signers = {
             route.mount: CdnSigner(
-                CdnBinding.probe(settings.cdn[route.cdn], cdn_path(route, route.mount + "probe/")), route
+                CdnBinding.probe(settings.dialects[route.cdn], cdn_path(route, route.mount + "probe/")), route
             )
             for route in settings.routes
             if route.cdn
@@ -101,9 +102,9 @@ class Edge:
         # Dialect-edge routes whose dialect signs one URL at a time: the URIs of the playlists they serve
         # are signed one by one, cached per URL and grant (gateway/http/dialect_edge.py).
         self.edge_signers = {
-            route.mount: CdnSigner(CdnBinding(settings.cdn[route.edge], "per_url"), route)
+            route.mount: CdnSigner(CdnBinding(settings.dialects[route.edge], "per_url"), route)
             for route in settings.routes
-            if route.edge and not settings.cdn[route.edge].prefix_signing
+            if route.edge and not settings.dialects[route.edge].prefix_signing
         }
         self.denials: Counter[str] = Counter()
 
@@ -122,7 +123,7 @@ class Edge:
             if route.edge:
                 seen = edge_request(scope, raw_path, self.settings.proxy_trust)
                 request_url = seen.url
-                decision = decide(self.settings.cdn[route.edge], seen, now=self.clock())
+                decision = decide(self.settings.dialects[route.edge], seen, now=self.clock())
                 grant = decision.grant
                 checked = self.edge_resource(route, decision)
             else:
@@ -194,7 +195,7 @@ class Edge:
         Prepared once per origin version and way of carrying; per request only the credential is filled
         in, or (per-URL dialects) each URI signed, cached per URL and grant.
         """
-        dialect = self.settings.cdn[route.edge]
+        dialect = self.settings.dialects[route.edge]
         carry, mapped = decision.carry, decision.path.mapped
 
         def prepare(body: bytes) -> PreparedManifest:
@@ -258,7 +259,7 @@ class Edge:
         With a manifest the player uses unrenewed for the whole title (`manifest`, see
         `ScopedTokenMinter.lasts_the_session`) the cookie is re-issued to last until the session's cap.
         """
-        if route.delivery not in ("cookie", "hybrid") or found.source == "path":
+        if route.delivery not in (Delivery.COOKIE, Delivery.HYBRID) or found.source == "path":
             return []
         sessions = self.settings.sessions
         now = self.clock()
@@ -295,10 +296,10 @@ class Edge:
 
         def prepare(body: bytes) -> PreparedManifest:
             rewriter: RewriteUri
-            if mode == "path":
+            if mode is Delivery.PATH:
                 rewriter = make_path_token_rewriter(manifest_origin_url=origin_url, route=route)
             else:
-                param = self.settings.token_param if mode == "query" else None
+                param = self.settings.token_param if mode is Delivery.QUERY else None
                 rewriter = make_uri_rewriter(manifest_origin_url=origin_url, route=route, token_param=param)
             if signer is not None:
                 rewriter = make_cdn_rewriter(
@@ -313,7 +314,7 @@ class Edge:
 
         now = self.clock()
         prepared = await self.manifests.get(origin_url, f"{mode}:{route.mount}:{route.cdn}", prepare, now=now)
-        if mode == "query":
+        if mode is Delivery.QUERY:
             tokens = self.minter.slot_tokens(grant, token, prepared, now=now)
         else:
             tokens = {Slot.PLAYLIST: token, Slot.MEDIA: token}

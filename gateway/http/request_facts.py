@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.config_schema import DeltaUpdates
 from gateway.tokens.grant import IPAddress, IPNetwork
 
 
@@ -63,10 +64,12 @@ def split_query(query: str, names: tuple[str, ...]) -> tuple[str, str]:
 LL_HLS_PARAMS = ("_HLS_msn", "_HLS_part", "_HLS_skip")  # blocking reload and delta update directives
 
 
-def upstream_params(forward_query: Iterable[str], *, delta_updates: str, token_params: Iterable[str]) -> frozenset[str]:
+def upstream_params(
+    forward_query: Iterable[str], *, delta_updates: DeltaUpdates, token_params: Iterable[str]
+) -> frozenset[str]:
     """The query parameter names a route sends to its origin: the LL-HLS directives (`_HLS_skip` only
     while delta updates pass through) and the route's `forward_query`; never a token parameter."""
-    allowed = set(LL_HLS_PARAMS if delta_updates == "pass" else LL_HLS_PARAMS[:2]) | set(forward_query)
+    allowed = set(LL_HLS_PARAMS if delta_updates is DeltaUpdates.PASS else LL_HLS_PARAMS[:2]) | set(forward_query)
     return frozenset(allowed - set(token_params))
 
 

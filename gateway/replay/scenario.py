@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from gateway.config_schema import refuse_unknown
 from gateway.errors import ConfigError
 
 Mode = Literal["query", "cookie"]
@@ -229,9 +230,7 @@ def build(cls: type[T], table: Mapping[str, Any], where: str = "scenario") -> T:
     """A dataclass from a mapping: every key must be a field; values are type-checked; unknown keys fail."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(table) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    refuse_unknown(table, names, where)
     values = {name: _convert(value, hints[name], f"{where}.{name}") for name, value in table.items()}
     missing = sorted(
         f.name

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from gateway.config import Route, SessionSettings, Settings
+from gateway.config_schema import Delivery
 from gateway.dev.demo import DEMO_USERS
 from gateway.http.app import build_app
 from gateway.replay.client import AsgiSender, HttpSide, HttpxSender, Sender
@@ -55,7 +56,10 @@ def gateway_settings(scenario: Scenario, *, asset: str, origin_base: str) -> Set
     title_prefix = asset.rsplit("/", 1)[0] + "/"
     return Settings(
         keys=KeyRing((HmacKey("replay", secrets.token_bytes(32)),)),
-        routes=(Route(mount, origin_base, "query"), Route("/cookie" + mount, origin_base, "cookie")),
+        routes=(
+            Route(mount=mount, origin=origin_base, delivery=Delivery.QUERY),
+            Route(mount="/cookie" + mount, origin=origin_base, delivery=Delivery.COOKIE),
+        ),
         leeway_seconds=g.leeway_seconds,
         sessions=SessionSettings(
             token_ttl_seconds=g.token_ttl_seconds,

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway.config_schema import refuse_unknown
 from gateway.errors import ConfigError
 
 
@@ -122,13 +123,27 @@ def _strings(value: Any, name: str) -> frozenset[str]:
     return frozenset(v.upper() for v in value)
 
 
-def catalog_from_config(table: Mapping[str, Any]) -> CatalogEntitlements:
+USER_KEYS = frozenset({"credential", "id", "name", "plan", "country"})
+TITLE_KEYS = frozenset({"prefix", "name", "paid", "blocked_countries", "allowed_countries"})
+
+
+def _entries(config: Mapping[str, Any], name: str, known: frozenset[str]) -> list[Mapping[str, Any]]:
+    """`[[users]]` or `[[titles]]`: an array of tables, each refusing keys it does not know."""
+    entries = config.get(name, [])
+    if not isinstance(entries, list) or not all(isinstance(entry, Mapping) for entry in entries):
+        raise ConfigError(f"{name} must be an array of tables ([[{name}]])")
+    for index, entry in enumerate(entries):
+        refuse_unknown(entry, known, f"[[{name}]] #{index + 1}")
+    return entries
+
+
+def catalog_from_config(config: Mapping[str, Any]) -> CatalogEntitlements:
     try:
         users = {
             str(u["credential"]): Viewer(
                 str(u["id"]), str(u.get("name", u["id"])), str(u.get("plan", "free")), u.get("country")
             )
-            for u in table.get("users", [])
+            for u in _entries(config, "users", USER_KEYS)
         }
         titles = [
             Title(
@@ -138,7 +153,7 @@ def catalog_from_config(table: Mapping[str, Any]) -> CatalogEntitlements:
                 _strings(t.get("blocked_countries", []), "titles.blocked_countries"),
                 _strings(t.get("allowed_countries", []), "titles.allowed_countries"),
             )
-            for t in table.get("titles", [])
+            for t in _entries(config, "titles", TITLE_KEYS)
         ]
     except KeyError as exc:
         raise ConfigError(f"users/titles entry is missing {exc}") from exc

@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 
 from gateway.config import Route, Settings
+from gateway.config_schema import Delivery
 from gateway.errors import Denial, TokenDenied
 from gateway.http.media_types import is_manifest
 from gateway.sessions.entitlements import EntitlementPolicy, EntitlementRefused, Refusal
@@ -33,7 +34,7 @@ class IssuedToken:
     expires_at: int
     session_ends_at: int
     title_prefix: str
-    mode: str
+    mode: Delivery
     playback_url: str
     refresh_url: str
 
@@ -135,16 +136,16 @@ class SessionService:
 
     def _expiry(self, route: Route, now: float, ends: int) -> int:
         # Path mode: every relative URI inherits the master's token, so it must live as long as the session.
-        if route.delivery == "path":
+        if route.delivery is Delivery.PATH:
             return ends
         return min(int(now) + self.settings.sessions.token_ttl_seconds, ends)
 
     def _issue(self, grant: Grant, route: Route, asset_or_prefix: str) -> IssuedToken:
         token = sign_grant(grant, self.settings.keys)
         assert grant.session_id is not None and grant.session_ends_at is not None
-        if route.delivery == "path":
+        if route.delivery is Delivery.PATH:
             playback = "/t/" + token + asset_or_prefix
-        elif route.delivery == "cookie":
+        elif route.delivery is Delivery.COOKIE:
             playback = asset_or_prefix
         else:
             playback = f"{asset_or_prefix}?{self.settings.token_param}={token}"

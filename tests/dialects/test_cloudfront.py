@@ -238,14 +238,15 @@ def test_edge_denials_name_the_reason(rsa_pem: str, ec_pem: str) -> None:
 # -- configuration -------------------------------------------------------------------------------------
 
 
-def test_config_reads_keys_from_file_env_and_jwk(rsa_pem: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_reads_keys_from_file_env_and_jwk(rsa_pem: str, tmp_path: Path) -> None:
     (tmp_path / "cf.pem").write_text(rsa_pem)
-    monkeypatch.setenv("CF_TEST_KEY", rsa_pem)
     from_file = cloudfront.from_config(
         {"base_url": HOST, "keys": [{"id": "K1", "private_key_file": "cf.pem"}]}, base_dir=tmp_path
     )
     from_env = cloudfront.from_config(
-        {"base_url": HOST, "keys": [{"id": "K1", "private_key_env": "CF_TEST_KEY"}]}, base_dir=tmp_path
+        {"base_url": HOST, "keys": [{"id": "K1", "private_key_env": "CF_TEST_KEY"}]},
+        base_dir=tmp_path,
+        environ={"CF_TEST_KEY": rsa_pem},  # the environment the loader was given, not the process's
     )
     grant = Grant(("/vod/t/",), NOW + 60)
     assert from_file.sign(grant) == from_env.sign(grant)
@@ -276,14 +277,14 @@ def _jwk_public(pem: str) -> str:
         ({"base_url": HOST, "keys": [{"id": "K1", "private_key": "SECRET-MATERIAL"}]}, r"keys\[0\].private_key"),
         ({"base_url": HOST, "keys": [{"id": "K1"}]}, "give exactly one of public_key"),
         ({"base_url": HOST, "keys": [{"id": "K1", "private_key_env": "NO_SUCH_VAR_CF"}]}, "NO_SUCH_VAR_CF"),
-        ({"base_url": HOST, "keys": [], "polcy": "canned"}, "polcy: unknown setting"),
+        ({"base_url": HOST, "keys": [], "polcy": "canned"}, r"unknown key 'polcy' in \[dialects.cloudfront\]; known: "),
         ({"base_url": HOST, "keys": [{"id": "K1", "private_key": "x"}], "policy": "x"}, "policy: must be one of"),
     ],
 )
 def test_config_errors_name_dialect_and_field_never_the_secret(table: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
         cloudfront.from_config(table, base_dir=Path())
-    assert str(caught.value).startswith("[dialects.cloudfront]")
+    assert "[dialects.cloudfront]" in str(caught.value)
     assert "SECRET-MATERIAL" not in str(caught.value)
 
 

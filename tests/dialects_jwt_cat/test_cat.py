@@ -436,9 +436,9 @@ def test_redirect_renewal_for_query_tokens_and_forced_types() -> None:
         ({"keys": [{"kid": "a", "secret_env": "NOPE_NOT_SET_CAT"}]}, "NOPE_NOT_SET_CAT"),
         ({"renewal": {"type": "sometimes", "expadd_seconds": 1}}, "renewal.type"),
         ({"renewal": {"expadd_seconds": 60, "header_params": ["x"]}}, "header_params"),
-        ({"renewal": {"expadd_seconds": 60, "deadline": 5}}, "unknown setting deadline"),
+        ({"renewal": {"expadd_seconds": 60, "deadline": 5}}, r"unknown key 'deadline' in \[dialects.cat.renewal\]"),
         ({"delivery": "path"}, "delivery"),
-        ({"catnip": "full"}, "unknown setting catnip"),
+        ({"catnip": "full"}, r"unknown key 'catnip' in \[dialects.cat\]"),
     ],
 )
 def test_config_errors_name_the_field(table: dict[str, Any], message: str) -> None:
@@ -447,12 +447,12 @@ def test_config_errors_name_the_field(table: dict[str, Any], message: str) -> No
     assert CAT_KEY_HEX not in str(info.value)
 
 
-def test_keys_from_file_env_and_base64url_and_repr_hides_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keys_from_file_env_and_base64url_and_repr_hides_them(tmp_path: Path) -> None:
     (tmp_path / "cat.key").write_text(CAT_KEY_HEX + "\n")
-    monkeypatch.setenv("CAT_KEY_B64", b64url_encode(KEY))
+    environ = {"CAT_KEY_B64": b64url_encode(KEY)}
     for key in ({"secret_file": "cat.key"}, {"secret_env": "CAT_KEY_B64", "encoding": "base64url"}):
         dialect = from_config(
-            {"issuer": "gateway.example", "keys": [{"kid": "Symmetric256", **key}]}, base_dir=tmp_path
+            {"issuer": "gateway.example", "keys": [{"kid": "Symmetric256", **key}]}, base_dir=tmp_path, environ=environ
         )
         assert dialect.keys == (HmacCatKey(b"Symmetric256", KEY),)
         assert CAT_KEY_HEX not in repr(dialect) and repr(KEY) not in repr(dialect)

@@ -258,13 +258,12 @@ def test_jwks_verifies_with_pyjwt() -> None:
     assert jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["RS256"])["sub"] == UID
 
 
-def test_keys_load_from_cloudflare_base64_pem_jwk_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keys_load_from_cloudflare_base64_pem_jwk_file_and_env(tmp_path: Path) -> None:
     wrapped_pem = base64.b64encode(RSA_PRIVATE_PEM.encode()).decode()
     jwk = jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY)
     minimal_jwk = json.dumps({k: v for k, v in json.loads(jwk).items() if k in ("kty", "n", "e", "d")})
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys" / "cf.pem").write_text(RSA_PRIVATE_PEM)
-    monkeypatch.setenv("CF_STREAM_KEY", wrapped_pem)
     tokens = set()
     for key in (
         {"private_key": wrapped_pem},
@@ -273,7 +272,11 @@ def test_keys_load_from_cloudflare_base64_pem_jwk_file_and_env(tmp_path: Path, m
         {"private_key_file": "keys/cf.pem"},
         {"private_key_env": "CF_STREAM_KEY"},
     ):
-        cf = from_config({"customer_code": "abc", "keys": [{"kid": KID, **key}]}, base_dir=tmp_path)
+        cf = from_config(
+            {"customer_code": "abc", "keys": [{"kid": KID, **key}]},
+            base_dir=tmp_path,
+            environ={"CF_STREAM_KEY": wrapped_pem},
+        )
         tokens.add(cf.sign(grant()).token)
         assert "PRIVATE" not in repr(cf) and "MIIE" not in repr(cf)
     assert len(tokens) == 1  # RS256 is deterministic: the same key gives the same token
@@ -287,10 +290,14 @@ def test_keys_load_from_cloudflare_base64_pem_jwk_file_and_env(tmp_path: Path, m
         ({"customer_code": "abc", "keys": [{"kid": KID}]}, r"keys\[0\]"),
         ({"customer_code": "abc", "keys": [{"kid": KID, "private_key_env": "NOPE_NOT_SET"}]}, "NOPE_NOT_SET"),
         ({"customer_code": "abc", "prefix_template": "/vod/x{uid}/", "keys": []}, "prefix_template"),
-        ({"customer_code": "abc", "expiry": 5, "keys": []}, "unknown setting expiry"),
+        ({"customer_code": "abc", "expiry": 5, "keys": []}, r"unknown key 'expiry' in \[dialects.cloudflare_stream\]"),
         (
             {"customer_code": "abc", "access_rules": [{"type": "ip.src", "action": "allow", "ip": ["10.0.0.1/8"]}]},
             "access_rules",
+        ),
+        (
+            {"customer_code": "abc", "access_rules": [{"type": "any", "action": "allow", "country": ["NL"]}]},
+            r"unknown key 'country' in \[dialects.cloudflare_stream.access_rules\[0\]\]; known: action, type",
         ),
     ],
 )

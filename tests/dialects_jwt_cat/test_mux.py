@@ -200,7 +200,7 @@ def test_client_network_is_refused_unless_dropped_and_params_are_claims() -> Non
         ({"params": {"exp": 5}}, "params: exp"),
         ({"audience": "x"}, "audience"),
         ({"prefix_template": "/vod/{uid}/"}, "prefix_template"),
-        ({"max_resolution": "720p"}, "unknown setting max_resolution"),
+        ({"max_resolution": "720p"}, r"unknown key 'max_resolution' in \[dialects.mux\]"),
         ({"keys": [{"kid": "a", "private_key": "bm90IGEga2V5"}]}, r"dialects.mux.keys\[0\]"),
     ],
 )

@@ -35,7 +35,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
         write(root, f"/vod/title-90001/{name}", SECRET)
     write(root, "/etc/passwd", SECRET)
     with nginx_static(root, tmp / "nginx") as (origin, access_log):
-        settings = Settings(keys=KEYS, routes=(Route("/", origin),))
+        settings = Settings(keys=KEYS, routes=(Route(mount="/", origin=origin),))
         with serve_app(build_app(settings)) as url:
             yield url, access_log
 

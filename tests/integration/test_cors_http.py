@@ -69,7 +69,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with static_origin(root) as (origin, _):
         build_origin_tree(root, origin)
         config.write_text(CONFIG.format(secret=SECRET, player=PLAYER, other=OTHER_PLAYER, origin=origin))
-        settings = load_settings(config, env={})
+        settings = load_settings(config, {})
         with serve_app(build_app(settings)) as url:
             yield url
 

@@ -14,6 +14,7 @@ import pytest
 from mpegdash.parser import MPEGDASHParser
 
 from gateway.config import Route, Settings
+from gateway.config_schema import Delivery
 from gateway.http.app import build_app
 from gateway.tokens.grant import Grant, Scope
 from gateway.tokens.keys import HmacKey, KeyRing
@@ -38,7 +39,7 @@ def session_token() -> str:
 
 
 async def get(origin: str, delivery: str, url: str) -> httpx.Response:
-    settings = Settings(keys=KEYS, routes=(Route("/vod/", origin + "vod/", delivery),))
+    settings = Settings(keys=KEYS, routes=(Route(mount="/vod/", origin=origin + "vod/", delivery=Delivery(delivery)),))
     app = build_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test") as client:
         return await client.get(url)

@@ -294,7 +294,9 @@ def edge(request: pytest.FixtureRequest, origin: tuple[str, list[str], Path]) ->
     forger = load_dialect(case.dialect, forged_table, base_dir=tmp)
     upstream = origin_url + ("vod/" if case.mount == "/vod/" else "")
     settings = Settings(
-        keys=RING, routes=(Route(case.mount, upstream, edge=case.dialect),), cdn={case.dialect: dialect}
+        keys=RING,
+        routes=(Route(mount=case.mount, origin=upstream, edge=case.dialect),),
+        dialects={case.dialect: dialect},
     )
     config = write_config(tmp / f"{request.param}.toml", case.dialect, table)
     with serve_app(build_app(settings), port=port):

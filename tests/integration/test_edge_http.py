@@ -26,7 +26,7 @@ KEYS = KeyRing((HmacKey("k1", b"\x01" * 32),))
 
 
 def settings_for(origin_url: str, **changes: object) -> Settings:
-    fields: dict[str, object] = {"keys": KEYS, "routes": (Route("/", origin_url),)}
+    fields: dict[str, object] = {"keys": KEYS, "routes": (Route(mount="/", origin=origin_url),)}
     fields.update(changes)
     return Settings(**fields)  # type: ignore[arg-type]
 

@@ -14,6 +14,7 @@ import m3u8
 import pytest
 
 from gateway.config import Route, SessionSettings, Settings
+from gateway.config_schema import DeltaUpdates
 from gateway.dev.demo import DEMO_USERS, LIVE_TITLE, MEDIA_ROOT, build_demo, build_demo_origin
 from gateway.dev.live_origin import LiveConfig, LiveStream, LowLatencyConfig, SimulatedClock, load_vod_source
 from gateway.dev.live_origin.server import build_live_app
@@ -38,10 +39,10 @@ def live_stack(clock: SimulatedClock, *, delta_updates: str = "pass") -> tuple[h
     origin = RecordingApp(build_live_app(LiveStream(config, SOURCE), clock))
     settings = Settings(
         keys=KeyRing((HmacKey("k1", b"\x01" * 32),)),
-        routes=(Route("/live/", "http://origin.test/live/"),),
+        routes=(Route(mount="/live/", origin="http://origin.test/live/"),),
         sessions=SessionSettings(media_ttl_seconds=10, token_ttl_seconds=10),
         catalog=CatalogEntitlements(DEMO_USERS, (LIVE_TITLE,)),
-        delta_updates=delta_updates,
+        delta_updates=DeltaUpdates(delta_updates),
     )
     app = build_app(settings, clock=clock, origin_transport=httpx.ASGITransport(app=origin))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test")

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
+from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import ConfigError
 from gateway.tokens.dialects.base import Dialect
 
-# name -> module; a module exposes `NAME` and `from_config(table, *, base_dir) -> Dialect`.
+# name -> module; a module exposes `NAME` and `from_config(table, *, base_dir, environ) -> Dialect`.
 DIALECT_MODULES: dict[str, str] = {
     "cloudfront": "gateway.tokens.dialects.cloudfront",
     "akamai": "gateway.tokens.dialects.akamai",
@@ -24,9 +25,15 @@ DIALECT_MODULES: dict[str, str] = {
 }
 
 
-def load_dialect(name: str, table: Mapping[str, Any], *, base_dir: Path = Path()) -> Dialect:
-    """Build dialect `name` from its config table; ConfigError names the dialect and what is wrong."""
+def load_dialect(
+    name: str, table: Mapping[str, Any], *, base_dir: Path = Path(), environ: Mapping[str, str] = NO_ENVIRONMENT
+) -> Dialect:
+    """Build dialect `name` from its config table; ConfigError names the dialect and what is wrong.
+
+    Key material is read inline, from `<field>_file` (relative to `base_dir`) or from `<field>_env`, a
+    variable of `environ` (the mapping `load_settings` was given; the process environment is never read here).
+    """
     if name not in DIALECT_MODULES:
         raise ConfigError(f"unknown dialect {name!r}; known: {', '.join(sorted(DIALECT_MODULES))}")
     module = importlib.import_module(DIALECT_MODULES[name])
-    return cast(Dialect, module.from_config(table, base_dir=base_dir))
+    return cast(Dialect, module.from_config(table, base_dir=base_dir, environ=environ))

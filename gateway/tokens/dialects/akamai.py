@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus, unquote, unquote_plus
 
+from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
 from gateway.tokens.acl import CheckedPath
 from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
@@ -261,14 +262,14 @@ def _hex_key(reader: TableReader, name: str) -> bytes:
     return key
 
 
-def from_config(table: Mapping[str, Any], *, base_dir: Path) -> Akamai:
+def from_config(table: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT) -> Akamai:
     """`[dialects.akamai]`: key|key_file|key_env (hex), transition_key*, algorithm, token_type, token_name,
     delivery, escape_early, salt*, url_query, field_delimiter, acl_delimiter, ip_binding, leeway_seconds,
     cookie_domain."""
     secrets = [f"{name}{suffix}" for name in ("key", "transition_key", "salt") for suffix in ("", "_file", "_env")]
     settings = "algorithm token_type token_name delivery escape_early url_query field_delimiter acl_delimiter"
     known = (*secrets, *settings.split(), "ip_binding", "leeway_seconds", "cookie_domain")
-    reader = TableReader(NAME, table, base_dir, known=known)
+    reader = TableReader(NAME, table, base_dir, known=known, environ=environ)
     keys = [_hex_key(reader, "key")]
     if reader.has_secret("transition_key"):
         keys.append(_hex_key(reader, "transition_key"))

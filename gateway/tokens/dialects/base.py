@@ -1,7 +1,7 @@
 """The anatomy every CDN dialect shares: what a signer returns, what an edge verifier reads.
 
-A dialect module exposes `NAME`, a frozen settings/dialect object built by `from_config(table, *, base_dir)`,
-whose `sign(grant, *, url=None) -> Credentials` and (where the gateway can act as the edge)
+A dialect module exposes `NAME`, a frozen settings/dialect object built by `from_config(table, *, base_dir,
+environ)`, whose `sign(grant, *, url=None) -> Credentials` and (where the gateway can act as the edge)
 `verify(request, *, now) -> Grant` follow the `Dialect` protocol below. Where the gateway is the edge it
 also needs to know which parts of a request are the dialect's credential, so they never reach the origin
 or a cache key: `query_params` (every query parameter the dialect reads) and `edge_path(raw_path, grant)`
@@ -121,4 +121,4 @@ class Dialect(Protocol):
         ...
 
 
-DialectFactory = Any  # Callable[[Mapping[str, Any]], Dialect] with keyword base_dir; kept loose for modules
+DialectFactory = Any  # Callable[[Mapping[str, Any]], Dialect] with keywords base_dir, environ; kept loose

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
+from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.acl import normalise_path
 from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
@@ -254,6 +255,6 @@ def _encoded_prefix(prefix: str) -> str:
     return normalise_path(quote(prefix, safe="/")).encoded
 
 
-def from_config(table: Mapping[str, Any], *, base_dir: Path) -> CatDialect:
+def from_config(table: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT) -> CatDialect:
     """Build from `[dialects.cat]` (see docs/dialects/cat.md)."""
-    return CatDialect(**dialect_options(table, base_dir=base_dir))
+    return CatDialect(**dialect_options(table, base_dir=base_dir, environ=environ))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from gateway.config_schema import NO_ENVIRONMENT
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.dialects.support.google_signed import COMMON_FIELDS, GoogleSignedRequests, read_common, read_keys
 
@@ -37,10 +38,10 @@ class CloudCdn(GoogleSignedRequests):
     name: str = NAME
 
 
-def from_config(table: Mapping[str, Any], *, base_dir: Path) -> CloudCdn:
+def from_config(table: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT) -> CloudCdn:
     """`[dialects.cloud_cdn]`: base_url, keys = [{name, secret|secret_file|secret_env}] (16-byte base64url),
     form ("url_prefix" | "cookie" | "url"), ip_binding, not_before_binding, leeway_seconds, cookie_domain."""
-    reader = TableReader(NAME, table, base_dir, known=COMMON_FIELDS)
+    reader = TableReader(NAME, table, base_dir, known=COMMON_FIELDS, environ=environ)
     return CloudCdn(
         keys=read_keys(reader, "sha1"),
         form=reader.choice("form", ("url_prefix", "cookie", "url"), "url_prefix"),

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.config_schema import NO_ENVIRONMENT, refuse_unknown
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.acl import normalise_path
 from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
@@ -40,6 +41,7 @@ SETTINGS = frozenset(
     | {"leeway_seconds", "keys"}
 )
 RULE_TYPES = ("ip.src", "ip.geoip.country", "any")
+_RULE_FIELDS = {"ip.src": ("ip",), "ip.geoip.country": ("country",)}  # besides type and action
 _UID = r"[A-Za-z0-9_-]{1,64}"
 DEFAULT_PREFIX_TEMPLATE = jwt_common.PrefixTemplate("/vod/{uid}/", "uid", _UID)
 _CODE = re.compile(r"[a-z0-9]{1,64}")
@@ -50,6 +52,7 @@ Rule = dict[str, Any]
 def _check_rule(rule: object, where: str) -> Rule:
     if not isinstance(rule, Mapping) or rule.get("type") not in RULE_TYPES:
         raise ConfigError(f"{where}: a rule is a table with type one of {', '.join(RULE_TYPES)}")
+    refuse_unknown(rule, {"type", "action", *_RULE_FIELDS.get(rule["type"], ())}, f"[{where}]")
     if rule.get("action") not in ("allow", "block"):
         raise ConfigError(f"{where}.action: 'allow' or 'block'")
     checked: Rule = {"type": rule["type"], "action": rule["action"]}
@@ -233,9 +236,11 @@ def _rule_matches(rule: Rule, client: IPAddress | None, country: str | None) -> 
     return country in rule["country"]
 
 
-def from_config(table: Mapping[str, Any], *, base_dir: Path) -> CloudflareStreamDialect:
+def from_config(
+    table: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT
+) -> CloudflareStreamDialect:
     """Build from `[dialects.cloudflare_stream]` (see docs/dialects/cloudflare_stream.md)."""
-    jwt_keys.refuse_unknown(table, SETTINGS, f"dialects.{NAME}")
+    refuse_unknown(table, SETTINGS, f"[dialects.{NAME}]")
     code = table.get("customer_code")
     if not isinstance(code, str):
         raise ConfigError(f"dialects.{NAME}.customer_code: required (the <CODE> in customer-<CODE>.…)")
@@ -255,7 +260,7 @@ def from_config(table: Mapping[str, Any], *, base_dir: Path) -> CloudflareStream
     access_rules = tuple(_check_rule(r, f"dialects.{NAME}.access_rules[{i}]") for i, r in enumerate(rules))
     return CloudflareStreamDialect(
         customer_code=code,
-        keys=jwt_common.load_rsa_keys(table, dialect=NAME, base_dir=base_dir),
+        keys=jwt_common.load_rsa_keys(table, dialect=NAME, base_dir=base_dir, environ=environ),
         prefix_template=template,
         default_path=table.get("default_path", "manifest/video.m3u8").lstrip("/"),
         downloadable=downloadable,

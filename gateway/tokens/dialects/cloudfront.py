@@ -25,6 +25,7 @@ from urllib.parse import unquote
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
 from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
 from gateway.tokens.dialects.support import cdn_request as edge
@@ -246,7 +247,7 @@ KEY_FIELDS = (
 )
 
 
-def from_config(table: Mapping[str, Any], *, base_dir: Path) -> CloudFront:
+def from_config(table: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT) -> CloudFront:
     """`[dialects.cloudfront]`: base_url, keys = [{id, private_key|_file|_env or public_key...}], policy,
     delivery, hash_algorithm, ip_binding, leeway_seconds, cookie_domain."""
     known = (
@@ -259,7 +260,7 @@ def from_config(table: Mapping[str, Any], *, base_dir: Path) -> CloudFront:
         "leeway_seconds",
         "cookie_domain",
     )
-    reader = TableReader(NAME, table, base_dir, known=known)
+    reader = TableReader(NAME, table, base_dir, known=known, environ=environ)
     settings = {
         "base_url": reader.base_url(),
         "policy": reader.choice("policy", ("custom", "canned"), "custom"),

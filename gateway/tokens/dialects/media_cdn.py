@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
 from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
 from gateway.tokens.dialects.support import cdn_request as edge
@@ -107,11 +108,11 @@ class MediaCdn(GoogleSignedRequests):
         )
 
 
-def from_config(table: Mapping[str, Any], *, base_dir: Path) -> MediaCdn:
+def from_config(table: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT) -> MediaCdn:
     """`[dialects.media_cdn]`: base_url, keys = [{name, private_key* (32-byte seed b64url, PEM or JWK) |
     public_key*}], form ("url_prefix" | "cookie" | "url" | "path"), ip_binding, not_before_binding,
     leeway_seconds, cookie_domain."""
-    reader = TableReader(NAME, table, base_dir, known=COMMON_FIELDS)
+    reader = TableReader(NAME, table, base_dir, known=COMMON_FIELDS, environ=environ)
     return MediaCdn(
         keys=read_keys(reader, "ed25519"),
         form=reader.choice("form", FORMS, "url_prefix"),

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
 from gateway.tokens.acl import CheckedPath
 from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
@@ -235,7 +236,9 @@ class MediaCdnDualToken:
             raise _malformed(f"IPRanges holds an invalid network: {text[:100]!r}", "IPRanges") from None
 
 
-def from_config(table: Mapping[str, Any], *, base_dir: Path) -> MediaCdnDualToken:
+def from_config(
+    table: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT
+) -> MediaCdnDualToken:
     """`[dialects.media_cdn_dualtoken]`: algorithm, keys = [{name, private_key*|public_key*}] (ed25519) or
     [{name, secret*}] (sha256/sha1), path_field, base_url (for url_prefix), delivery, token_name,
     leeway_seconds, cookie_domain."""
@@ -249,7 +252,7 @@ def from_config(table: Mapping[str, Any], *, base_dir: Path) -> MediaCdnDualToke
         "leeway_seconds",
         "cookie_domain",
     )
-    reader = TableReader(NAME, table, base_dir, known=known)
+    reader = TableReader(NAME, table, base_dir, known=known, environ=environ)
     algorithm = reader.choice("algorithm", ("ed25519", "sha256", "sha1"), "ed25519")
     path_field = reader.choice("path_field", ("path_globs", "url_prefix", "full_path"), "path_globs")
     base_url = reader.base_url() if "base_url" in table or path_field == "url_prefix" else None

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from gateway.config_schema import NO_ENVIRONMENT, refuse_unknown
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.acl import normalise_path
 from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
@@ -167,9 +168,9 @@ class MuxDialect:
         return jwt_common.jwks(self.keys)
 
 
-def from_config(table: Mapping[str, Any], *, base_dir: Path) -> MuxDialect:
+def from_config(table: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT) -> MuxDialect:
     """Build from `[dialects.mux]` (see docs/dialects/mux.md)."""
-    jwt_keys.refuse_unknown(table, SETTINGS, f"dialects.{NAME}")
+    refuse_unknown(table, SETTINGS, f"[dialects.{NAME}]")
     params = table.get("params", {})
     if not isinstance(params, Mapping) or not all(
         isinstance(value, str | int | float | bool) for value in params.values()
@@ -190,7 +191,7 @@ def from_config(table: Mapping[str, Any], *, base_dir: Path) -> MuxDialect:
     except ConfigError as exc:
         raise ConfigError(f"dialects.{NAME}.{exc}") from exc
     return MuxDialect(
-        keys=jwt_common.load_rsa_keys(table, dialect=NAME, base_dir=base_dir),
+        keys=jwt_common.load_rsa_keys(table, dialect=NAME, base_dir=base_dir, environ=environ),
         prefix_template=template,
         audience=table.get("audience", "v"),
         params=dict(params),

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
 from gateway.tokens.acl import CheckedPath
 from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
@@ -163,7 +164,9 @@ def _check_expression(reader: TableReader, expression: str) -> None:
         raise reader.error("expression", "needs {expires}, {secret} and exactly one of {uri} or {prefix}")
 
 
-def from_config(table: Mapping[str, Any], *, base_dir: Path) -> NginxSecureLink:
+def from_config(
+    table: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT
+) -> NginxSecureLink:
     """`[dialects.nginx_secure_link]`: secret|secret_file|secret_env, expression, hash_param, expires_param,
     padded, ip_binding, not_before_binding, leeway_seconds."""
     known = (
@@ -178,7 +181,7 @@ def from_config(table: Mapping[str, Any], *, base_dir: Path) -> NginxSecureLink:
         "not_before_binding",
         "leeway_seconds",
     )
-    reader = TableReader(NAME, table, base_dir, known=known)
+    reader = TableReader(NAME, table, base_dir, known=known, environ=environ)
     secret = reader.secret("secret").rstrip("\r\n")
     if any(char in secret for char in "{}\"'\\") or secret != secret.strip():
         raise reader.error("secret", "must not contain braces, quotes, backslashes or surrounding spaces")

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gateway.config_schema import NO_ENVIRONMENT, refuse_unknown
 from gateway.errors import ConfigError
 from gateway.tokens.dialects.support import cat_cose, jwt_keys
 from gateway.tokens.dialects.support.cat_renewal import HEADER_NAMES, TYPES, Renewal
@@ -60,7 +61,7 @@ def _renewal(table: object) -> Renewal | None:
     where = f"{WHERE}.renewal"
     if not isinstance(table, Mapping) or table.get("type", "automatic") not in TYPES:
         raise ConfigError(f"{where}.type: one of {', '.join(TYPES)}")
-    jwt_keys.refuse_unknown(table, RENEWAL_SETTINGS, where)
+    refuse_unknown(table, RENEWAL_SETTINGS, f"[{where}]")
     expadd = _seconds(table, "expadd_seconds", where)
     if not expadd:
         raise ConfigError(f"{where}.expadd_seconds: required, the new token's lifetime in seconds")
@@ -86,8 +87,10 @@ def _renewal(table: object) -> Renewal | None:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
-def dialect_options(table: Mapping[str, Any], *, base_dir: Path) -> dict[str, Any]:
-    jwt_keys.refuse_unknown(table, SETTINGS, WHERE)
+def dialect_options(
+    table: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT
+) -> dict[str, Any]:
+    refuse_unknown(table, SETTINGS, f"[{WHERE}]")
     issuer = _text(table, "issuer")
     delivery = table.get("delivery", "query")
     if delivery not in ("query", "header", "cookie"):
@@ -101,7 +104,7 @@ def dialect_options(table: Mapping[str, Any], *, base_dir: Path) -> dict[str, An
     max_chars = _seconds(table, "max_token_chars", WHERE, 4096)
     if not max_chars or max_chars > 65536:
         raise ConfigError(f"{WHERE}.max_token_chars: 1..65536")
-    keys = cat_cose.load_keys(table.get("keys"), where=f"{WHERE}.keys", base_dir=base_dir)
+    keys = cat_cose.load_keys(table.get("keys"), where=f"{WHERE}.keys", base_dir=base_dir, environ=environ)
     if not any(key.can_sign for key in keys):
         raise ConfigError(f"{WHERE}.keys: no key can sign (an HMAC secret or an EC private key is needed)")
     query_params = _texts(table, "query_params", ("cat", "CAT"))

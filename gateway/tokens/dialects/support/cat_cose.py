@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from gateway.config_schema import NO_ENVIRONMENT, refuse_unknown
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.dialects.support import jwt_keys
 from gateway.tokens.dialects.support.cat_cbor import (
@@ -180,7 +181,9 @@ def open_token(
     return payload, key
 
 
-def load_keys(entries: object, *, where: str, base_dir: Path) -> tuple[CatKey, ...]:
+def load_keys(
+    entries: object, *, where: str, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT
+) -> tuple[CatKey, ...]:
     """`[[dialects.cat.keys]]`, newest first: kid + secret[_file|_env] (hex, or `encoding = "base64url"`)
     for HMAC 256/256, or private_key / public_key[_file|_env] (PEM or JWK, EC P-256) for ES256."""
     if not isinstance(entries, list) or not entries:
@@ -190,14 +193,14 @@ def load_keys(entries: object, *, where: str, base_dir: Path) -> tuple[CatKey, .
         at = f"{where}[{index}]"
         if not isinstance(entry, Mapping) or not isinstance(entry.get("kid"), str) or not entry["kid"]:
             raise ConfigError(f"{at}.kid: a non-empty key id is required")
-        jwt_keys.refuse_unknown(entry, jwt_keys.KEY_MATERIAL_FIELDS | {"kid", "encoding"}, at)
+        refuse_unknown(entry, jwt_keys.KEY_MATERIAL_FIELDS | {"kid", "encoding"}, f"[{at}]")
         kid = str(entry["kid"]).encode("utf-8")
-        secret = jwt_keys.read_material(entry, "secret", where=at, base_dir=base_dir)
+        secret = jwt_keys.read_material(entry, "secret", where=at, base_dir=base_dir, environ=environ)
         if secret is not None:
             keys.append(HmacCatKey(kid, _secret_bytes(secret.strip(), entry.get("encoding", "hex"), at)))
             continue
-        text = jwt_keys.read_material(entry, "private_key", where=at, base_dir=base_dir)
-        text = text or jwt_keys.read_material(entry, "public_key", where=at, base_dir=base_dir)
+        text = jwt_keys.read_material(entry, "private_key", where=at, base_dir=base_dir, environ=environ)
+        text = text or jwt_keys.read_material(entry, "public_key", where=at, base_dir=base_dir, environ=environ)
         if text is None:
             raise ConfigError(f"{at}: set secret, private_key or public_key (each also as _file or _env)")
         key = jwt_keys.parse_key(text, at)

@@ -5,7 +5,9 @@ and never the secret itself. A secret or key is given in exactly one of three wa
 
     <field> = "..."           inline (tests, throwaway keys)
     <field>_file = "k.pem"    a file, relative to the config file's directory (`base_dir`)
-    <field>_env = "CF_KEY"    the name of an environment variable holding it
+    <field>_env = "CF_KEY"    the name of an environment variable holding it, looked up in the
+                              environment the loader was given (`load_settings(path, environ)`),
+                              never in the process's own
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
+from gateway.config_schema import NO_ENVIRONMENT, environment_value, refuse_unknown
 from gateway.errors import ConfigError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -33,10 +35,20 @@ _SECRET_SUFFIXES = ("", "_file", "_env")
 
 
 class TableReader:
-    """Typed access to one config table; unknown fields are refused (a typo must not disable a check)."""
+    """Typed access to one config table; unknown fields are refused (a typo must not disable a check).
+
+    `environ` is where `<field>_env` references are looked up (the mapping `load_settings` was given).
+    """
 
     def __init__(
-        self, dialect: str, table: Mapping[str, Any], base_dir: Path, *, known: Iterable[str], where: str = ""
+        self,
+        dialect: str,
+        table: Mapping[str, Any],
+        base_dir: Path,
+        *,
+        known: Iterable[str],
+        where: str = "",
+        environ: Mapping[str, str] = NO_ENVIRONMENT,
     ) -> None:
         if not isinstance(table, Mapping):
             raise ConfigError(f"[dialects.{dialect}] {where or 'table'}: expected a table")
@@ -44,14 +56,15 @@ class TableReader:
         self.table = table
         self.base_dir = base_dir
         self.where = where
-        allowed = set(known)
-        unknown = sorted(str(name) for name in table if name not in allowed)
-        if unknown:
-            raise self.error(", ".join(unknown), f"unknown setting; known: {', '.join(sorted(allowed))}")
+        self.environ = environ
+        refuse_unknown(table, known, f"[dialects.{dialect}]" + (f" {where}" if where else ""))
+
+    def name(self, field: str) -> str:
+        """How errors name `field`: `[dialects.cloudfront] keys[0].private_key`."""
+        return f"[dialects.{self.dialect}] " + (f"{self.where}.{field}" if self.where else field)
 
     def error(self, field: str, problem: str) -> ConfigError:
-        name = f"{self.where}.{field}" if self.where else field
-        return ConfigError(f"[dialects.{self.dialect}] {name}: {problem}")
+        return ConfigError(f"{self.name(field)}: {problem}")
 
     def text(self, field: str, default: str | None = None) -> str:
         value = self.table.get(field, default)
@@ -102,7 +115,7 @@ class TableReader:
             raise self.error(field, "must be a non-empty array of tables")
         names = list(known)
         return [
-            TableReader(self.dialect, item, self.base_dir, known=names, where=f"{field}[{index}]")
+            TableReader(self.dialect, item, self.base_dir, known=names, where=f"{field}[{index}]", environ=self.environ)
             for index, item in enumerate(value)
         ]
 
@@ -126,9 +139,7 @@ class TableReader:
             except (OSError, UnicodeDecodeError) as exc:
                 raise self.error(name, f"cannot read {str(path)!r}: {type(exc).__name__}") from None
         elif name.endswith("_env"):
-            value = os.environ.get(raw, "")
-            if not value:
-                raise self.error(name, f"environment variable {raw} is not set or empty")
+            value = environment_value(self.environ, raw, self.name(name))
         else:
             value = raw
         if not value.strip():

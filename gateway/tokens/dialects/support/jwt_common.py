@@ -24,8 +24,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from gateway.config_schema import NO_ENVIRONMENT, refuse_unknown
 from gateway.errors import ConfigError, Denial, TokenDenied
-from gateway.tokens.dialects.support.jwt_keys import KEY_MATERIAL_FIELDS, parse_key, read_material, refuse_unknown
+from gateway.tokens.dialects.support.jwt_keys import KEY_MATERIAL_FIELDS, parse_key, read_material
 from gateway.tokens.keys import b64url_decode, b64url_encode
 from gateway.tokens.validity import check_window
 
@@ -174,7 +175,9 @@ class PrefixTemplate:
         return isinstance(value, str) and re.fullmatch(self.id_pattern, value) is not None
 
 
-def load_rsa_keys(table: Mapping[str, Any], *, dialect: str, base_dir: Path) -> tuple[RsaJwtKey, ...]:
+def load_rsa_keys(
+    table: Mapping[str, Any], *, dialect: str, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT
+) -> tuple[RsaJwtKey, ...]:
     """`[[dialects.<dialect>.keys]]`, newest first: kid + private_key[_file|_env] or public_key[...]."""
     entries = table.get("keys")
     if not isinstance(entries, list) or not entries:
@@ -184,12 +187,12 @@ def load_rsa_keys(table: Mapping[str, Any], *, dialect: str, base_dir: Path) -> 
         where = f"dialects.{dialect}.keys[{index}]"
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{where}: expected a table")
-        refuse_unknown(entry, KEY_MATERIAL_FIELDS - {"secret", "secret_file", "secret_env"} | {"kid"}, where)
+        refuse_unknown(entry, KEY_MATERIAL_FIELDS - {"secret", "secret_file", "secret_env"} | {"kid"}, f"[{where}]")
         kid = entry.get("kid")
         if not isinstance(kid, str) or not kid:
             raise ConfigError(f"{where}.kid: a non-empty key id is required")
-        text = read_material(entry, "private_key", where=where, base_dir=base_dir)
-        text = text or read_material(entry, "public_key", where=where, base_dir=base_dir)
+        text = read_material(entry, "private_key", where=where, base_dir=base_dir, environ=environ)
+        text = text or read_material(entry, "public_key", where=where, base_dir=base_dir, environ=environ)
         if text is None:
             raise ConfigError(f"{where}: set private_key[_file|_env] or public_key[_file|_env]")
         key = parse_key(text, where)

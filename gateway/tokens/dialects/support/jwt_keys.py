@@ -1,9 +1,10 @@
 """Reading keys and settings for the JWT and CAT dialects: PEM or JWK, from a table, a file or the environment.
 
 A key or secret is given in exactly one of three ways (`<field>` inline for tests, `<field>_file`
-relative to the config file's directory, `<field>_env` naming an environment variable). Material may be
-PEM, JWK JSON, or either one base64-wrapped, as Cloudflare's `/stream/keys` and Mux's signing-key API
-deliver them. Errors are `ConfigError`s naming the dialect and field, never the material.
+relative to the config file's directory, `<field>_env` naming a variable of the environment the loader
+was given, never the process's own). Material may be PEM, JWK JSON, or either one base64-wrapped, as
+Cloudflare's `/stream/keys` and Mux's signing-key API deliver them. Errors are `ConfigError`s naming
+the dialect and field, never the material.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from gateway.config_schema import NO_ENVIRONMENT, environment_value
 from gateway.errors import ConfigError
 from gateway.tokens.keys import b64url_decode
 
@@ -31,15 +32,16 @@ KEY_MATERIAL_FIELDS = frozenset(
 )
 
 
-def refuse_unknown(table: Mapping[str, Any], known: frozenset[str], where: str) -> None:
-    """A misspelt setting must fail, not silently disable a check."""
-    unknown = sorted(str(name) for name in table if name not in known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-
-
-def read_material(table: Mapping[str, Any], name: str, *, where: str, base_dir: Path) -> str | None:
-    """The text of `name`, `name_file` (relative to base_dir) or `name_env`; at most one may be set."""
+def read_material(
+    table: Mapping[str, Any],
+    name: str,
+    *,
+    where: str,
+    base_dir: Path,
+    environ: Mapping[str, str] = NO_ENVIRONMENT,
+) -> str | None:
+    """The text of `name`, `name_file` (relative to base_dir) or `name_env` (a variable of `environ`);
+    at most one may be set."""
     given = [option for option in (name, f"{name}_file", f"{name}_env") if option in table]
     if len(given) > 1:
         raise ConfigError(f"{where}: set only one of {', '.join(given)}")
@@ -55,10 +57,7 @@ def read_material(table: Mapping[str, Any], name: str, *, where: str, base_dir: 
         except OSError as exc:
             raise ConfigError(f"{where}.{option}: cannot read {value!r}: {exc.strerror}") from exc
     if option.endswith("_env"):
-        text = os.environ.get(value)
-        if not text:
-            raise ConfigError(f"{where}.{option}: environment variable {value} is not set")
-        return text
+        return environment_value(environ, value, f"{where}.{option}")
     return value
 
 
