@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -20,7 +21,12 @@ from gateway.http.edge import Clock, Edge
 from gateway.http.request_facts import header
 from gateway.origin.client import OriginClient
 from gateway.sessions.entitlements import EntitlementPolicy
-from gateway.sessions.revocations import MemoryRevocations, RedisRevocations, RevocationStore
+from gateway.sessions.revocations import (
+    FIRST_SYNC_WAIT_SECONDS,
+    MemoryRevocations,
+    RedisRevocations,
+    RevocationStore,
+)
 from gateway.sessions.service import SessionService
 from gateway.tokens.keys import Ed25519Key, b64url_encode
 
@@ -41,7 +47,8 @@ def published_keys(settings: Settings) -> dict[str, list[dict[str, str]]]:
     return {"keys": keys}
 
 
-INTERNAL_PREFIX = "/_gateway/"  # health and metrics: for operators, never opened to other sites
+INTERNAL_PREFIX = "/_gateway/"  # health, readiness and metrics: for operators, never opened to other sites
+NO_STORE = {"cache-control": "no-store"}
 
 
 class CorsMiddleware:
@@ -117,7 +124,15 @@ def build_app(
     sessions = SessionService(settings, policy or settings.catalog, revocations)
 
     async def health(_: Request) -> Response:
-        return PlainTextResponse("ok\n")
+        return PlainTextResponse("ok\n")  # liveness: the process serves, whatever Redis does
+
+    async def ready(_: Request) -> Response:
+        # Readiness: in sync with the shared revocations. A load balancer may prefer ready instances; one that
+        # is not still serves, enforcing what it knows (its own revocations at once).
+        reason = revocations.not_ready_reason() if isinstance(revocations, RedisRevocations) else None
+        if reason is not None:
+            return JSONResponse({"ready": False, "reason": reason}, status_code=503, headers=NO_STORE)
+        return JSONResponse({"ready": True}, headers=NO_STORE)
 
     async def metrics(_: Request) -> Response:
         lines = [
@@ -131,14 +146,18 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if isinstance(revocations, RedisRevocations):
+            # Serve with the shared set when Redis answers; if it does not, start anyway (bounded wait, off the loop).
+            await asyncio.to_thread(revocations.wait_first_sync, FIRST_SYNC_WAIT_SECONDS)
         yield
         await origin.aclose()
         if isinstance(revocations, RedisRevocations):
-            revocations.close()
+            await asyncio.to_thread(revocations.close)  # may write what is queued: one socket timeout at most
 
     app = _GatewayApp(
         routes=[
             Route("/_gateway/health", health, methods=["GET"]),
+            Route("/_gateway/ready", ready, methods=["GET"]),
             Route("/_gateway/metrics", metrics, methods=["GET"]),
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
             *session_routes(sessions, clock),

@@ -149,14 +149,18 @@ def raw_http_get(base_url: str, target: bytes, timeout: float = 5.0) -> tuple[in
 
 
 @contextlib.contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """A real Debian redis-server on 127.0.0.1 (no persistence); yields its URL."""
+def redis_server(workdir: Path, port: int | None = None) -> Iterator[str]:
+    """A real Debian redis-server on 127.0.0.1 (no persistence), on `port` if given; yields its URL.
+
+    Starting a second one on the same port after the first has stopped is a Redis restart that lost everything.
+    """
     binary = require_tool("redis-server")
     if binary is None:
         import pytest
 
         pytest.skip("redis-server not installed (CI installs it)")
-    port = free_port()
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     process = subprocess.Popen([*args, "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
