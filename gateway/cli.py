@@ -253,9 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state-dir", type=Path, default=Path(".gateway"), help="where the development key is kept")
     demo.set_defaults(func=cmd_demo)
 
+    from gateway.dev.load import register as register_load
     from gateway.replay.cli import register as register_replay
 
     register_replay(sub)
+    register_load(sub)
 
     bench = sub.add_parser("bench", help="benchmarks: ratios against baselines measured in the same run")
     bench.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")

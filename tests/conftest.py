@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from gateway.tokens.keys import HmacKey, KeyRing
@@ -7,6 +9,11 @@ from gateway.tokens.keys import HmacKey, KeyRing
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="also run long-budget tests (soak, long fuzzing)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--run-slow"):
+        os.environ.setdefault("GATEWAY_FUZZ_EXAMPLES", "5000")  # tests/fuzz: the long budget
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -70,7 +70,7 @@ def test_verify_explains_allow_and_deny_with_exit_status() -> None:
     assert sibling.stdout.startswith("DENY acl:")
     later = gateway("verify", url, "--ip", "2001:db8::7", "--now", str(time.time() + 3600))
     assert later.stdout.startswith("DENY expired:") and "expires_at =" in later.stdout
-    forged = gateway("verify", url, env={"GATEWAY_KEYS": "k1:" + "B" * 43})
+    forged = gateway("verify", url, env={"GATEWAY_KEYS": "k1:" + "B" * 42 + "A"})  # another (canonical) secret
     assert forged.stdout.startswith("DENY bad_signature")
     missing = gateway("verify", f"http://gw.example{TITLE}v1/seg.ts")
     assert missing.returncode == 1 and missing.stdout.startswith("DENY missing")
@@ -93,7 +93,7 @@ def test_bad_configuration_fails_fast_naming_the_setting(tmp_path: Path) -> None
 def test_config_file_and_environment(tmp_path: Path) -> None:
     config = tmp_path / "gw.toml"
     config.write_text(
-        '[keys]\nring = "k1:' + "C" * 43 + '"\n[gateway]\ntoken_param = "t"\n[sessions]\nmedia_ttl_seconds = 30\n'
+        '[keys]\nring = "k1:' + "C" * 42 + "A" + '"\n[gateway]\ntoken_param = "t"\n[sessions]\nmedia_ttl_seconds = 30\n'
         '[[routes]]\nmount = "/vod/"\norigin = "http://127.0.0.1:1/vod/"\ndelivery = "cookie"\n'
     )
     settings = load_settings(config, {"GATEWAY_TOKEN_PARAM": "tok"})

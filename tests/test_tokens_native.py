@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import ipaddress
 
 import pytest
@@ -199,3 +200,29 @@ def test_property_round_trip(prefixes: list[str], ttl: int, session: str | None,
     network = parse_network("2001:db8::/32" if v6 else "10.0.0.0/8") if length else None
     original = Grant(tuple(prefixes), NOW + ttl, client_network=network, session_id=session, user_id=session)
     assert verify_signature(sign_grant(original, keys), keys) == original
+
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@given(session=st.text("abcdefgh", min_size=0, max_size=9), flip=st.integers(1, 15))
+def test_one_canonical_spelling_per_token(session: str, flip: int) -> None:
+    """A base64url tail character has unused bits that decoders ignore: every other spelling is refused."""
+    key_ring = KeyRing((HmacKey("k1", b"\x01" * 32),))
+    token = sign_grant(grant(session_id=session or None), key_ring)
+    assert check(token, key_ring).path_prefixes == (PREFIX,)
+    unused = {2: 0b1111, 3: 0b11}.get(len(token) % 4)
+    if unused is None:
+        return  # no spare bits in this length
+    other = token[:-1] + ALPHABET[ALPHABET.index(token[-1]) ^ (flip & unused or unused)]
+    assert other != token and b64url_decode(token) == base64.urlsafe_b64decode(other + "=" * (-len(other) % 4))
+    assert reason(lambda: check(other, key_ring)) is Denial.MALFORMED
+
+
+def test_b64url_decode_is_strict_and_canonical() -> None:
+    assert b64url_decode("AA") == b"\x00" and b64url_decode("AAA") == b"\x00\x00"
+    for non_canonical in ("AB", "AP", "AAB", "AAD"):
+        with pytest.raises(ValueError, match="canonical"):
+            b64url_decode(non_canonical)
+    for data in (b"", b"\x01", b"\x01\x02", b"\x01\x02\x03", bytes(range(256))):
+        assert b64url_decode(b64url_encode(data)) == data

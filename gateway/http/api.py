@@ -31,13 +31,25 @@ def _error(status: int, error: str, detail: str) -> JSONResponse:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ValueError(f"request body over {MAX_BODY_BYTES} bytes")
+    """The JSON object in the body, read with the size limit enforced while reading (a client announcing
+    or sending more is cut off at MAX_BODY_BYTES, never buffered whole)."""
+    declared = header(request.scope, b"content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise ValueError(f"request body over {MAX_BODY_BYTES} bytes (content-length {declared[:20]})")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ValueError(f"request body over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     try:
         data = json.loads(body or b"{}")
     except json.JSONDecodeError as exc:
         raise ValueError(f"request body is not JSON: {exc.msg}") from exc
+    except RecursionError:
+        raise ValueError("request body nests JSON too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("request body must be a JSON object")
     return data

@@ -14,11 +14,16 @@ from urllib.parse import urljoin, urlsplit
 from gateway.config import Route
 from gateway.manifests.hls import RewriteUri, UriPlace
 from gateway.manifests.template import Rewrite, Slot
-from gateway.manifests.uris import is_rewritable_reference, with_query_credentials, with_query_slot
+from gateway.manifests.uris import as_browsers_read, is_rewritable_reference, with_query_credentials, with_query_slot
 
 
 def gateway_reference(uri: str, *, manifest_origin_url: str, route: Route) -> str | None:
-    """The reference to write for `uri` (without token), or None when it is not ours to touch."""
+    """The reference to write for `uri` (without token), or None when it is not ours to touch.
+
+    Decided on the form a browser resolves (`as_browsers_read`): `\\\\host/x` is another host, keeps
+    its bytes and gets no token.
+    """
+    uri = as_browsers_read(uri)
     if ":" not in uri and not uri.startswith("/") and uri[:1] > " ":
         return uri  # the common case, decided without parsing: relative, resolves the same way at the gateway
     if not is_rewritable_reference(uri):

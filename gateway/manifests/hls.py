@@ -31,7 +31,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.manifests.errors import ManifestError
-from gateway.manifests.hls_lexical import MAX_LINE_CHARS, Variables, decode_playlist, parse_attribute_list
+from gateway.manifests.hls_lexical import (
+    MAX_LINE_CHARS,
+    SUBSTITUTION_GROWTH_FACTOR,
+    SUBSTITUTION_MIN_BUDGET,
+    Variables,
+    decode_playlist,
+    parse_attribute_list,
+)
 from gateway.manifests.template import PreparedManifest, Rewrite, Slot
 from gateway.manifests.uris import URI_TRIM_CHARS
 
@@ -143,7 +150,10 @@ def prepare_playlist(
     Raises ManifestError for input over `max_bytes`, without an `#EXTM3U` header (after an optional UTF-8
     BOM), with NUL bytes, a lone CR or a line over `max_line_chars`; with both EXT-X-STREAM-INF and
     EXTINF (the slot of its URI lines would be ambiguous); for a malformed attribute list on a
-    URI-bearing tag, an invalid EXT-X-DEFINE, or a reference to an undefined variable.
+    URI-bearing tag, an invalid EXT-X-DEFINE, or a reference to an undefined variable; and when
+    EXT-X-DEFINE substitution would make a URI longer than `max_line_chars` or add more than
+    SUBSTITUTION_GROWTH_FACTOR times the playlist's size (so the output, before tokens, is at most 9x the
+    input, and at least 1 MiB of growth is always allowed).
     """
     text = decode_playlist(data, max_bytes=max_bytes, max_line_chars=max_line_chars)
     line_place = _MEDIA_LINE
@@ -155,7 +165,8 @@ def prepare_playlist(
             line_no = text.count("\n", 0, extinf) + 2
             raise ManifestError("EXTINF and EXT-X-STREAM-INF in one playlist", line_no=line_no)
         line_place = _VARIANT_LINE
-    splicer = _Splicer(rewrite_uri)
+    budget = max(SUBSTITUTION_MIN_BUDGET, SUBSTITUTION_GROWTH_FACTOR * len(text))
+    splicer = _Splicer(rewrite_uri, Variables(budget=budget, max_chars=max_line_chars))
     slots = splicer.slots
     lines = text.split("\n")
     # Line 1 is the header (checked, and it may carry a BOM, which would look like a URI line).
@@ -203,10 +214,10 @@ class _Splicer:
 
     __slots__ = ("rewrite_uri", "slots", "variables")
 
-    def __init__(self, rewrite_uri: RewriteUri) -> None:
+    def __init__(self, rewrite_uri: RewriteUri, variables: Variables) -> None:
         self.rewrite_uri = rewrite_uri
         self.slots: list[Slot] = []
-        self.variables = Variables()
+        self.variables = variables
 
     def tag(self, line: str, line_no: int) -> str | None:
         """The new text of a `#EXT-X-` tag line, or None to keep it."""

@@ -13,6 +13,11 @@ from gateway.manifests.errors import ManifestError
 # Longest line accepted. Real lines are short; the longest legitimate ones are data: URIs (PSSH boxes,
 # inline asset lists) of a few KiB. A longer line means the body is not a playlist.
 MAX_LINE_CHARS = 256 * 1024
+# EXT-X-DEFINE substitution may add at most this many times the playlist's own size (and at least
+# SUBSTITUTION_MIN_BUDGET characters): a long base URL on every segment line fits, a 100 KB playlist that
+# references a long value thousands of times (a 200 MB response) does not.
+SUBSTITUTION_GROWTH_FACTOR = 8
+SUBSTITUTION_MIN_BUDGET = 1024 * 1024
 
 UTF8_BOM = "\ufeff"
 _HEADER = re.compile(r"#EXTM3U(?:[ \t\r\n]|\Z)")
@@ -113,10 +118,14 @@ class Variables:
     error, as in rfc8216bis and hls.js.
     """
 
-    __slots__ = ("_values",)
+    __slots__ = ("_budget", "_max_chars", "_values")
 
-    def __init__(self) -> None:
+    def __init__(self, *, budget: int | None = None, max_chars: int = MAX_LINE_CHARS) -> None:
+        """`budget`: how many characters substitution may add in total (None: unbounded); `max_chars`:
+        the longest a substituted value may be."""
         self._values: dict[str, str | None] = {}
+        self._budget = budget
+        self._max_chars = max_chars
 
     def define(self, line: str, attributes: list[AttributeSpan], line_no: int) -> None:
         """Record one EXT-X-DEFINE whose attribute `spans` index into `line`."""
@@ -144,4 +153,18 @@ class Variables:
             known = self._values[name]
             return match.group(0) if known is None else known
 
-        return _VARIABLE_REFERENCE.sub(replace, value)
+        result = _VARIABLE_REFERENCE.sub(replace, value)
+        if len(result) > self._max_chars:
+            raise ManifestError(
+                f"EXT-X-DEFINE substitution makes a value of {len(result)} characters (limit {self._max_chars})",
+                line_no=line_no,
+            )
+        if self._budget is not None:
+            self._budget -= len(result) - len(value)
+            if self._budget < 0:
+                raise ManifestError(
+                    "EXT-X-DEFINE substitution grows the playlist past "
+                    f"{SUBSTITUTION_GROWTH_FACTOR}x its size (at least {SUBSTITUTION_MIN_BUDGET} characters)",
+                    line_no=line_no,
+                )
+        return result

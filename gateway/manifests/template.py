@@ -81,6 +81,12 @@ class PreparedManifest:
     def slot_kinds(self) -> frozenset[Slot]:
         return self._kinds
 
+    @property
+    def size_bytes(self) -> int:
+        """Roughly what this prepared manifest holds in memory: its text twice (the str chunks and their
+        encoded bytes), plus per-slot bookkeeping. What a byte-bounded cache counts."""
+        return 2 * sum(len(chunk) for chunk in self._encoded) + 64 * len(self.slots) + 256
+
     def render(self, tokens: Mapping[Slot, str]) -> bytes:
         """Fill every slot with its token; raises KeyError if a needed slot kind has no token."""
         encoded = self._encoded

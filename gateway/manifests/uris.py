@@ -41,6 +41,21 @@ def is_rewritable_reference(uri: str) -> bool:
     return scheme.lower() in _REWRITABLE_SCHEMES
 
 
+_TAB_OR_NEWLINE = str.maketrans("", "", "\t\n\r")
+
+
+def as_browsers_read(uri: str) -> str:
+    """`uri` as the WHATWG URL parser (every browser player) reads it against an http(s) base.
+
+    ASCII tabs and newlines anywhere are dropped and a backslash is a slash, so `\\\\host/x`, `/\\host/x`
+    and `/<TAB>/host/x` all name another host (`//host/x`). A policy deciding where a URI points must look
+    at this form; the origin's bytes are what it keeps when it leaves a URI alone.
+    """
+    if "\\" in uri or "\t" in uri or "\n" in uri or "\r" in uri:
+        return uri.translate(_TAB_OR_NEWLINE).replace("\\", "/")
+    return uri
+
+
 def with_query_slot(uri: str, param: str, slot: Slot) -> Rewrite:
     """Put `param=<token of slot>` at the end of `uri`'s query, before any `#fragment`.
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.config import OriginSettings
+from gateway.errors import OriginTimeout
 from gateway.manifests.template import PreparedManifest
 from gateway.origin.client import OriginClient
 
@@ -41,15 +42,39 @@ def freshness_seconds(prepared: PreparedManifest, cache_control: str | None, set
     return settings.live_manifest_cache_seconds if prepared.reloaded else settings.vod_manifest_cache_seconds
 
 
+# A manifest larger than this is prepared in a worker thread: preparing costs ~1.6 us a line, so anything
+# bigger would hold the event loop (and every other viewer) for more than a few milliseconds. In a thread
+# the GIL still hands the loop a turn every switch interval (5 ms).
+OFFLOAD_BYTES = 64 * 1024
+MAX_CACHE_BYTES = 256 * 1024 * 1024
+
+
 class ManifestCache:
-    def __init__(self, origin: OriginClient, settings: OriginSettings, *, max_bytes: int, max_entries: int = 512):
+    def __init__(
+        self,
+        origin: OriginClient,
+        settings: OriginSettings,
+        *,
+        max_bytes: int,
+        max_entries: int = 512,
+        max_cache_bytes: int = MAX_CACHE_BYTES,
+    ):
         self._origin = origin
         self._settings = settings
         self._max_bytes = max_bytes
         self._max_entries = max_entries
+        self._max_cache_bytes = max_cache_bytes
+        self._cached_bytes = 0
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self._in_flight: dict[tuple[str, str], asyncio.Future[PreparedManifest]] = {}
+        # The whole manifest must arrive within this, however slowly an origin drips it byte by byte.
+        self._deadline_seconds = settings.connect_timeout_seconds + settings.read_timeout_seconds
         self.origin_fetches = 0
+
+    @property
+    def cached_bytes(self) -> int:
+        """What the prepared manifests held here take in memory (bounded by `max_cache_bytes`)."""
+        return self._cached_bytes
 
     async def get(self, url: str, variant: str, prepare: Prepare, *, now: float) -> PreparedManifest:
         """The prepared manifest for `url`; `variant` names how it was prepared (route, delivery mode)."""
@@ -79,21 +104,42 @@ class ManifestCache:
     ) -> PreparedManifest:
         url = key[1]
         self.origin_fetches += 1
-        fetched = await self._origin.fetch_manifest(
-            url, max_bytes=self._max_bytes, conditional=entry.validators if entry else None
-        )
+        try:
+            async with asyncio.timeout(self._deadline_seconds):
+                fetched = await self._origin.fetch_manifest(
+                    url, max_bytes=self._max_bytes, conditional=entry.validators if entry else None
+                )
+        except TimeoutError:
+            raise OriginTimeout(
+                f"origin did not deliver the whole manifest within {self._deadline_seconds:g} s ({url.split('?')[0]})"
+            ) from None
         if fetched.status == 304 and entry is not None:
             entry.fresh_until = now + entry.ttl_seconds
             return entry.prepared
-        prepared = prepare(fetched.body)
+        if len(fetched.body) > OFFLOAD_BYTES:
+            prepared = await asyncio.to_thread(prepare, fetched.body)
+        else:
+            prepared = prepare(fetched.body)
         validators: dict[str, str] = {}
         if "etag" in fetched.headers:
             validators["if-none-match"] = fetched.headers["etag"]
         if "last-modified" in fetched.headers:
             validators["if-modified-since"] = fetched.headers["last-modified"]
         ttl = freshness_seconds(prepared, fetched.headers.get("cache-control"), self._settings)
-        self._entries[key] = _Entry(prepared, now + ttl, ttl, validators)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        self._store(key, _Entry(prepared, now + ttl, ttl, validators))
         return prepared
+
+    def _store(self, key: tuple[str, str], entry: _Entry) -> None:
+        """Keep `entry`, evicting the least recently used until both the entry and the byte bounds hold.
+        A manifest bigger than the whole byte budget is served but never kept."""
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._cached_bytes -= old.prepared.size_bytes
+        size = entry.prepared.size_bytes
+        if size > self._max_cache_bytes:
+            return
+        self._entries[key] = entry
+        self._cached_bytes += size
+        while len(self._entries) > self._max_entries or self._cached_bytes > self._max_cache_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self._cached_bytes -= evicted.prepared.size_bytes

@@ -11,7 +11,7 @@ plan = "paid"                  # free | paid
 country = "NL"                 # home country, used when no trusted country header is configured
 
 [[titles]]
-prefix = "/vod/title-9000/"    # gateway path prefix of the title (any delivery mount: matched by suffix)
+prefix = "/vod/title-9000/"    # the title's path on the origin (the same for every delivery mount)
 name = "Title 9000"
 paid = true
 blocked_countries = ["KP"]     # or allowed_countries = [...]
@@ -64,9 +64,10 @@ class Title:
     blocked_countries: frozenset[str] = frozenset()
     allowed_countries: frozenset[str] = frozenset()
 
-    def matches(self, path: str) -> bool:
-        """A title prefix matches under any delivery mount (`/cookie/vod/x/` ends with `/vod/x/`)."""
-        return any(path[: i + 1].endswith(self.prefix) for i, char in enumerate(path) if char == "/")
+    def covers(self, content_path: str) -> bool:
+        """Whether `content_path` (a path on the origin) is this title or inside it: whole segments from
+        the origin's root, never a match somewhere inside the path (`/vod/paid/vod/free/` is paid)."""
+        return content_path.startswith(self.prefix if self.prefix.endswith("/") else self.prefix + "/")
 
 
 class EntitlementPolicy(Protocol):
@@ -78,8 +79,10 @@ class EntitlementPolicy(Protocol):
         """Look a viewer up again (on refresh); None if the account no longer exists."""
         ...
 
-    def check(self, viewer: Viewer, asset_path: str, country: str | None) -> Title:
-        """The title the viewer may watch, or EntitlementRefused(not_entitled | geo_blocked | unknown_asset)."""
+    def check(self, viewer: Viewer, content_prefix: str, country: str | None) -> Title:
+        """May `viewer` have a grant for `content_prefix`: the exact path prefix (on the origin, ending in
+        '/') the session will cover. Returns the title, or raises EntitlementRefused(not_entitled |
+        geo_blocked | unknown_asset). The prefix may contain other titles: they must be allowed too."""
         ...
 
 
@@ -99,10 +102,19 @@ class CatalogEntitlements:
     def viewer(self, user_id: str) -> Viewer | None:
         return next((v for v in self.users.values() if v.user_id == user_id), None)
 
-    def check(self, viewer: Viewer, asset_path: str, country: str | None) -> Title:
-        title = next((t for t in self.titles if t.matches(asset_path)), None)
-        if title is None:
-            raise EntitlementRefused(Refusal.UNKNOWN_ASSET, f"no title is configured for {asset_path}")
+    def check(self, viewer: Viewer, content_prefix: str, country: str | None) -> Title:
+        # The most specific title that covers the prefix decides; any title *inside* the prefix (which the
+        # grant would open as well) must be allowed too.
+        covering = [t for t in self.titles if t.covers(content_prefix)]
+        if not covering:
+            raise EntitlementRefused(Refusal.UNKNOWN_ASSET, f"no title is configured for {content_prefix}")
+        title = max(covering, key=lambda t: len(t.prefix))
+        for inside in self.titles:
+            if inside is not title and inside.prefix.startswith(content_prefix):
+                self._allowed(viewer, inside, country)
+        return self._allowed(viewer, title, country)
+
+    def _allowed(self, viewer: Viewer, title: Title, country: str | None) -> Title:
         if title.paid and viewer.plan != "paid":
             raise EntitlementRefused(
                 Refusal.NOT_ENTITLED,

@@ -11,6 +11,7 @@ import ipaddress
 import posixpath
 import secrets
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from gateway.config import Route, Settings
 from gateway.config_schema import Delivery
@@ -45,8 +46,16 @@ class IssuedToken:
 def client_network(address: IPAddress | None, settings: Settings) -> IPNetwork | None:
     if address is None or not settings.sessions.ip_binding:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:a.b.c.d is an IPv4 client: a /64 of it would admit every one
     bits = settings.sessions.ipv4_prefix if address.version == 4 else settings.sessions.ipv6_prefix
     return ipaddress.ip_network(f"{address}/{bits}", strict=False)
+
+
+def content_path(gateway_path: str, route: Route) -> str:
+    """Where `gateway_path` (under `route.mount`) lives on the origin: titles are named there, the same
+    for every delivery mount (`/cookie/vod/x/` and `/vod/x/` are both the origin's `/vod/x/`)."""
+    return urlsplit(route.origin).path + gateway_path[len(route.mount) :]
 
 
 class SessionService:
@@ -82,8 +91,9 @@ class SessionService:
         route = self.settings.route_for(checked.decoded)
         if route is None or not is_manifest(checked.decoded) or checked.decoded == route.mount:
             raise EntitlementRefused(Refusal.UNKNOWN_ASSET, f"{asset} is not a master playlist behind this gateway")
-        self.policy.check(viewer, checked.decoded, country)
+        # Entitlements judge exactly what the grant will cover (never a title named somewhere in the path).
         prefix = self.title_prefix(checked.decoded, route)
+        self.policy.check(viewer, content_path(prefix, route), country)
         ends = int(now) + self.settings.sessions.max_life_seconds
         grant = Grant(
             path_prefixes=(prefix,),
@@ -108,7 +118,7 @@ class SessionService:
         route = self.settings.route_for(prefix)
         if route is None:
             raise EntitlementRefused(Refusal.UNKNOWN_ASSET, f"no route serves {prefix} any more")
-        self.policy.check(viewer, prefix, country)
+        self.policy.check(viewer, content_path(prefix, route), country)
         assert grant.session_ends_at is not None
         renewed = dataclasses.replace(grant, expires_at=self._expiry(route, now, grant.session_ends_at), key_id=None)
         return self._issue(renewed, route, prefix)
@@ -124,6 +134,14 @@ class SessionService:
         grant = verify_signature(token, self.settings.keys)  # signature only: an expired token may refresh
         if grant.session_id != session_id or grant.session_ends_at is None:
             raise TokenDenied(Denial.SCOPE, "the token does not belong to this session")
+        if grant.scope is Scope.MEDIA:
+            # A media token is what leaks with a segment URL: it must die with its short life, so it can
+            # neither be turned into a fresh session token nor end the viewer's session.
+            raise TokenDenied(
+                Denial.SCOPE,
+                "a media token (from a segment URL) cannot refresh or revoke a session; send the "
+                "session or playlist token",
+            )
         if now > grant.session_ends_at:
             raise TokenDenied(
                 Denial.EXPIRED, f"session ended at {grant.session_ends_at} (its maximum life), now {int(now)}"

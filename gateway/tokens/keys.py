@@ -31,10 +31,20 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# The bits of a final character beyond the data: with 2 (or 3) characters in the last group, 4 (or 2)
+# of its 6 bits carry nothing. Decoders ignore them, so a token would have 16 (or 4) spellings.
+_UNUSED_TAIL_BITS = {2: 0b1111, 3: 0b11}
+
+
 def b64url_decode(text: str) -> bytes:
-    """Strict unpadded base64url; raises ValueError on any other alphabet or a bad length."""
+    """Strict, canonical unpadded base64url: refuses (ValueError) any other alphabet, a bad length, and
+    a last character whose unused bits are not zero, so every byte string has exactly one spelling."""
     if not re.fullmatch(r"[A-Za-z0-9_-]*", text) or len(text) % 4 == 1:
         raise ValueError("not unpadded base64url")
+    unused = _UNUSED_TAIL_BITS.get(len(text) % 4)
+    if unused is not None and _B64URL_ALPHABET.index(text[-1]) & unused:
+        raise ValueError("not canonical base64url (non-zero bits after the data)")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 

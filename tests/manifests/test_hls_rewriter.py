@@ -252,3 +252,33 @@ def test_golden_vod_and_live_cases_say_what_they_are() -> None:
 
     assert not prepare_playlist(read("vod_aes"), lambda uri, place: None).reloaded
     assert prepare_playlist(read("ll_hls_live"), lambda uri, place: None).reloaded
+
+
+# --- bounded work: EXT-X-DEFINE substitution cannot blow a playlist up ---------------------------------------
+
+
+def test_define_substitution_is_bounded_by_a_factor_of_the_playlist() -> None:
+    """108 KB of references to an 8 KB value would be a 200 MB response: refused, quickly."""
+    value = "x" * 8000
+    lines = ["#EXTM3U", f'#EXT-X-DEFINE:NAME="v",VALUE="{value}"']
+    lines += ["#EXTINF:1,\n{$v}{$v}{$v}{$v}{$v}{$v}{$v}{$v}{$v}{$v}" for _ in range(1000)]
+    data = "\n".join(lines).encode()
+    assert len(data) < 200_000
+    with pytest.raises(ManifestError, match="EXT-X-DEFINE substitution grows the playlist"):
+        prepare_playlist(data, lambda uri, place: None)
+
+
+def test_a_single_substituted_uri_is_bounded_by_the_line_limit() -> None:
+    data = b'#EXTM3U\n#EXT-X-DEFINE:NAME="v",VALUE="' + b"y" * 100 + b'"\n#EXTINF:1,\n' + b"{$v}" * 40 + b"\n"
+    prepare_playlist(data, lambda uri, place: None)  # 4000 characters: fine
+    with pytest.raises(ManifestError, match="makes a value of 4000 characters"):
+        prepare_playlist(data, lambda uri, place: None, max_line_chars=3000)
+
+
+def test_a_long_base_url_on_every_segment_line_still_substitutes() -> None:
+    """The normal use: a base URL variable on each of 10,000 segment lines (growth ~4x the playlist)."""
+    base = "https://cdn.example/a/very/long/path/to/the/content/of/this/title/rendition/1080p/"
+    lines = ["#EXTM3U", f'#EXT-X-DEFINE:NAME="base",VALUE="{base}"']
+    lines += [f"#EXTINF:2,\n{{$base}}s{i}.ts" for i in range(10_000)]
+    prepared = prepare_playlist("\n".join(lines).encode(), lambda uri, place: Rewrite(uri, None))
+    assert prepared.render({}).count(base.encode()) == 10_001  # the DEFINE line keeps its value too
