@@ -314,7 +314,9 @@ def _origin_secret(value: str) -> bytes:
     try:
         secret = b64url_decode(value)
     except ValueError as exc:
-        raise ConfigError("origin.auth_secret / GATEWAY_ORIGIN_SECRET must be unpadded base64url") from exc
+        raise ConfigError(
+            f"origin.auth_secret / GATEWAY_ORIGIN_SECRET must be canonical unpadded base64url ({exc})"
+        ) from exc
     if len(secret) < 16:
         raise ConfigError("origin.auth_secret / GATEWAY_ORIGIN_SECRET must be at least 16 bytes")
     return secret

@@ -226,14 +226,14 @@ def test_the_environment_is_read_only_at_the_command_line() -> None:
 
 # A value for each variable that changes the settings loaded from BASE_FILE with no environment.
 SAMPLES = {
-    "GATEWAY_KEYS": "k2:" + "B" * 43,
+    "GATEWAY_KEYS": "k2:" + "B" * 42 + "A",
     "GATEWAY_ORIGIN": "http://127.0.0.1:7/",
     "GATEWAY_TOKEN_PARAM": "tok",
     "GATEWAY_LEEWAY_SECONDS": "9",
     "GATEWAY_MAX_MANIFEST_BYTES": "1024",
     "GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8",
     "GATEWAY_CORS_ALLOWED_ORIGINS": "https://player.example",
-    "GATEWAY_ORIGIN_SECRET": "C" * 43,
+    "GATEWAY_ORIGIN_SECRET": "C" * 42 + "A",
     "GATEWAY_REDIS_URL": "redis://127.0.0.1:6379/0",
 }
 BASE_FILE = f'[keys]\nring = "{KEY}"\n\n[[routes]]\nmount = "/"\norigin = "{ORIGIN}"\n'

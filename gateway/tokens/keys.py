@@ -131,7 +131,7 @@ def parse_key(entry: str) -> SigningKey:
     try:
         raw = b64url_decode(material)
     except ValueError as exc:
-        raise ConfigError(f"GATEWAY_KEYS: key {key_id!r} is not unpadded base64url") from exc
+        raise ConfigError(f"GATEWAY_KEYS: key {key_id!r} is not canonical unpadded base64url ({exc})") from exc
     if kind == "hmac":
         if len(raw) < MIN_HMAC_SECRET_BYTES:
             raise ConfigError(f"GATEWAY_KEYS: key {key_id!r} has {len(raw)} bytes; at least 16 are needed")
