@@ -31,7 +31,7 @@ if ! cmp -s requirements.lock .venv/.installed-lock; then
   cp requirements.lock .venv/.installed-lock
 fi
 
-for dir in players tests/dialects_jwt_cat; do
+for dir in players tests/tokens/dialects_jwt_cat; do
   if [ -f "$dir/package-lock.json" ] && ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-lock"; then
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock)
   fi

@@ -13,8 +13,9 @@ import pytest
 from gateway.dev.live_origin import LiveConfig, LiveStream, LowLatencyConfig, VodSource, load_vod_source
 from gateway.dev.live_origin.crypto import decrypt_aes128, encrypt_aes128, sequence_iv
 from gateway.dev.live_origin.model import DirectiveError, PlaylistNotReady, Skip
+from tests.support.paths import FIXTURES
 
-TITLE = Path(__file__).resolve().parents[2] / "fixtures" / "media" / "vod" / "title-9000"
+TITLE = FIXTURES / "media" / "vod" / "title-9000"
 START = 1_750_000_000.0
 HOURS_3 = 3 * 3600.0
 LL = LowLatencyConfig(part_target_seconds=0.5)

@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.dialects.dialect_helpers import EC_PEM, RSA_PEM
+from tests.tokens.dialects.dialect_helpers import EC_PEM, RSA_PEM
 
 
 def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:

@@ -34,7 +34,7 @@ from gateway.tokens.dialects import (
 from gateway.tokens.dialects.base import Credentials, EdgeRequest
 from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant
 from gateway.tokens.grant import Grant
-from tests.dialects.dialect_helpers import HOST, NOW, RSA_PEM, edge_request, grants, networks, rich_segments
+from tests.tokens.dialects.dialect_helpers import HOST, NOW, RSA_PEM, edge_request, grants, networks, rich_segments
 
 Factory = Callable[[str], Any]  # key slot ("old" | "new" | "both") -> dialect
 

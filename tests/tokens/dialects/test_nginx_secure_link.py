@@ -20,8 +20,8 @@ from gateway.tokens.dialects.base import EdgeRequest
 from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant, encoded_prefix
 from gateway.tokens.dialects.support.google_signed import b64url
 from gateway.tokens.grant import Grant
-from tests.dialects.dialect_helpers import load_vectors, plain_segments, prefixes, rich_segments
 from tests.support.servers import nginx_static, raw_http_get
+from tests.tokens.dialects.dialect_helpers import load_vectors, plain_segments, prefixes, rich_segments
 
 LOCAL = ipaddress.ip_address("127.0.0.1")
 _SECURE = """

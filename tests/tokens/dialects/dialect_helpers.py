@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,8 +12,9 @@ from hypothesis import strategies as st
 from gateway.tokens.dialects.base import Credentials, EdgeRequest
 from gateway.tokens.dialects.support.cdn_request import encoded_prefix
 from gateway.tokens.grant import Grant
+from tests.support.paths import FIXTURES as FIXTURES_ROOT
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "dialects"
+FIXTURES = FIXTURES_ROOT / "dialects"
 RSA_PEM = FIXTURES / "keys" / "appendix-a-rsa2048.pem"
 EC_PEM = FIXTURES / "keys" / "appendix-a-ec-p256.pem"
 NOW = 1_767_200_000  # a fixed "now" for every test: the clock is always passed in

@@ -11,7 +11,6 @@ import re
 import time
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,9 +26,10 @@ from gateway.tokens.grant import Grant, Scope
 from gateway.tokens.keys import HmacKey, KeyRing
 from gateway.tokens.native import sign_grant
 from tests.support.clock import FakeClock
+from tests.support.paths import FIXTURES
 from tests.support.servers import static_origin
 
-HERE = Path(__file__).resolve().parent.parent / "fixtures"
+HERE = FIXTURES
 CDN_DIR = HERE / "cdn"
 KEYS_DIR = HERE / "dialects"
 NOW = 1_800_000_000

@@ -18,9 +18,9 @@ from gateway.errors import ConfigError
 from gateway.http.dialect_edge import token_query_params
 from gateway.http.request_facts import LL_HLS_PARAMS, upstream_params, upstream_query
 from gateway.tokens.dialects import load_dialect
-from tests.dialects.test_cdn_contract import CASES as CONTRACT_CASES
-from tests.dialects.test_cdn_contract import URL, Case, base_grant
-from tests.dialects.test_cdn_contract import dialect as contract_dialect
+from tests.tokens.dialects.test_cdn_contract import CASES as CONTRACT_CASES
+from tests.tokens.dialects.test_cdn_contract import URL, Case, base_grant
+from tests.tokens.dialects.test_cdn_contract import dialect as contract_dialect
 
 KEY = "k1:" + "A" * 43
 PASS = upstream_params((), delta_updates="pass", token_params=("token",))

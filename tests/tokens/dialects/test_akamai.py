@@ -19,7 +19,7 @@ from gateway.tokens.dialects import akamai
 from gateway.tokens.dialects.base import Credentials, EdgeRequest
 from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant, encoded_prefix
 from gateway.tokens.grant import Grant
-from tests.dialects.dialect_helpers import HOST, NOW, file_url, grants, load_vectors, networks
+from tests.tokens.dialects.dialect_helpers import HOST, NOW, file_url, grants, load_vectors, networks
 
 VECTORS = load_vectors("akamai_vectors.json")
 KEY = VECTORS["key"]

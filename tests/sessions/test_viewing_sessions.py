@@ -153,7 +153,7 @@ async def test_minute_30_switch_to_a_rendition_never_loaded(client: httpx.AsyncC
 
     clock.advance(30 * 60)  # six media-token lifetimes and the session token are long gone
     # A VOD playlist is loaded once, so its segment URLs live until the session's cap (live ones roll:
-    # tests/test_media_token_life.py).
+    # tests/tokens/test_media_token_life.py).
     assert (await client.get(segment)).status_code == 200
     switched = await client.get(never_loaded)
     assert switched.status_code == 200, switched.text

@@ -15,7 +15,7 @@ from gateway.tokens.dialects.base import EdgeRequest
 from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant
 from gateway.tokens.dialects.support.google_signed import GoogleSignedRequests, b64url, prefix_policy
 from gateway.tokens.grant import Grant
-from tests.dialects.dialect_helpers import NOW, load_vectors
+from tests.tokens.dialects.dialect_helpers import NOW, load_vectors
 
 VECTORS = load_vectors("google_vectors.json")
 PRODUCTS = {"cloud_cdn": cloud_cdn, "media_cdn": media_cdn}

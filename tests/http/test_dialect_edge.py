@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -24,9 +23,10 @@ from gateway.tokens.dialects.base import Credentials, Dialect, EdgePath, EdgeReq
 from gateway.tokens.dialects.cat import CatDialect
 from gateway.tokens.grant import Grant
 from gateway.tokens.keys import HmacKey, KeyRing
+from tests.http.test_cdn_manifests import CDN_DIR
 from tests.support.clock import FakeClock
+from tests.support.paths import FIXTURES
 from tests.support.recording import RecordingApp
-from tests.test_cdn_manifests import CDN_DIR
 
 NOW = 1_800_000_000
 SECRET = "403697de87af64611c1d32a05dab0fe1fcb715a86ab435f1ec99192d79569388"
@@ -171,7 +171,7 @@ async def test_jwks_publishes_public_keys_only(origin_app: RecordingApp) -> None
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
     from gateway.tokens.keys import Ed25519Key, b64url_decode, b64url_encode, parse_key
-    from tests.test_cdn_manifests import KEYS_DIR
+    from tests.http.test_cdn_manifests import KEYS_DIR
 
     pem = (KEYS_DIR / "keys/appendix-a-rsa2048.pem").read_text()
     mux = load_dialect("mux", {"keys": [{"kid": "Ab01cd23EfGh45", "private_key": pem}]}, base_dir=CDN_DIR)
@@ -203,7 +203,7 @@ def edge_client(
     origin: Any, name: str, table: dict[str, Any], *, mount: str = "/vod/", dialect: Dialect | None = None
 ) -> tuple[httpx.AsyncClient, Dialect, Any]:
     """A gateway whose route at `mount` is `name`'s edge, in front of `origin` (ASGI); also returns the app."""
-    from tests.test_cdn_manifests import KEYS_DIR
+    from tests.http.test_cdn_manifests import KEYS_DIR
 
     dialect = dialect or load_dialect(name, table, base_dir=KEYS_DIR)
     upstream = "http://origin.test/vod/" if mount == "/vod/" else "http://origin.test/"
@@ -356,7 +356,7 @@ def dash_origin() -> Iterator[RecordingApp]:
     from starlette.routing import Mount
     from starlette.staticfiles import StaticFiles
 
-    from tests.test_cdn_manifests import HERE
+    from tests.http.test_cdn_manifests import HERE
 
     yield RecordingApp(Starlette(routes=[Mount("/vod/", app=StaticFiles(directory=HERE / "dash"))]))
 
@@ -403,13 +403,13 @@ async def test_mpd_on_a_per_url_edge_route_signs_each_listed_url(dash_origin: Re
                         continue
                     grant = dialect.verify(EdgeRequest(urljoin(signed, value)), now=NOW)
                     assert grant.expires_at == NOW + 600
-            original = (Path(__file__).parent.parent / "fixtures" / "dash" / name).read_text()
+            original = (FIXTURES / "dash" / name).read_text()
             templates = re.findall(r'media="([^"]*\$[^"]*)"', original)
             assert all(f'media="{t}"' in response.text for t in templates)  # a template names many URLs: unsigned
 
 
 def test_id_first_layouts_map_through_the_prefix_template() -> None:
-    from tests.test_cdn_manifests import KEYS_DIR
+    from tests.http.test_cdn_manifests import KEYS_DIR
 
     keys = [{"kid": "Ab01cd23EfGh45", "private_key_file": RSA_KEY}]
     mux = load_dialect("mux", {"prefix_template": "/vod/{playback_id}/", "keys": keys}, base_dir=KEYS_DIR)

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.dialects_jwt_cat.support import EyevinnOracle
+from tests.tokens.dialects_jwt_cat.support import EyevinnOracle
 
 ORACLE_DIR = Path(__file__).parent
 

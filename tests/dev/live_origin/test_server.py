@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
@@ -22,9 +21,9 @@ from starlette.applications import Starlette
 from gateway.dev.live_origin import LiveConfig, LiveStream, LowLatencyConfig, SimulatedClock, load_vod_source
 from gateway.dev.live_origin.crypto import decrypt_aes128, sequence_iv
 from gateway.dev.live_origin.server import build_live_app, build_live_origin
+from tests.support.paths import REPO
 from tests.support.servers import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 TITLE = REPO / "fixtures" / "media" / "vod" / "title-9000"
 START = 1_750_000_000.0
 NOW = START + 3 * 3600 + 0.1  # three hours in, 0.1 s into a segment: no part of it exists yet

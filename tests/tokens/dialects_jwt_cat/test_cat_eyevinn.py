@@ -20,7 +20,7 @@ from gateway.tokens.dialects.base import EdgeRequest
 from gateway.tokens.dialects.cat import CatDialect
 from gateway.tokens.dialects.support import cat_claims as c
 from gateway.tokens.grant import Grant, Scope
-from tests.dialects_jwt_cat.support import (
+from tests.tokens.dialects_jwt_cat.support import (
     CAT_KEY_HEX,
     DOC_TOKEN,
     NOW,
@@ -32,7 +32,7 @@ from tests.dialects_jwt_cat.support import (
     inside,
     outside,
 )
-from tests.dialects_jwt_cat.support import (
+from tests.tokens.dialects_jwt_cat.support import (
     cat_grant as grant,
 )
 

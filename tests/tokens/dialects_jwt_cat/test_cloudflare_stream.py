@@ -21,7 +21,7 @@ from gateway.tokens.dialects.base import Dialect, EdgeRequest
 from gateway.tokens.dialects.cloudflare_stream import CloudflareStreamDialect, from_config
 from gateway.tokens.grant import Grant
 from gateway.tokens.keys import b64url_encode
-from tests.dialects_jwt_cat.support import (
+from tests.tokens.dialects_jwt_cat.support import (
     NOW,
     RSA_KEY,
     RSA_PRIVATE_PEM,

@@ -24,7 +24,7 @@ from gateway.tokens.dialects import cloudfront
 from gateway.tokens.dialects.base import EdgeRequest
 from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant, encoded_prefix
 from gateway.tokens.grant import Grant
-from tests.dialects.dialect_helpers import (
+from tests.tokens.dialects.dialect_helpers import (
     FIXTURES,
     HOST,
     NOW,

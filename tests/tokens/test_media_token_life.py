@@ -19,10 +19,10 @@ import pytest
 
 from gateway.dev.demo import build_demo
 from gateway.tokens.native import inspect_token
+from tests.sessions.test_viewing_sessions import PAID, start, uris
 from tests.support.clock import FakeClock
 from tests.support.origin_tree import write
 from tests.support.servers import static_origin
-from tests.test_sessions import PAID, start, uris
 
 MEDIA_TTL = 300
 SEGMENT_SECONDS = 10

@@ -30,7 +30,7 @@ from gateway.tokens.dialects.support.cat_cbor import Tagged, encode
 from gateway.tokens.dialects.support.cat_cose import HmacCatKey
 from gateway.tokens.grant import Grant, Scope
 from gateway.tokens.keys import b64url_decode, b64url_encode
-from tests.dialects_jwt_cat.support import (
+from tests.tokens.dialects_jwt_cat.support import (
     CAT_KEY_HEX,
     DOC_TOKEN,
     EC_P256_PRIVATE_PEM,
@@ -42,7 +42,7 @@ from tests.dialects_jwt_cat.support import (
     inside,
     outside,
 )
-from tests.dialects_jwt_cat.support import (
+from tests.tokens.dialects_jwt_cat.support import (
     cat_grant as grant,
 )
 

@@ -18,7 +18,7 @@ from gateway.tokens.dialects import load_dialect
 from gateway.tokens.dialects.base import Dialect, EdgeRequest
 from gateway.tokens.dialects.mux import MuxDialect, audience_of, from_config
 from gateway.tokens.grant import Grant
-from tests.dialects_jwt_cat.support import (
+from tests.tokens.dialects_jwt_cat.support import (
     NOW,
     RSA_KEY,
     RSA_PRIVATE_PEM,
