@@ -12,7 +12,8 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +65,81 @@ def static_origin(root: Path) -> Iterator[tuple[str, list[str]]]:
     seen: list[str] = []
     handler = functools.partial(type("Handler", (_QuietHandler,), {"requests_seen": seen}), directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/", seen
     finally:
         server.shutdown()
         server.server_close()
+
+
+@dataclass(frozen=True)
+class OriginRequest:
+    """One request as a scripted origin received it: method, request target, headers (lower-case names)."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+
+
+class _ScriptedServer(http.server.ThreadingHTTPServer):
+    block_on_close = False  # a handler still held by a test never blocks the server's shutdown
+
+
+@contextlib.contextmanager
+def scripted_origin(
+    respond: Callable[[OriginRequest, http.server.BaseHTTPRequestHandler], None],
+) -> Iterator[tuple[str, list[OriginRequest]]]:
+    """A real HTTP/1.1 server on 127.0.0.1 whose every answer is written by `respond` (status line, headers,
+    body, any delay); yields (base URL, the requests seen in order)."""
+    seen: list[OriginRequest] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            request = OriginRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+            seen.append(request)
+            respond(request, self)
+
+    server = _ScriptedServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def unaccepting_port() -> Iterator[int]:
+    """A port whose listen queue is full: a connection attempt hangs until the client's connect timeout."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        fillers: list[socket.socket] = []
+        try:
+            while True:  # Linux queues backlog + 1 connections; the next SYN is dropped
+                filler = socket.socket()
+                filler.settimeout(0.2)
+                try:
+                    filler.connect(("127.0.0.1", port))
+                except OSError:
+                    filler.close()
+                    break
+                fillers.append(filler)
+                if len(fillers) > 64:
+                    raise RuntimeError("the listen queue never filled")
+            yield port
+        finally:
+            for filler in fillers:
+                filler.close()
 
 
 def require_tool(name: str) -> str | None:
