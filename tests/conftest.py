@@ -3,6 +3,15 @@ from __future__ import annotations
 import pytest
 
 from gateway.tokens.keys import HmacKey, KeyRing
+from tests.support import ci_guard
+from tests.support.ci_guard import SLOW_REASON
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's rules as plugins: in CI a skipped test fails the run."""
+    for plugin in (ci_guard,):
+        if not config.pluginmanager.is_registered(plugin):
+            config.pluginmanager.register(plugin)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -12,7 +21,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--run-slow"):
         return
-    skip_slow = pytest.mark.skip(reason="long-budget run: pass --run-slow")
+    skip_slow = pytest.mark.skip(reason=SLOW_REASON)
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)

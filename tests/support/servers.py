@@ -6,7 +6,6 @@ import contextlib
 import functools
 import http.server
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +19,9 @@ from typing import Any
 import uvicorn
 
 from gateway.runtime import UVICORN_OPTIONS
+from tests.support.tools import require_tool
+
+__all__ = ["require_tool"]  # re-exported: integration tests import it from here
 
 
 def free_port() -> int:
@@ -142,24 +144,10 @@ def unaccepting_port() -> Iterator[int]:
                 filler.close()
 
 
-def require_tool(name: str) -> str | None:
-    """Path of a tool; in CI a missing tool is a failure, never a skip (the test command installs it)."""
-    found = shutil.which(name) or next(
-        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None
-    )
-    if found is None and os.environ.get("CI") == "true":
-        raise RuntimeError(f"{name} is required in CI but not installed (the test command installs it)")
-    return found
-
-
 @contextlib.contextmanager
 def nginx_static(root: Path, workdir: Path, extra_locations: str = "") -> Iterator[tuple[str, Path]]:
     """A real Debian nginx serving `root` on 127.0.0.1; yields (base URL, access log path)."""
     binary = require_tool("nginx")
-    if binary is None:
-        import pytest
-
-        pytest.skip("nginx not installed (CI installs it)")
     port = free_port()
     for sub in ("logs", "tmp"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
@@ -221,10 +209,6 @@ def raw_http_get(base_url: str, target: bytes, timeout: float = 5.0) -> tuple[in
 def redis_server(workdir: Path) -> Iterator[str]:
     """A real Debian redis-server on 127.0.0.1 (no persistence); yields its URL."""
     binary = require_tool("redis-server")
-    if binary is None:
-        import pytest
-
-        pytest.skip("redis-server not installed (CI installs it)")
     port = free_port()
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     process = subprocess.Popen([*args, "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -19,6 +19,7 @@ from gateway.tokens.dialects import akamai
 from gateway.tokens.dialects.base import Credentials, EdgeRequest
 from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant, encoded_prefix
 from gateway.tokens.grant import Grant
+from tests.support.tools import require_module
 from tests.tokens.dialects.dialect_helpers import HOST, NOW, file_url, grants, load_vectors, networks
 
 VECTORS = load_vectors("akamai_vectors.json")
@@ -32,7 +33,7 @@ def make(**table: Any) -> akamai.Akamai:
 
 def reference_tokens(cases: list[dict[str, Any]]) -> list[str]:
     """All cases through the reference in ONE subprocess (it changes the process time zone on import)."""
-    pytest.importorskip("akamai.edgeauth", reason="pip install akamai-edgeauth==0.3.2 (the test extra)")
+    require_module("akamai.edgeauth")  # akamai-edgeauth==0.3.2, the test extra
     done = subprocess.run(
         [sys.executable, str(REFERENCE)],
         input=json.dumps(cases),

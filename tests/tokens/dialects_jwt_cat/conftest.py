@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -13,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.support.tools import require_tool
 from tests.tokens.dialects_jwt_cat.support import EyevinnOracle
 
 ORACLE_DIR = Path(__file__).parent
@@ -27,20 +26,10 @@ def second_rsa_pem() -> str:
     ).decode("ascii")
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed, so the @eyevinn/cat oracle cannot run"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message} (CI=true: install Node 20+ and npm)")
-        pytest.skip(message)
-    return path
-
-
 @pytest.fixture(scope="module")
 def eyevinn() -> Iterator[EyevinnOracle]:
     """One node process per test module running cat_oracle.mjs over @eyevinn/cat@0.16.4 (npm ci if needed)."""
-    node, npm = _tool("node"), _tool("npm")
+    node, npm = require_tool("node"), require_tool("npm")
     if not (ORACLE_DIR / "node_modules" / "@eyevinn" / "cat" / "package.json").is_file():
         subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
