@@ -3,13 +3,13 @@ from __future__ import annotations
 import pytest
 
 from gateway.tokens.keys import HmacKey, KeyRing
-from tests.support import ci_guard
+from tests.support import ci_guard, read_only_fixtures
 from tests.support.ci_guard import SLOW_REASON
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The suite's rules as plugins: in CI a skipped test fails the run."""
-    for plugin in (ci_guard,):
+    """The suite's rules as plugins: in CI a skipped test fails the run; no test writes into fixtures/."""
+    for plugin in (ci_guard, read_only_fixtures):
         if not config.pluginmanager.is_registered(plugin):
             config.pluginmanager.register(plugin)
 

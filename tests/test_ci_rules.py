@@ -16,6 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.support import read_only_fixtures
 from tests.support.paths import REPO
 
 # Where a skip may be written, and how many: the CI-guarded helper and the `--run-slow` opt-in.
@@ -153,3 +156,24 @@ def test_setup_installs_every_tool_and_package_the_suite_requires() -> None:
     assert npm_dirs is not None
     for directory in npm_dirs.group(1).split():
         assert (REPO / directory / "package-lock.json").is_file(), directory
+
+
+def test_golden_files_are_read_only_for_the_suite(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Tests read golden files; scripts/update_goldens.py alone writes them (no UPDATE_GOLDEN switch)."""
+    for path in suite_files():
+        assert "UPDATE_GOLDEN" not in path.read_text() or path.name == "test_ci_rules.py", path
+    assert request.config.pluginmanager.is_registered(read_only_fixtures)  # fails a run that writes fixtures/
+    (tmp_path / "cdn").mkdir()
+    (tmp_path / "cdn" / "a.expected.m3u8").write_bytes(b"#EXTM3U\n")
+    (tmp_path / "cdn" / "b.expected.m3u8").write_bytes(b"#EXTM3U\n")
+    (tmp_path / "__pycache__").mkdir()
+    before = read_only_fixtures.snapshot(tmp_path)
+    (tmp_path / "cdn" / "a.expected.m3u8").write_bytes(b"#EXTM3U\n#EXT-X-ENDLIST\n")
+    (tmp_path / "cdn" / "b.expected.m3u8").unlink()
+    (tmp_path / "cdn" / "c.expected.m3u8").write_bytes(b"")
+    (tmp_path / "__pycache__" / "x.pyc").write_bytes(b"")
+    assert read_only_fixtures.changes(before, read_only_fixtures.snapshot(tmp_path)) == [
+        "added cdn/c.expected.m3u8",
+        "removed cdn/b.expected.m3u8",
+        "rewritten cdn/a.expected.m3u8",
+    ]
