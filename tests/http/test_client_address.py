@@ -1,5 +1,6 @@
-"""Issue 9.1, the client address: the TCP peer, unless the peer is a configured trusted proxy; then the
-right-most forwarded address that is not a trusted proxy (uvicorn's `--forwarded-allow-ips` walk).
+"""The client address (README "Edge and origin behaviour"): the TCP peer, unless the peer is a configured
+trusted proxy; then the right-most forwarded address that is not a trusted proxy (uvicorn's
+`--forwarded-allow-ips` walk).
 
 The rule is pure (`rightmost_untrusted` over parsed hops) and one scope function (`client_address`)
 serves every caller: sessions, IP binding, dialect edges, denial logs.

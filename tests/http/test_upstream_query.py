@@ -1,5 +1,6 @@
-"""Issue 9.2, what goes upstream: only allow-listed query parameters reach the origin (and so the manifest
-cache key): the LL-HLS directives, a route's `forward_query`, never a token parameter of any token system.
+"""What goes upstream (README "Edge and origin behaviour"): only allow-listed query parameters reach the
+origin (and so the manifest cache key): the LL-HLS directives, a route's `forward_query`, never a token
+parameter of any token system.
 
 The rules are pure (`upstream_params`, `upstream_query`); the edge applies them to the raw query string.
 """

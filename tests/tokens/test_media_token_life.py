@@ -236,7 +236,7 @@ async def test_dynamic_mpds_keep_short_rolling_media_tokens(client: httpx.AsyncC
     response = await client.get(media[0])
     assert response.status_code == 403 and response.json()["error"] == "expired"
     # The reload (with a refreshed session token: a non-refreshing DASH player re-requests the playback URL
-    # itself, whose short session token the gateway cannot renew in place; issue 12's live DASH covers it).
+    # itself, whose short session token the gateway cannot renew in place; the live DASH tests cover it).
     refreshed = (await client.post(str(session["refresh_url"]), json={"token": session["token"]})).json()
     mpd_url = f"{BASE}/live/title-9000/live.mpd?token={refreshed['token']}"
     init, media = template_urls((await client.get(mpd_url)).text, mpd_url, range(1, 4))

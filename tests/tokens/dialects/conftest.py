@@ -17,13 +17,13 @@ def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
 
 @pytest.fixture(scope="session")
 def rsa_pem() -> str:
-    """DIALECTS.md Appendix A RSA-2048 (a throwaway key; protects nothing)."""
+    """A throwaway RSA-2048 key made for these tests (protects nothing)."""
     return RSA_PEM.read_text()
 
 
 @pytest.fixture(scope="session")
 def ec_pem() -> str:
-    """DIALECTS.md Appendix A EC P-256 (throwaway)."""
+    """A throwaway EC P-256 key made for these tests."""
     return EC_PEM.read_text()
 
 

@@ -17,7 +17,7 @@ from gateway.tokens.acl import canonical_prefix
 from gateway.tokens.dialects.cat import CatDialect, from_config
 from gateway.tokens.grant import Grant, IPNetwork
 
-# DIALECTS.md Appendix A (generated for the spec sheet; protects nothing).
+# The throwaway RSA-2048 key of fixtures/dialects/keys/appendix-a-rsa2048.pem (made for tests; protects nothing).
 RSA_PRIVATE_PEM = """-----BEGIN PRIVATE KEY-----
 MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQDKMLK7WdMLVkpe
 187p+qKVh6Oo5Z0eDqGZmBXIMRAOsEB04Zwgzy0kNXbTRF1Hw5RnaVmkz8D64hy6
@@ -67,10 +67,10 @@ _loaded = load_pem_private_key(RSA_PRIVATE_PEM.encode("ascii"), None)  # loaded 
 assert isinstance(_loaded, rsa.RSAPrivateKey)
 RSA_KEY: rsa.RSAPrivateKey = _loaded
 RSA_PUBLIC_KEY = RSA_KEY.public_key()
-# RFC 8392 A.2.3 "Symmetric256", used by CAT.md §6 and by the Eyevinn and Akamai samples.
+# RFC 8392 A.2.3 "Symmetric256", also used by the Eyevinn and Akamai samples.
 CAT_KEY_HEX = "403697de87af64611c1d32a05dab0fe1fcb715a86ab435f1ec99192d79569388"
 NOW = 1_800_000_000
-# CAT.md §6.2: the worked example's token (claims in `doc_grant`, iat 1767225600, cti 0123…cdef).
+# The worked example's token (claims in `doc_grant`, iat 1767225600, cti 0123…cdef), MACed with that key.
 DOC_TOKEN = (
     "2D3RhEOhAQWhBExTeW1tZXRyaWMyNTZYjqoBb2dhdGV3YXkuZXhhbXBsZQJpdXNlci0xMjM0BBp3NZQABRppVbkABhppVbkAB1ABI0Vni"
     "avN7wEjRWeJq83vGQE2ARkBOKMAoQBlaHR0cHMBoQBvY2RuLmV4YW1wbGUuY29tA6EBbC92b2QvbW92aWUxLxkBOYJjR0VUZEhFQUQZAU"

@@ -1,4 +1,4 @@
-"""CTA-5007 CAT: CAT.md §6 vectors, the contract (round trip, tamper, expiry, acl, ip, rotation, alg), renewal."""
+"""CTA-5007 CAT: the worked example, the contract (round trip, tamper, expiry, acl, ip, rotation, alg), renewal."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def via_header(token: str, url: str = SEGMENT, **kw: Any) -> EdgeRequest:
     return EdgeRequest(url=url, headers={"CTA-Common-Access-Token": token}, **kw)
 
 
-# --- CAT.md §6 and §6.4 ---------------------------------------------------------------------------
+# --- the worked example ---------------------------------------------------------------------------
 
 
 def test_worked_example_reproduces_payload_mac_and_token_exactly() -> None:

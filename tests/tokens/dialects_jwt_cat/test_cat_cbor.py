@@ -1,4 +1,4 @@
-"""The strict CBOR codec agrees with cbor2 on everything it accepts, and refuses what CAT.md §5 refuses."""
+"""The strict CBOR codec agrees with cbor2 on everything it accepts, and refuses what CAT verification must refuse."""
 
 from __future__ import annotations
 

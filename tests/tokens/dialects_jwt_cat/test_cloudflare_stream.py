@@ -36,7 +36,7 @@ from tests.tokens.dialects_jwt_cat.support import (
 KID = "8f926b2b01f383510025a78a4dcbf6a"
 UID = "ea95132c15732412d22c1476fa83f27a"
 HOST = "https://customer-f33zs165nr7gyfy4.cloudflarestream.com"
-# DIALECTS.md §4 worked example (PyJWT 2.15.1 output for the Appendix A key).
+# A worked example: PyJWT 2.15.1 output for the test RSA key (support.RSA_PRIVATE_PEM).
 DOC_TOKEN = (
     "eyJhbGciOiJSUzI1NiIsImtpZCI6IjhmOTI2YjJiMDFmMzgzNTEwMDI1YTc4YTRkY2JmNmEiLCJ0eXAiOiJKV1QifQ."
     "eyJzdWIiOiJlYTk1MTMyYzE1NzMyNDEyZDIyYzE0NzZmYTgzZjI3YSIsImtpZCI6IjhmOTI2YjJiMDFmMzgzNTEwMDI1YTc4YTRkY2Jm"

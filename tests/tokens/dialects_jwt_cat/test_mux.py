@@ -30,7 +30,7 @@ from tests.tokens.dialects_jwt_cat.support import (
 
 KID = "Ab01cd23EfGh45"
 PLAYBACK_ID = "qxb01i6T202018GFS02vp9RIe01icTcDCjVzQpmaB00CUisJ4"
-# DIALECTS.md §5 worked example (Appendix A key).
+# A worked example: the claims below, signed with the test RSA key (support.RSA_PRIVATE_PEM), by PyJWT.
 DOC_TOKEN = (
     "eyJhbGciOiJSUzI1NiIsImtpZCI6IkFiMDFjZDIzRWZHaDQ1IiwidHlwIjoiSldUIn0."
     "eyJzdWIiOiJxeGIwMWk2VDIwMjAxOEdGUzAydnA5UkllMDFpY1RjRENqVnpRcG1hQjAwQ1Vpc0o0IiwiYXVkIjoidiIsImV4cCI6MTc2"
