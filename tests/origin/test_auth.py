@@ -79,3 +79,42 @@ async def test_origin_cookies_are_never_stored_or_replayed_across_viewers() -> N
         for _ in range(2):
             assert (await client.get(f"/vod/t/seg.ts?token={token}")).status_code == 200
     assert seen == [None, None]  # one viewer's origin cookie never rides on another's request
+
+
+def test_header_is_bound_to_the_method_and_the_exact_target_bytes() -> None:
+    now = 1_800_000_000
+    value = origin_auth_header(SECRET, method="get", target="/vod/t/a.ts?x=1", now=now)
+    assert verify_origin_auth(value, SECRET, method="GET", target="/vod/t/a.ts?x=1", now=now)  # method upper-cased
+    for method, target in (("HEAD", "/vod/t/a.ts?x=1"), ("GET", "/vod/t/a.ts"), ("GET", "/vod/t/a.ts?x=2")):
+        assert not verify_origin_auth(value, SECRET, method=method, target=target, now=now)
+    encoded = origin_auth_header(SECRET, method="GET", target="/vod/t/a%20b.ts", now=now)
+    assert not verify_origin_auth(encoded, SECRET, method="GET", target="/vod/t/a b.ts", now=now)
+
+
+def test_the_age_window_is_symmetric_and_inclusive() -> None:
+    now = 1_800_000_000
+    value = origin_auth_header(SECRET, method="GET", target="/t", now=now)
+    for offset, accepted in ((-30, True), (30, True), (-31, False), (31, False)):
+        assert verify_origin_auth(value, SECRET, method="GET", target="/t", now=now + offset) is accepted, offset
+    assert verify_origin_auth(value, SECRET, method="GET", target="/t", now=now + 300, max_age_seconds=300)
+
+
+def test_malformed_header_values_are_refused_not_raised() -> None:
+    now = 1_800_000_000
+    good = origin_auth_header(SECRET, method="GET", target="/t", now=now)
+    signature = good.split(";sig=", 1)[1]
+    for value in (
+        "",
+        "garbage",
+        "t=;sig=",
+        f"sig={signature}",
+        f"t={now}",
+        f"t={now};sig=",
+        f"t=1e9;sig={signature}",
+        f"t={now};sig={signature[:-1]}",
+        f"t= {now};sig={signature}x",
+        ";;;",
+        "t=9" * 50,
+    ):
+        assert not verify_origin_auth(value, SECRET, method="GET", target="/t", now=now), value
+    assert verify_origin_auth(f"sig={signature};t={now}", SECRET, method="GET", target="/t", now=now)  # any order
