@@ -59,7 +59,7 @@ def split_query(query: str, names: tuple[str, ...]) -> tuple[str, str]:
     return "&".join(kept), "&".join(taken)
 
 
-# --- what goes upstream (issue 9.2) ---------------------------------------------------------------------
+# --- what goes upstream (README "Edge and origin behaviour") -------------------------------------------
 
 LL_HLS_PARAMS = ("_HLS_msn", "_HLS_part", "_HLS_skip")  # blocking reload and delta update directives
 
@@ -85,7 +85,7 @@ def upstream_query(query: str, allowed: frozenset[str]) -> str:
     return "&".join(pair for pair in query.split("&") if pair.partition("=")[0] in allowed)
 
 
-# --- the client address (issue 9.1) ---------------------------------------------------------------------
+# --- the client address (README "Edge and origin behaviour") -------------------------------------------
 #
 # The TCP peer is the client, unless the peer is a configured trusted proxy: then the forwarded header that
 # proxy maintains is walked from the right (the newest hop) to the left, and the client is the first

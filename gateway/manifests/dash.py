@@ -1,6 +1,6 @@
 """Lossless MPEG-DASH MPD rewriter (ISO/IEC 23009-1), the DASH counterpart of `gateway.manifests.hls`.
 
-`prepare_mpd` finds every URI-bearing place (see /work/shared/URI-PLACES.md §2.2) and asks the same kind
+`prepare_mpd` finds every URI-bearing place (docs/uri-places.md lists them) and asks the same kind
 of callback as `prepare_playlist` what to write there. expat is used only to locate values; replacements
 are spliced into the original bytes, so the output differs from the input only inside rewritten values.
 
@@ -21,7 +21,7 @@ Elements count in the MPD namespace (`urn:mpeg:dash:schema:mpd:2011`, also the e
 spelling) or in no namespace. Not reported (left byte-identical): UTCTiming, ContentSteering, Event
 payloads, descriptor `@value`s, `ms:laurl`, `cenc:pssh`/`mspr:pro` blobs, every `@schemeIdUri`.
 
-BaseURL and relative leaves (URI-PLACES.md §2.3): a query on a BaseURL is lost by RFC 3986 resolution
+BaseURL and relative leaves (ISO/IEC 23009-1 §5.6): a query on a BaseURL is lost by RFC 3986 resolution
 (`https://cdn/a/?token=x` + `seg.m4s` is `https://cdn/a/seg.m4s`), so a token on BaseURL alone never reaches
 segments. This rewriter just reports every place; the gateway's callback tokenizes the leaves (templates,
 SegmentURL, sourceURL) *and* the BaseURLs (a BaseURL is itself fetched when it names a single-segment file).
@@ -101,7 +101,7 @@ _TEXT_ELEMENTS = frozenset(element for element, attribute in _PLACES if attribut
 URI_PLACES: frozenset[UriPlace] = frozenset(_PLACES.values())
 """Every place the rewriter can hand to the callback."""
 
-# A template's own `$…$` tokens: `$$` and identifiers with an optional printf-style width (§5.3.9.4.4).
+# A template's own `$…$` tokens: `$$` and identifiers with an optional printf-style width (23009-1 §5.3.9.4.4).
 _TEMPLATE_TOKEN = re.compile(r"\$(?:[A-Za-z]+(?:%0[0-9]+[diouxX])?)?\$")
 # Marks a token slot while the document is assembled; NUL cannot occur in XML (and is escaped in values).
 _SLOT_MARK = "\x00"

@@ -1,6 +1,6 @@
 """Lossless, line-oriented HLS playlist rewriter (RFC 8216, draft-pantos-hls-rfc8216bis).
 
-`prepare_playlist` finds every URI-bearing place (see /work/shared/URI-PLACES.md §1.2) and asks a callback
+`prepare_playlist` finds every URI-bearing place (docs/uri-places.md lists them) and asks a callback
 what to write there; it never decides scheme or host policy itself. Every other byte is kept: unknown tags,
 comments (even with URLs), attribute order and quoting, blank lines, LF/CRLF per line, a BOM, a missing
 final newline, whitespace around URI lines. The result is a `PreparedManifest`: built once per origin
@@ -14,7 +14,7 @@ Places and their token slots:
 * EXT-X-CONTENT-STEERING `SERVER-URI` and EXT-X-DATERANGE `X-ASSET-URI` / `X-ASSET-LIST` (PLAYLIST);
 * the tag value of `#EXT-X-PREFETCH:` and `#EXT-X-TWITCH-PREFETCH:` (MEDIA).
 
-Unquoted `URI=` values are not rewritten (the spec requires quotes; see URI-PLACES.md §1.1), nor is a
+Unquoted `URI=` values are not rewritten (rfc8216bis §4.2: a URI attribute is a quoted string), nor is a
 line that starts with `#` after leading whitespace (an indented tag or comment, not a URI).
 
 Variables (rfc8216bis §4.3): `{$name}` references to earlier EXT-X-DEFINE NAME/VALUE variables are

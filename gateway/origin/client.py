@@ -113,9 +113,12 @@ class OriginClient:
         self, url: str, *, max_bytes: int, conditional: Mapping[str, str] | None = None
     ) -> ManifestFetch:
         """GET a manifest whole, refusing more than `max_bytes`; 304 is returned as is for revalidation."""
+        # Identity: the rewriter needs the playlist's bytes, and the cap must count them. httpx would offer
+        # gzip, and an origin that compresses playlists (nginx `gzip_types`, most CDNs) would take it.
+        headers = {"accept-encoding": "identity", **(conditional or {})}
         async with (
             _translate_errors(url),
-            self._client.stream("GET", url, headers=conditional or {}) as response,
+            self._client.stream("GET", url, headers=headers) as response,
         ):
             if response.status_code == 304:
                 return ManifestFetch(304, b"", dict(response.headers))
@@ -123,12 +126,14 @@ class OriginClient:
                 raise OriginBadStatus(
                     f"origin answered {response.status_code} for {_redact(url)}", response.status_code
                 )
+            # An origin that compresses anyway is decoded (gzip, deflate), and the cap counts decoded bytes.
+            encoded = response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity")
             declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            if not encoded and declared is not None and declared.isdigit() and int(declared) > max_bytes:
                 raise ManifestTooLarge(f"origin manifest is {declared} bytes, over the {max_bytes}-byte limit")
             chunks: list[bytes] = []
             size = 0
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_bytes() if encoded else response.aiter_raw():
                 size += len(chunk)
                 if size > max_bytes:
                     raise ManifestTooLarge(f"origin manifest exceeds the {max_bytes}-byte limit")

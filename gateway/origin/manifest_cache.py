@@ -8,6 +8,7 @@ entry is revalidated with a conditional GET, and a 304 keeps the prepared templa
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections import OrderedDict
 from collections.abc import Callable
@@ -84,20 +85,18 @@ class ManifestCache:
             self._entries.move_to_end(key)
             return entry.prepared
         pending = self._in_flight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[PreparedManifest] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
-        try:
-            prepared = await self._refresh(key, entry, prepare, now)
-            future.set_result(prepared)
-            return prepared
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
-            raise
-        finally:
-            del self._in_flight[key]
+        if pending is None:
+            # The fetch is a task of its own: a request that gives up (its viewer left, its handler was
+            # cancelled) must not cancel the fetch every other request for this manifest is waiting on.
+            pending = asyncio.get_running_loop().create_task(self._refresh(key, entry, prepare, now))
+            self._in_flight[key] = pending
+            pending.add_done_callback(functools.partial(self._settled, key))
+        return await asyncio.shield(pending)
+
+    def _settled(self, key: tuple[str, str], task: asyncio.Task[PreparedManifest]) -> None:
+        del self._in_flight[key]
+        if not task.cancelled():
+            task.exception()  # mark retrieved: the waiters re-raise it, nobody else must
 
     async def _refresh(
         self, key: tuple[str, str], entry: _Entry | None, prepare: Prepare, now: float

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ import pytest
 
 from gateway.dev.demo import build_demo, build_demo_origin
 from tests.support.servers import serve_app
+from tests.support.tools import require_file, require_tool
 
 pytestmark = pytest.mark.browser
 
@@ -37,28 +36,17 @@ CHROMIUM = Path("/usr/bin/chromium")
 PAID_USER = "demo-paid"
 PLAY_TIMEOUT_SECONDS = 60
 # hls.js 1.7.4 raises these two *non-fatal* events while starting ffmpeg-made MPEG-TS (a known false
-# positive, see ENVIRONMENT.md "Later findings"). Anything else, fatal or not, fails a playback test.
+# positive: a new hls.js check, hls.js PRs #7941 and #7979). Anything else, fatal or not, fails a playback test.
 STARTUP_BENIGN = frozenset({"bufferAppendNoProgress", "bufferSeekOverHole"})
 STARTUP_MEDIA_SECONDS = 2.0  # "at startup": before the end of the first 2 s segment
 SHORT_TTL_SECONDS = 3
 GATEWAY_LEEWAY_SECONDS = 5  # Settings.leeway_seconds default: an expired token is refused this much later
 
 
-def _missing(what: str) -> None:
-    """A missing tool fails loudly in CI and skips elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is required in CI (the CI script installs it)")
-    pytest.skip(f"{what} not available")
-
-
 @pytest.fixture(scope="session")
 def node() -> str:
-    found = {name: shutil.which(name) for name in ("node", "npm")}
-    for name, path in found.items():
-        if path is None:
-            _missing(name)
-    if not CHROMIUM.exists():
-        _missing(str(CHROMIUM))
+    found = {name: require_tool(name) for name in ("node", "npm")}
+    require_file(CHROMIUM, "Debian's chromium package; scripts/setup.sh --system installs it")
     if (
         not (PLAYERS / "node_modules" / "hls.js" / "dist" / "hls.min.js").exists()
         or not (PLAYERS / "node_modules" / "playwright-core").exists()

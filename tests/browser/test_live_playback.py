@@ -54,7 +54,7 @@ STARTUP_MEDIA_SECONDS = vod.STARTUP_MEDIA_SECONDS
 
 # The live simulator loops the bundled title: every LOOP_SEGMENTS segments the stream restarts after an
 # EXT-X-DISCONTINUITY, and hls.js's known false positive on the first audio segment of ffmpeg-made TS
-# (bufferAppendNoProgress, non-fatal; see ENVIRONMENT.md) can recur there, as at startup.
+# (bufferAppendNoProgress, non-fatal; see test_demo_playback.STARTUP_BENIGN) can recur there, as at startup.
 LOOP_SEGMENTS = len(m3u8.load(str(MEDIA_ROOT / "vod" / "title-9000" / "a-en" / "index.m3u8")).segments)
 LOOP_WRAP_AUDIO = re.compile(r"/a-[a-z]+/seg(\d+)\.ts")
 

@@ -1,4 +1,4 @@
-"""Issue 8: VOD played by a player that refreshes nothing never meets `403 expired` (Debian's Chromium).
+"""VOD played by a player that refreshes nothing never meets `403 expired` (Debian's Chromium).
 
 shaka-player, dash.js, Safari, ffmpeg and hls.js without the demo page's renewal (`?renew=off`) load a
 VOD media playlist or a static MPD once and never ask for another token. The media tokens the gateway

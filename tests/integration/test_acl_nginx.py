@@ -19,7 +19,7 @@ from gateway.tokens.keys import HmacKey, KeyRing
 from gateway.tokens.native import sign_grant
 from tests.support.origin_tree import write
 from tests.support.servers import nginx_static, raw_http_get, serve_app
-from tests.test_acl_hostile_paths import HOSTILE_PATHS
+from tests.tokens.test_acl_hostile_paths import HOSTILE_PATHS
 
 KEYS = KeyRing((HmacKey("k1", b"\x01" * 32),))
 SECRET = b"SECRET-OF-TITLE-9001" * 10

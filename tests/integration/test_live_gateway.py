@@ -129,8 +129,6 @@ async def test_rotated_keys_and_segments_flow_through_with_rolling_media_tokens(
 def test_ffmpeg_reads_live_through_the_gateway_across_token_lifetimes(tmp_path: Path) -> None:
     """A native player with no JavaScript: ffmpeg's HLS demuxer only reloads playlists."""
     ffmpeg = require_tool("ffmpeg")
-    if ffmpeg is None:
-        pytest.skip("ffmpeg not installed (CI installs it)")
     gateway = RecordingApp(build_demo(tmp_path, "http://placeholder/", media_ttl_seconds=3, token_ttl_seconds=3))
     with serve_app(build_demo_origin()) as origin:
         gateway.app = build_demo(tmp_path, origin, media_ttl_seconds=3, token_ttl_seconds=3)

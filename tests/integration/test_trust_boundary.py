@@ -1,4 +1,5 @@
-"""Issue 9, the trust boundary, through a real uvicorn gateway (and a real nginx in front of it).
+"""The trust boundary (README "Edge and origin behaviour"), through a real uvicorn gateway (and a real
+nginx in front of it).
 
 1. The client address: a client reaching the gateway directly cannot choose its address with a
    forwarded header; behind nginx (`$proxy_add_x_forwarded_for`) a forged left-most entry changes nothing.

@@ -6,19 +6,22 @@ import contextlib
 import functools
 import http.server
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from gateway.runtime import UVICORN_OPTIONS
+from tests.support.tools import require_tool
+
+__all__ = ["require_tool"]  # re-exported: integration tests import it from here
 
 
 def free_port() -> int:
@@ -64,7 +67,7 @@ def static_origin(root: Path) -> Iterator[tuple[str, list[str]]]:
     seen: list[str] = []
     handler = functools.partial(type("Handler", (_QuietHandler,), {"requests_seen": seen}), directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/", seen
@@ -73,24 +76,78 @@ def static_origin(root: Path) -> Iterator[tuple[str, list[str]]]:
         server.server_close()
 
 
-def require_tool(name: str) -> str | None:
-    """Path of a tool; in CI a missing tool is a failure, never a skip (the test command installs it)."""
-    found = shutil.which(name) or next(
-        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None
-    )
-    if found is None and os.environ.get("CI") == "true":
-        raise RuntimeError(f"{name} is required in CI but not installed (the test command installs it)")
-    return found
+@dataclass(frozen=True)
+class OriginRequest:
+    """One request as a scripted origin received it: method, request target, headers (lower-case names)."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+
+
+class _ScriptedServer(http.server.ThreadingHTTPServer):
+    block_on_close = False  # a handler still held by a test never blocks the server's shutdown
+
+
+@contextlib.contextmanager
+def scripted_origin(
+    respond: Callable[[OriginRequest, http.server.BaseHTTPRequestHandler], None],
+) -> Iterator[tuple[str, list[OriginRequest]]]:
+    """A real HTTP/1.1 server on 127.0.0.1 whose every answer is written by `respond` (status line, headers,
+    body, any delay); yields (base URL, the requests seen in order)."""
+    seen: list[OriginRequest] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            request = OriginRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+            seen.append(request)
+            respond(request, self)
+
+    server = _ScriptedServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def unaccepting_port() -> Iterator[int]:
+    """A port whose listen queue is full: a connection attempt hangs until the client's connect timeout."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        fillers: list[socket.socket] = []
+        try:
+            while True:  # Linux queues backlog + 1 connections; the next SYN is dropped
+                filler = socket.socket()
+                filler.settimeout(0.2)
+                try:
+                    filler.connect(("127.0.0.1", port))
+                except OSError:
+                    filler.close()
+                    break
+                fillers.append(filler)
+                if len(fillers) > 64:
+                    raise RuntimeError("the listen queue never filled")
+            yield port
+        finally:
+            for filler in fillers:
+                filler.close()
 
 
 @contextlib.contextmanager
 def nginx_static(root: Path, workdir: Path, extra_locations: str = "") -> Iterator[tuple[str, Path]]:
     """A real Debian nginx serving `root` on 127.0.0.1; yields (base URL, access log path)."""
     binary = require_tool("nginx")
-    if binary is None:
-        import pytest
-
-        pytest.skip("nginx not installed (CI installs it)")
     port = free_port()
     for sub in ("logs", "tmp"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
@@ -155,10 +212,6 @@ def redis_server(workdir: Path, port: int | None = None) -> Iterator[str]:
     Starting a second one on the same port after the first has stopped is a Redis restart that lost everything.
     """
     binary = require_tool("redis-server")
-    if binary is None:
-        import pytest
-
-        pytest.skip("redis-server not installed (CI installs it)")
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]

@@ -1,7 +1,7 @@
 """CTA-5007 Common Access Token (CAT): a CWT in COSE_Mac0 (HMAC 256/256) or COSE_Sign1 (ES256).
 
 Signed bytes (see `cat_cose`): `cbor(["MAC0" | "Signature1", h'a10105' | h'a10126', h'', payload])`,
-where `payload` is the CBOR claims map, in this order (CAT.md §7 profile):
+where `payload` is the CBOR claims map, in this order (our issuing profile, docs/dialects/cat.md):
 
     iss 1, sub 2 (grant.user_id), aud 3, exp 4, nbf 5, iat 6 (= nbf when known), cti 7 (16 random bytes),
     catv 310 = 1, catnip 311 (grant.client_network, RFC 9164 tag 52/54), catu 312 ({scheme, host} as
@@ -11,11 +11,12 @@ where `payload` is the CBOR claims map, in this order (CAT.md §7 profile):
 Token: `61(17([protected, {4: kid}, payload, tag]))` (tag 18 for ES256), base64url without padding.
 Where it goes: request header `CTA-Common-Access-Token` (legacy `Common-Access-Token` accepted), a
 cookie of either name, or the query parameter `cat` / `CAT`; looked up in that order, and the place it
-was found decides where an automatic renewal goes (`renew`, `cat_renewal`). Verification follows
-CAT.md §5; `verify` returns the Grant, `verify_token` also the claims that `renew` needs.
+was found decides where an automatic renewal goes (`renew`, `cat_renewal`). Verification runs the steps
+of docs/dialects/cat.md ("Verification"); `verify` returns the Grant, `verify_token` also the claims that
+`renew` needs.
 
 Spec: CTA-5007-B (https://shop.cta.tech/products/cta-5007), RFC 8392 (CWT), RFC 9052 (COSE), RFC 9164;
-IANA CWT claims registry; /work/shared/CAT.md.
+IANA CWT claims registry; what we implement of them: docs/dialects/cat.md.
 """
 
 from __future__ import annotations
@@ -163,13 +164,13 @@ class CatDialect:
         signed = f"{url}{'&' if '?' in url else '?'}{param}={token}" if url else None
         return Credentials(query=((param, token),), url=signed, token=token)
 
-    # --- verifying (CAT.md §5) ---------------------------------------------------------------------
+    # --- verifying (docs/dialects/cat.md, "Verification") -----------------------------------------
 
     def verify_token(self, request: EdgeRequest, *, now: float) -> VerifiedCat:
         text, channel, param = extract_token(request, query_params=self.query_params, cookie_names=self.cookie_names)
         if len(text) > self.max_token_chars:
             raise TokenDenied(Denial.MALFORMED, f"token longer than {self.max_token_chars} characters")
-        try:  # lenient base64url (CAT.md §3): padding and the standard alphabet are accepted
+        try:  # lenient base64url (verification step 1): padding and the standard alphabet are accepted
             raw = b64url_decode(text.strip().rstrip("=").replace("+", "-").replace("/", "_"))
         except ValueError as exc:
             raise TokenDenied(Denial.MALFORMED, "token is not base64url") from exc
@@ -209,7 +210,7 @@ class CatDialect:
     def edge_path(self, raw_path: str, grant: Grant) -> EdgePath:
         return EdgePath(raw_path)  # catu matches the request's own path: no token or id rides in it
 
-    # --- renewal (CAT.md §4.2) ---------------------------------------------------------------------
+    # --- renewal (docs/dialects/cat.md, "Renewal") ------------------------------------------------
 
     def renew(self, verified: VerifiedCat, *, now: float) -> RenewalResult | None:
         """A renewed token and its delivery when the token has a catr and is inside its window, else None.

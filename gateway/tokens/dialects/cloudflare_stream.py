@@ -12,7 +12,7 @@ followed by `any` block. Cloudflare enforces its own rules; `verify` evaluates t
 matching rule wins, none matching allows) for when the gateway stands in for the edge.
 
 Spec: https://developers.cloudflare.com/stream/viewing-videos/securing-your-stream/ (Worker "Option 2"),
-API schema `stream_signed_token_request`; see also DIALECTS.md §4.
+API schema `stream_signed_token_request`; see also docs/dialects/cloudflare_stream.md.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Where it goes: query `Policy|Expires`, `Signature`, `Key-Pair-Id`[, `Hash-Algori
 IPv6: CloudFront's `AWS:SourceIp` is IPv4-only, so an IPv6 grant network raises `UnsupportedGrant` unless
 `ip_binding = "best-effort"` (then the token is signed without an IP condition).
 Spec: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-signed-urls.html;
-reference: botocore `CloudFrontSigner` (byte-identical for SHA-1, see tests/dialects/test_cloudfront.py).
+reference: botocore `CloudFrontSigner` (byte-identical for SHA-1, see tests/tokens/dialects/test_cloudfront.py).
 """
 
 from __future__ import annotations

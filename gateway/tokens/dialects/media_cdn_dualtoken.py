@@ -12,7 +12,7 @@ user_id -> Data; client_network -> IPRanges (IPv4 and IPv6). ONE token per grant
 Where it goes: query `edge-cache-token=<token>` or cookie `Edge-Cache-Cookie=<token>`. The token has no key
 id: the keyset's keys are tried in turn (rotation = add the new key first, keep the old one).
 Spec: https://cloud.google.com/media-cdn/docs/generate-tokens; reference vectors: python-docs-samples
-`media_cdn/dualtoken_test.py` (all reproduced, see tests/dialects/test_google.py).
+`media_cdn/dualtoken_test.py` (all reproduced, see tests/tokens/dialects/test_google.py).
 """
 
 from __future__ import annotations

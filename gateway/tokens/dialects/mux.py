@@ -13,7 +13,7 @@ claims (config `params`), never in the query string. A grant's prefix names the 
 with one is refused unless `drop_client_network = true`.
 
 Spec: https://docs.mux.com/guides/secure-video-playback ; muxinc/mux-node-sdk `src/resources/jwt.ts`;
-see also DIALECTS.md §5.
+see also docs/dialects/mux.md.
 """
 
 from __future__ import annotations

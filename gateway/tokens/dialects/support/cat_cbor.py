@@ -1,12 +1,13 @@
 """The strict CBOR (RFC 8949) subset a Common Access Token uses, encoder and decoder.
 
-Hand-written rather than `cbor2` because CAT.md §5 asks for a decoder that refuses, not tolerates:
+Hand-written rather than `cbor2` because verification needs a decoder that refuses, not tolerates
 indefinite lengths, duplicate map keys, map keys other than int/text, tags outside an allow-list
 (61 CWT, 17 COSE_Mac0, 18 COSE_Sign1, 52/54 RFC 9164 IP; so tag-259 "Map" and the like are errors),
 simple values other than false/true/null, nesting deeper than 16, lengths beyond the input, and
 trailing bytes. Byte strings come back as the exact bytes received, so a MAC or signature is always
 checked over what was sent, never over a re-encoding. The encoder writes definite, shortest-form
-heads and keeps map insertion order (the order CAT.md §6 encodes claims in); it never writes floats.
+heads and keeps map insertion order (claims go in the order of docs/dialects/cat.md's table); it never
+writes floats.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The CAT verification steps after the MAC (CAT.md §5, steps 1 and 6-7) and the Grant a token maps to.
+"""The CAT verification steps after the MAC and the Grant a token maps to.
+
+Steps 1, 5 and 6 of docs/dialects/cat.md, "Verification".
 
 Denials: a missing token is `missing`; exp/nbf are `expired`/`not_yet_valid`; an untrusted iss is
 `unknown_key`; an aud, method (catm) or header (cath) that does not fit is `scope`; a URL outside catu
@@ -23,7 +25,7 @@ from gateway.tokens.grant import Grant, Scope
 def extract_token(
     request: EdgeRequest, *, query_params: tuple[str, ...], cookie_names: tuple[str, ...]
 ) -> tuple[str, Channel, str]:
-    """(token text, channel, query parameter name): header, then cookie, then query (CAT.md §3)."""
+    """(token text, channel, query parameter name): header, then cookie, then query."""
     lowered = {name.lower(): value for name, value in request.headers.items()}
     for header in HEADER_NAMES:
         if header.lower() in lowered:
@@ -48,7 +50,7 @@ def check_time_and_parties(
     issuers: tuple[str, ...],
     audiences: tuple[str, ...],
 ) -> float:
-    """exp (required), nbf, iss and aud (CAT.md §5 step 6); returns exp."""
+    """exp (required), nbf, iss and aud (verification step 5); returns exp."""
     exp = claims.get(c.EXP)
     if not isinstance(exp, int | float):
         raise TokenDenied(Denial.MALFORMED, "token has no exp claim")
@@ -84,7 +86,7 @@ def check_request(
     token_params: tuple[str, ...],
     country_header: str | None,
 ) -> None:
-    """catu, catm, catnip, catgeoiso3166 and cath against the request (CAT.md §5 step 7)."""
+    """catu, catm, catnip, catgeoiso3166 and cath against the request (verification step 6)."""
     catu = c.claim_map(claims, c.CATU)
     parts = urlsplit(request.url)
     components = c.uri_components(parts, checked.encoded, token_params)

@@ -1,8 +1,10 @@
 """CAT claim labels, their well-formedness rules, and the request matchers (catu, cath, catnip).
 
-Labels are the IANA-registered ones (CAT.md §1.1-1.2). Three private-use labels (< -65536, RFC 8392 §9.1)
+Labels are the IANA-registered ones (CWT Claims registry). Three private-use labels (< -65536, RFC 8392 §9.1)
 carry what a `Grant` holds and CAT does not: the session id, the token scope and the session's hard end.
-URI components follow CAT.md §1.3 with last-dot stem/extension; match types follow §1.4 (sha512-256 is
+URI components are CTA-5007's (0 scheme, 1 host, 2 port, 3 path, 4 query, 5 parent path, 6 filename, 7 stem,
+8 extension; stem and extension split at the last dot); so are the match types (0 exact, 1 prefix,
+2 suffix, 3 contains, 4 regex, -1 sha256, -2 sha512-256; sha512-256 is
 the real FIPS SHA-512/256; sha256 accepts a bstr or, as Eyevinn emits, hex text); regex is an
 unanchored search, run only on tokens whose MAC or signature has already been checked.
 """
@@ -22,7 +24,7 @@ from gateway.tokens.dialects.support.cat_cbor import TAG_IPV4, TAG_IPV6, CborVal
 from gateway.tokens.grant import IPAddress, IPNetwork
 
 ISS, SUB, AUD, EXP, NBF, IAT, CTI, CNF = 1, 2, 3, 4, 5, 6, 7, 8
-CRIT = 45  # provisional (Akamai); CAT.md §1.2
+CRIT = 45  # provisional: used by Akamai, not yet registered with IANA
 CATREPLAY, CATPOR, CATV, CATNIP, CATU, CATM, CATALPN, CATH = 308, 309, 310, 311, 312, 313, 314, 315
 CATGEOISO3166, CATGEOCOORD, CATGEOALT, CATTPK, CATIFDATA, CATDPOP, CATIF, CATR = (
     316,
@@ -98,7 +100,7 @@ def _check_ip(entry: object) -> None:
 
 
 def check_well_formed(claims: Claims) -> None:
-    """Type-check every claim we act on (CAT.md §5 step 5); unknown claims pass unless listed in crit."""
+    """Type-check every claim we act on (verification step 4); unknown claims pass unless listed in crit."""
     shapes: dict[int, Any] = {
         ISS: lambda v: isinstance(v, str),
         SUB: lambda v: isinstance(v, str),
@@ -160,7 +162,7 @@ def matches(match: CborValue, value: str) -> bool:
 
 
 def uri_components(parts: SplitResult, canonical_path: str, token_params: tuple[str, ...]) -> dict[int, str]:
-    """The catu components of a request URL (CAT.md §1.3), the token's own query parameters removed."""
+    """The catu components of a request URL (labels above), the token's own query parameters removed."""
     filename = canonical_path.rsplit("/", 1)[-1]
     stem, dot, extension = filename.rpartition(".")
     if not dot:

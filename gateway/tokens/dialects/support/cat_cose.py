@@ -1,6 +1,6 @@
 """COSE envelopes for CAT (RFC 9052): COSE_Mac0 with HMAC 256/256 and COSE_Sign1 with ES256.
 
-Issued form (CAT.md §2.1, §7): `61(17([h'a10105', {4: kid}, payload, tag]))` or, for ES256,
+Issued form (docs/dialects/cat.md, "What is signed"): `61(17([h'a10105', {4: kid}, payload, tag]))` or, for ES256,
 `61(18([h'a10126', {4: kid}, payload, signature]))`, where `payload` is the bstr of the CBOR claims map.
 
     MAC0:  tag = HMAC-SHA256(key, cbor(["MAC0", protected, h'', payload]))                     32 bytes

@@ -1,4 +1,4 @@
-"""CAT renewal (`catr`, claim 323; CAT.md §4): when a token is due, how the new one is delivered.
+"""CAT renewal (`catr`, claim 323): when a token is due, how the new one is delivered (docs/dialects/cat.md).
 
     catr = {0: type, 1: expadd, ?2: deadline, ?3: cookie-name, ?4: header-name,
             ?5: cookie-params, ?6: header-params, ?7: code}
@@ -74,7 +74,7 @@ class Renewal:
 
 
 def parse_renewal(value: CborValue) -> Renewal:
-    """The `catr` map, type-checked (CAT.md §4.1); raises TokenDenied(malformed)."""
+    """The `catr` map above, type-checked; raises TokenDenied(malformed)."""
     if not isinstance(value, dict) or not set(value) <= set(range(8)):
         raise malformed("catr: a map with keys 0..7", catr=value)
 
@@ -135,7 +135,7 @@ def deliver(
     query_param: str,
     token_params: tuple[str, ...],
 ) -> RenewalResult:
-    """Response status and headers that hand `token` to the client per `catr` (CAT.md §4.2 step 3)."""
+    """Response status and headers that hand `token` to the client per `catr` (docs/dialects/cat.md, "Renewal")."""
     kind = _CHANNEL_TYPE[channel] if renewal.type == TYPES["automatic"] else renewal.type
     if kind == TYPES["header"]:
         value = "; ".join((token, *renewal.header_params))
