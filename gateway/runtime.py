@@ -13,12 +13,15 @@ import ctypes
 import ctypes.util
 from typing import Any, Final
 
+from gateway.http.bounded_protocol import BoundedHttpToolsProtocol
+
 # How every uvicorn the project starts runs the gateway (`serve`, `demo`, the bench, the integration tests).
 # proxy_headers is on by default in uvicorn and rewrites the peer from X-Forwarded-For sent by 127.0.0.1:
 # the gateway reads forwarded headers itself, from `trusted_proxies` only (request_facts.client_address).
+# http: httptools with a byte limit and a deadline on every request head (gateway/http/bounded_protocol.py).
 UVICORN_OPTIONS: Final[dict[str, Any]] = {
     "loop": "uvloop",
-    "http": "httptools",
+    "http": BoundedHttpToolsProtocol,
     "log_level": "warning",
     "proxy_headers": False,
 }
