@@ -19,6 +19,10 @@ class RevocationStore(Protocol):
 
     def is_revoked(self, session_id: str, now: float) -> bool: ...
 
+    def close(self) -> None:
+        """Release what the store holds (connections, threads); the app calls it on shutdown."""
+        ...
+
 
 class MemoryRevocations:
     def __init__(self) -> None:
@@ -35,6 +39,9 @@ class MemoryRevocations:
             del self._until[session_id]  # past the session's cap: its tokens are dead anyway
             return False
         return True
+
+    def close(self) -> None:
+        return None  # nothing held outside this process
 
 
 class RedisRevocations:
