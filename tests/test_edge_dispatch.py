@@ -5,7 +5,6 @@ headers. Writers have their own tests (tests/test_writers.py)."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +216,7 @@ def dispatcher(access: Access | None = None, error: Exception | None = None) -> 
 def plain_access(path: str, *, headers: tuple[tuple[str, str], ...] = (), method: str = "GET") -> Access:
     access = access_for(settings().routes[0], Grant((TITLE,), NOW + 600), "cred", path=path, headers=headers)
     scope = {**access.incoming.scope, "method": method}
-    return dataclasses.replace(access, incoming=dataclasses.replace(access.incoming, scope=scope))
+    return access._replace(incoming=access.incoming._replace(scope=scope))
 
 
 async def test_a_manifest_is_prepared_once_by_the_routes_writer_and_rendered_per_request() -> None:
@@ -251,9 +250,7 @@ async def test_everything_else_is_streamed_from_the_origin_with_the_writers_cook
 
 
 async def test_a_renewal_by_redirect_is_all_that_is_answered() -> None:
-    access = dataclasses.replace(
-        plain_access(f"{TITLE}v1/index.m3u8"), headers=(("Location", "/elsewhere"),), redirect_status=302
-    )
+    access = plain_access(f"{TITLE}v1/index.m3u8")._replace(headers=(("Location", "/elsewhere"),), redirect_status=302)
     edge, writer, origin = dispatcher(access)
     response = await edge.handle(Request(access.incoming.scope))
     assert (response.status_code, response.headers["location"]) == (302, "/elsewhere")

@@ -13,7 +13,7 @@ exception-handler map (gateway/http/errors.py). The edge holds no per-session st
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -66,12 +66,13 @@ class Edge:
             response.headers.append(name, value)
         return response
 
-    async def prepared(self, writer: ManifestWriter, access: Access) -> PreparedManifest:
+    def prepared(self, writer: ManifestWriter, access: Access) -> Awaitable[PreparedManifest]:
         """The manifest at `access.origin_url` as `writer` prepares it: fetched and rewritten once per origin
-        version and writer variant (coalesced, revalidated), shared by every viewer."""
+        version and writer variant (coalesced, revalidated), shared by every viewer. (Not a coroutine itself:
+        the cache's is awaited directly, one frame less per playlist request.)"""
         origin_url = access.origin_url
 
         def prepare(body: bytes) -> PreparedManifest:
             return prepare_manifest(origin_url, body, writer.rewriter(access), max_bytes=self.max_manifest_bytes)
 
-        return await self.manifests.get(origin_url, writer.variant(access), prepare, now=access.now)
+        return self.manifests.get(origin_url, writer.variant(access), prepare, now=access.now)

@@ -67,13 +67,14 @@ class ErrorAnswers:
         request_id = new_request_id()
         if error.denial:
             self.denials[error.code] += 1
-            log.info(
-                "denied reason=%s path=%s client=%s token=%s detail=%s request_id=%s",
-                error.code,
-                *self._describe(request.scope),
-                error.detail,
-                request_id,
-            )
+            if log.isEnabledFor(logging.INFO):  # describing the request costs more than the refusal itself
+                log.info(
+                    "denied reason=%s path=%s client=%s token=%s detail=%s request_id=%s",
+                    error.code,
+                    *self._describe(request.scope),
+                    error.detail,
+                    request_id,
+                )
         elif error.status >= 500:
             log.warning("%s: %s (%s) request_id=%s", error.code, error.detail, _path(request.scope), request_id)
         else:
