@@ -33,7 +33,7 @@ class DialectEdgeWriter:
         self.route = route
         self.dialect = dialect
         # A dialect that signs one URL at a time signs the URIs of the playlists it serves one by one.
-        self.signer = None if dialect.prefix_signing else CdnSigner(_per_url_binding(dialect), route)
+        self.signer = None if dialect.prefix_signing else CdnSigner(CdnBinding(dialect, "per_url"), route)
 
     def variant(self, access: Access) -> str:
         edge = _carried(access)
@@ -62,7 +62,3 @@ class DialectEdgeWriter:
 
     def cookies(self, access: Access, manifest: PreparedManifest | None) -> list[str]:
         return []
-
-
-def _per_url_binding(dialect: Dialect) -> CdnBinding:
-    return CdnBinding(dialect, "per_url")
