@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -10,18 +11,22 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from gateway.config import load_key_ring, load_settings, load_toml
-from gateway.errors import ConfigError, TokenDenied
-from gateway.http.request_facts import split_token
+from gateway.config import Settings, load_key_ring, load_settings, load_toml
+from gateway.errors import ConfigError, GatewayError, NoRoute, TokenDenied
 from gateway.runtime import UVICORN_OPTIONS, tune_allocator
+from gateway.sessions.revocations import (
+    FIRST_SYNC_WAIT_SECONDS,
+    MemoryRevocations,
+    RedisRevocations,
+    RevocationStore,
+)
 from gateway.startup import describe
-from gateway.tokens.acl import normalise_path
 from gateway.tokens.dialects.base import Credentials, Dialect
 from gateway.tokens.grant import Grant, Scope, parse_network
 from gateway.tokens.keys import KeyRing, new_key_entry
-from gateway.tokens.native import DEFAULT_LEEWAY_SECONDS, verify_token
 
 
 def _environment() -> Mapping[str, str]:
@@ -108,10 +113,11 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_denial(denied: TokenDenied) -> int:
+def _print_denial(refused: GatewayError) -> int:
     """`verify`'s answer to a refused request: the typed reason, then every value involved. Exit status 1."""
-    print(f"DENY {denied.reason.value}: {denied.detail}")
-    for name, value in denied.values.items():
+    print(f"DENY {refused.code}: {refused.detail}")
+    values = refused.values if isinstance(refused, TokenDenied) else {}
+    for name, value in values.items():
         print(f"  {name} = {value}")
     return 1
 
@@ -131,33 +137,78 @@ def _verify_dialect(args: argparse.Namespace, now: float) -> int:
     return 0
 
 
+# `serve` needs an origin; `verify` never contacts one. Without a configured route, a URL is judged as
+# `serve --origin <any>` would judge it: one route mounted at `/`.
+_ANY_ORIGIN = "http://origin.invalid/"
+
+
+def _verify_settings(args: argparse.Namespace) -> Settings:
+    """The settings `serve --config FILE` would run with; --token-param and --leeway override theirs."""
+    environ = _environment()
+    configured = bool(load_toml(args.config).get("routes")) or bool(environ.get("GATEWAY_ORIGIN"))
+    settings = load_settings(args.config, environ, origin_override=None if configured else _ANY_ORIGIN)
+    if args.token_param is None and args.leeway is None:
+        return settings
+    return dataclasses.replace(
+        settings,
+        token_param=args.token_param or settings.token_param,
+        leeway_seconds=settings.leeway_seconds if args.leeway is None else args.leeway,
+    )
+
+
+def _revocations(settings: Settings) -> RevocationStore:
+    """Revoked sessions as `serve` sees them: shared through Redis when configured, else none."""
+    if not settings.redis_url:
+        return MemoryRevocations()
+    store = RedisRevocations(settings.redis_url)
+    if not store.wait_first_sync(FIRST_SYNC_WAIT_SECONDS):
+        store.close()  # the reason may hold the URL's host, never its password; name the setting
+        raise ConfigError("revocations.redis_url: Redis is unreachable, so revocations cannot be checked")
+    return store
+
+
+def request_scope(url: str, *, client_ip: str | None, cookies: Sequence[str], headers: Sequence[str]) -> dict[str, Any]:
+    """The ASGI scope a server would hand the gateway for a GET of `url` from `client_ip`."""
+    parts = urlsplit(url)
+    raw_path = parts.path.encode("utf-8") or b"/"
+    sent = [(b"host", parts.netloc.encode("utf-8"))]
+    if cookies:
+        sent.append((b"cookie", "; ".join(cookies).encode("latin-1")))
+    for line in headers:
+        name, _, value = line.partition(":")
+        sent.append((name.strip().lower().encode("latin-1"), value.strip().encode("latin-1")))
+    return {
+        "type": "http",
+        "method": "GET",
+        "scheme": parts.scheme or "http",
+        "path": unquote(raw_path.decode("utf-8")),
+        "raw_path": raw_path,
+        "query_string": parts.query.encode("utf-8"),
+        "headers": sent,
+        "client": (client_ip, 0) if client_ip else None,
+    }
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    if args.dialect:
-        return _verify_dialect(args, args.now if args.now is not None else time.time())
-    parts = urlsplit(args.url)
-    settings_param = args.token_param
-    token, _ = split_token(parts.query.encode("latin-1"), settings_param)
+    """Judge a URL through the same gate as `serve` (routes, token parameter, leeway, scope, dialect-edge
+    routes, revocations), so the answer is `serve`'s, not a re-implementation's."""
+    from gateway.http.gate import Gate
+
     now = args.now if args.now is not None else time.time()
+    if args.dialect:
+        return _verify_dialect(args, now)
+    settings = _verify_settings(args)
+    scope = request_scope(args.url, client_ip=args.ip, cookies=args.cookie, headers=args.header)
+    revocations = _revocations(settings)
     try:
-        checked = normalise_path(parts.path.encode("latin-1") or b"/")
-        if not token:
-            from gateway.errors import Denial
-
-            raise TokenDenied(Denial.MISSING, f"the URL has no {settings_param!r} query parameter")
-        from gateway.http.media_types import is_manifest
-
-        grant = verify_token(
-            token,
-            _keys_from(args.config),
-            path=checked,
-            client_ip=ipaddress.ip_address(args.ip) if args.ip else None,
-            needed_scope=Scope.PLAYLIST if is_manifest(checked.decoded) else Scope.MEDIA,
-            now=now,
-            leeway_seconds=args.leeway,
-        )
-    except TokenDenied as denied:
-        return _print_denial(denied)
-    print(f"ALLOW {checked.decoded}")
+        access = Gate(settings, revocations).admit(scope, now)
+    except (TokenDenied, NoRoute) as refused:
+        return _print_denial(refused)
+    finally:
+        revocations.close()
+    grant, route = access.grant, access.route
+    print(f"ALLOW {access.resource.decoded}")
+    print(f"  route = {route.mount} ({f'edge: {route.edge}' if route.edge else route.delivery})")
     print(f"  prefixes = {', '.join(grant.path_prefixes)}")
     print(f"  expires_at = {grant.expires_at} (in {int(grant.expires_at - now)} s)  scope = {grant.scope.value}")
     for name in ("client_network", "session_id", "user_id", "session_ends_at", "key_id"):
@@ -217,13 +268,16 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--url", help="the URL to sign, for per-URL dialect forms")
     sign.set_defaults(func=cmd_sign)
 
-    verify = sub.add_parser("verify", help="say whether a request URL would be served, and if not exactly why")
+    verify = sub.add_parser(
+        "verify",
+        help="say whether `serve` (same config) would serve a request URL, and if not exactly why",
+    )
     verify.add_argument("url")
     verify.add_argument("--ip", help="the client address the request comes from")
     verify.add_argument("--now", type=float, help="check at this epoch time instead of now")
-    verify.add_argument("--token-param", default="token")
-    verify.add_argument("--leeway", type=float, default=DEFAULT_LEEWAY_SECONDS)
-    verify.add_argument("--config", type=Path)
+    verify.add_argument("--token-param", help="instead of the configured [gateway] token_param")
+    verify.add_argument("--leeway", type=float, help="seconds, instead of the configured leeway_seconds")
+    verify.add_argument("--config", type=Path, help="the config `serve` runs with (routes, dialects, Redis)")
     verify.add_argument("--dialect", help="verify as that CDN's edge would (needs --config)")
     verify.add_argument("--cookie", action="append", default=[], help="NAME=VALUE sent with the request")
     verify.add_argument("--header", action="append", default=[], help="'Name: value' sent with the request")

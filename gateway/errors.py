@@ -1,14 +1,25 @@
-"""The gateway's error tree.
+"""Every error the gateway answers with, in one tree. A leaf module: it imports nothing of the gateway, so the
+pure cores (tokens, manifests) and the rim alike raise these without pulling anything else in.
 
-    GatewayError
-    ├── TokenDenied(reason: Denial)      a request or token is refused; 401 for `missing`, 403 otherwise
-    ├── ConfigError                      settings or keys are unusable; raised at start-up, names the setting
-    ├── OriginError                      the origin could not give us a usable answer
-    │   ├── OriginUnavailable            connect failure, refused, reset            -> 502
-    │   ├── OriginTimeout                connect/read timeout                       -> 504
-    │   ├── OriginBadStatus              the origin answered 5xx or garbage         -> 502
-    │   └── ManifestTooLarge             a playlist over the configured size cap    -> 502
-    └── ManifestError (ValueError)       a manifest the rewriter will not touch     -> 502
+Each error has a snake_case `code` (what players, logs and metrics see), the HTTP `status` it is answered
+with and a `detail` a person can act on (values and limits, never a secret). `gateway.http.errors` turns
+any of them into the one response shape: JSON `{error, detail, request_id}`, `x-token-denial` (denials)
+or `x-gateway-error` (everything else), `cache-control: no-store`.
+
+    GatewayError                        code                status
+    ├── TokenDenied(reason: Denial)     the reason          401 missing, 403 otherwise     (a denial)
+    ├── EntitlementRefused(Refusal)     the refusal         401 unauthenticated, 404 unknown_asset, 403
+    ├── BadRequest                      bad_request         400
+    ├── NoRoute                         no_route            404
+    ├── UnsupportedGrant (ValueError)   unsupported_grant   403  a dialect cannot carry the grant's binding
+    ├── ConfigError (ValueError)        config_error        500  raised at start-up, names the setting
+    ├── InternalError                   internal_error      500  an unexpected exception (traceback: log only)
+    ├── OriginError                     origin_error        502
+    │   ├── OriginUnavailable           origin_unavailable  502  connect failure, refused, reset
+    │   ├── OriginTimeout               origin_timeout      504  connect/read timeout
+    │   ├── OriginBadStatus             origin_status       the origin's 404/410/416, else 502
+    │   └── ManifestTooLarge            manifest_too_large  502  over `max_manifest_bytes`
+    └── ManifestError (ValueError)      bad_manifest        502  a manifest the rewriter will not touch
 
 Messages name the value and the limit ("token expired at 1748185200, now 1748185260") and never a secret.
 """
@@ -17,29 +28,43 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-
-from gateway.manifests.errors import ManifestError
+from typing import ClassVar
 
 __all__ = [
+    "BadRequest",
     "ConfigError",
     "Denial",
+    "EntitlementRefused",
     "GatewayError",
+    "InternalError",
     "ManifestError",
     "ManifestTooLarge",
+    "NoRoute",
     "OriginBadStatus",
     "OriginError",
     "OriginTimeout",
     "OriginUnavailable",
+    "Refusal",
     "TokenDenied",
+    "UnsupportedGrant",
 ]
 
 
 class GatewayError(Exception):
-    """Base of every error the gateway raises on purpose."""
+    """Base of every error the gateway raises on purpose. Subclasses set `code` and `status`; instances whose
+    code depends on a reason (denials, refusals) set them in `__init__`."""
+
+    code: str = "internal_error"
+    status: int = 500
+    denial: ClassVar[bool] = False  # True: a refusal of the request's credential (`x-token-denial`)
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class Denial(enum.StrEnum):
-    """Why a request was refused. The value is what logs, metrics and players see."""
+    """Why a request or token was refused. The value is what logs, metrics and players see."""
 
     MISSING = "missing"
     MALFORMED = "malformed"
@@ -51,45 +76,140 @@ class Denial(enum.StrEnum):
     IP = "ip"
     SCOPE = "scope"
     REVOKED = "revoked"
+    # The session API only: a refresh (or revoke) after the session's hard cap. The edge answers `expired`
+    # for a token past the cap, which a player recovers from by refreshing; this one ends the session.
+    SESSION_ENDED = "session_ended"
 
 
 class TokenDenied(GatewayError):
     """A typed refusal: `reason` for machines, `detail` for people, `values` for `verify` explanations."""
 
+    denial = True
+
     def __init__(self, reason: Denial, detail: str, values: Mapping[str, object] | None = None) -> None:
-        super().__init__(f"{reason.value}: {detail}")
+        super().__init__(detail)
+        self.args = (f"{reason.value}: {detail}",)
         self.reason = reason
-        self.detail = detail
+        self.code = reason.value
+        self.status = 401 if reason is Denial.MISSING else 403
         self.values: Mapping[str, object] = dict(values or {})
 
-    @property
-    def http_status(self) -> int:
-        return 401 if self.reason is Denial.MISSING else 403
+
+class Refusal(enum.StrEnum):
+    """Why the session API will not start or renew a viewing session (entitlements, not tokens)."""
+
+    UNAUTHENTICATED = "unauthenticated"
+    NOT_ENTITLED = "not_entitled"
+    GEO_BLOCKED = "geo_blocked"
+    UNKNOWN_ASSET = "unknown_asset"
+
+
+class EntitlementRefused(GatewayError):
+    _STATUS: ClassVar[Mapping[Refusal, int]] = {Refusal.UNAUTHENTICATED: 401, Refusal.UNKNOWN_ASSET: 404}
+
+    def __init__(self, reason: Refusal, detail: str) -> None:
+        super().__init__(detail)
+        self.args = (f"{reason.value}: {detail}",)
+        self.reason = reason
+        self.code = reason.value
+        self.status = self._STATUS.get(reason, 403)
+
+
+class BadRequest(GatewayError):
+    """A request the API cannot read (body size, JSON, a missing field); the detail says what to send."""
+
+    code = "bad_request"
+    status = 400
+
+
+class NoRoute(GatewayError):
+    """No configured route covers the path: the gateway is never an open proxy."""
+
+    code = "no_route"
+    status = 404
+
+
+class UnsupportedGrant(GatewayError, ValueError):
+    """A dialect cannot carry a constraint of this grant (an IPv6 network for CloudFront, a start time for
+    Cloud CDN), and its config says not to drop it: the gateway refuses rather than sign a looser credential."""
+
+    code = "unsupported_grant"
+    status = 403
 
 
 class ConfigError(GatewayError, ValueError):
     """Unusable configuration; the message names the setting (e.g. `GATEWAY_KEYS`)."""
 
+    code = "config_error"
+    status = 500
+
+
+class InternalError(GatewayError):
+    """What a player is told about an unexpected exception: a request id to quote, nothing else."""
+
+    code = "internal_error"
+    status = 500
+
 
 class OriginError(GatewayError):
     """The origin could not give us a usable answer."""
 
-    http_status = 502
+    code = "origin_error"
+    status = 502
 
 
 class OriginUnavailable(OriginError):
-    pass
+    code = "origin_unavailable"
 
 
 class OriginTimeout(OriginError):
-    http_status = 504
+    code = "origin_timeout"
+    status = 504
 
 
 class OriginBadStatus(OriginError):
+    """The origin answered an error status. A missing object (404, 410) or an unsatisfiable range (416) is
+    passed on as the same status, so players see what they would see at the origin; anything else is 502."""
+
+    code = "origin_status"
+    PASSED_ON: ClassVar[frozenset[int]] = frozenset({404, 410, 416})
+
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
-        self.status = status
+        self.origin_status = status
+        self.status = status if status in self.PASSED_ON else 502
 
 
 class ManifestTooLarge(OriginError):
-    pass
+    code = "manifest_too_large"
+
+
+class ManifestError(GatewayError, ValueError):
+    """A manifest that is too large, malformed, or ambiguous to rewrite (raised by `gateway.manifests`).
+
+    `line_no` is 1-based, or None when the problem is the document as a whole (size, header). `line` is an
+    excerpt of the offending line (at most 120 characters), or None. Never raised for I/O: rewriters do none.
+    The gateway only rewrites what an origin sent, so its answer says so.
+    """
+
+    code = "bad_manifest"
+    status = 502
+    _EXCERPT_CHARS: ClassVar[int] = 120
+
+    line_no: int | None
+    line: str | None
+
+    def __init__(self, message: str, *, line_no: int | None = None, line: str | None = None) -> None:
+        self.line_no = line_no
+        self.line = None if line is None else _excerpt(line, self._EXCERPT_CHARS)
+        where = "" if line_no is None else f"line {line_no}: "
+        shown = "" if self.line is None else f" ({self.line!r})"
+        full = f"{where}{message}{shown}"
+        super().__init__(f"origin playlist refused: {full}")
+        self.args = (full,)  # str(error): the problem itself, as the rewriters' tests read it
+
+
+def _excerpt(line: str, limit: int) -> str:
+    if len(line) <= limit:
+        return line
+    return line[: limit - 1] + "…"

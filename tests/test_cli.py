@@ -214,3 +214,105 @@ def test_bench_quick_prints_ratios_against_baselines_from_the_same_run() -> None
     ratios = re.findall(r"^(.+?) / (.+?)\s+=\s+([0-9.]+)x$", result.stdout, re.M)
     assert len(ratios) >= 9, result.stdout
     assert any("gateway playlist" in label for label, _, _ in ratios)  # the served figures ran too
+
+
+# --- `verify` judges a URL exactly as `serve` with the same config would (issue 9.8) ---------------------------
+
+
+def signed(*args: str) -> str:
+    result = gateway("sign", "--path-prefix", TITLE, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_verify_gives_the_reason_serve_answers(served: Served) -> None:
+    url, _, _ = served
+    refused = {
+        "scope": f"{url}{TITLE}master.m3u8?token={signed('--ttl', '600', '--scope', 'media')}",
+        "acl": f"{url}/vod/title-90001/v1/seg_000.m4s?token={signed('--ttl', '600')}",
+        "expired": f"{url}{TITLE}v1/seg_000.m4s?token={signed('--ttl', '-100')}",
+        "missing": f"{url}{TITLE}v1/seg_000.m4s?tok={signed('--ttl', '600')}",
+    }
+    for reason, target in refused.items():
+        assert httpx.get(target).json()["error"] == reason
+        judged = gateway("verify", target, "--ip", "127.0.0.1")
+        assert judged.returncode == 1 and judged.stdout.startswith(f"DENY {reason}:"), (reason, judged.stdout)
+    allowed = {
+        f"{url}{TITLE}v1/seg_000.m4s?token={signed('--ttl', '600', '--scope', 'media')}": f"{TITLE}v1/seg_000.m4s",
+        f"{url}/t/{signed('--ttl', '600')}{TITLE}master.m3u8": f"{TITLE}master.m3u8",  # a path token
+    }
+    for target, resource in allowed.items():
+        assert httpx.get(target).status_code == 200
+        judged = gateway("verify", target, "--ip", "127.0.0.1")
+        assert judged.returncode == 0 and judged.stdout.startswith(f"ALLOW {resource}\n"), judged.stdout
+        assert "route = / (query)" in judged.stdout
+
+
+AKAMAI = {"key": "aabbccddeeff00112233445566778899", "token_name": "hdnts", "token_type": "acl"}
+
+
+def routed_config(tmp_path: Path, origin: str, extra: str = "") -> Path:
+    """A config with a query route (token parameter `t`), a dialect-edge route (Akamai) and what `extra` adds."""
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        f'[keys]\nring = "{KEY}"\n[gateway]\ntoken_param = "t"\n'
+        f'[[routes]]\nmount = "/vod/"\norigin = "{origin}vod/"\n'
+        f'[[routes]]\nmount = "/edge/"\norigin = "{origin}vod/"\nedge = "akamai"\n'
+        "[dialects.akamai]\n" + "".join(f'{name} = "{value}"\n' for name, value in AKAMAI.items()) + extra
+    )
+    return config
+
+
+def test_verify_reads_the_routes_token_parameter_and_dialect_edges_serve_runs_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from starlette.testclient import TestClient
+
+    from gateway.cli import main as cli_main
+    from gateway.http.app import build_app
+    from gateway.tokens.dialects import load_dialect
+    from gateway.tokens.grant import Grant
+
+    with static_origin(tmp_path) as (origin, _):
+        build_origin_tree(tmp_path, origin)
+        config = routed_config(tmp_path, origin)
+        ours = signed("--ttl", "600")
+        edge_prefix = "/edge/" + TITLE.removeprefix("/vod/")
+        akamai = load_dialect("akamai", AKAMAI, base_dir=tmp_path)
+        query = akamai.sign(Grant((edge_prefix,), int(time.time()) + 600)).query_string()
+        cases = {
+            f"{TITLE}v1/seg_000.m4s?t={ours}": "ALLOW",  # the configured token parameter
+            f"{TITLE}v1/seg_000.m4s?token={ours}": "DENY missing",
+            f"/elsewhere/x.ts?t={ours}": "DENY no_route",
+            f"{edge_prefix}v1/seg_000.m4s?{query}": "ALLOW",  # the dialect's own credential on its edge route
+            f"{edge_prefix}v1/seg_000.m4s?{query[:-4]}0000": "DENY bad_signature",
+            f"{edge_prefix}v1/seg_000.m4s?t={ours}": "DENY missing",  # our token opens no dialect-edge route
+        }
+        with TestClient(build_app(load_settings(config, {})), base_url="http://gw.test") as served:
+            for target, expected in cases.items():
+                answer = served.get(target)
+                status = cli_main(["verify", f"http://gw.test{target}", "--config", str(config)])
+                out = capsys.readouterr().out
+                assert out.startswith(expected), (target, out)
+                if expected == "ALLOW":
+                    assert status == 0 and answer.status_code == 200, (target, answer.text)
+                else:
+                    assert status == 1 and answer.json()["error"] == expected.removeprefix("DENY "), target
+        assert cli_main(["verify", f"http://gw.test{edge_prefix}master.m3u8?{query}", "--config", str(config)]) == 0
+        assert "route = /edge/ (edge: akamai)" in capsys.readouterr().out
+
+
+def test_verify_sees_the_revocations_serve_shares_through_redis(tmp_path: Path) -> None:
+    from gateway.sessions.revocations import RedisRevocations
+    from tests.support.servers import redis_server
+
+    (tmp_path / "redis").mkdir()
+    with redis_server(tmp_path / "redis") as redis_url:
+        config = routed_config(tmp_path, "http://127.0.0.1:1/", f'[revocations]\nredis_url = "{redis_url}"\n')
+        url = f"http://gw.test{TITLE}v1/seg_000.m4s?t={signed('--ttl', '600', '--session', 's-42')}"
+        assert gateway("verify", url, "--config", str(config)).stdout.startswith("ALLOW")
+        store = RedisRevocations(redis_url)
+        store.revoke("s-42", until=time.time() + 600)  # what DELETE /api/sessions/s-42 does on any instance
+        store.close()
+        judged = gateway("verify", url, "--config", str(config))
+        assert judged.returncode == 1 and judged.stdout.startswith("DENY revoked: session s-42 was revoked")

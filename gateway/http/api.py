@@ -3,7 +3,9 @@
     POST   /api/sessions                 {"asset": …} + Authorization: Bearer <credential>  -> 201
     POST   /api/sessions/{id}/refresh    {"token": …}                                        -> 200
     DELETE /api/sessions/{id}            {"token": …}                                        -> 204
-Refusals are JSON `{"error", "detail"}`: 401 unauthenticated, 403 with a reason a developer can act on.
+Refusals are raised as typed errors (gateway/errors.py) and answered by the app's exception-handler map:
+JSON `{"error", "detail", "request_id"}`, 400 bad_request, 401 unauthenticated, 403 with a reason a developer
+can act on (not_entitled, geo_blocked, revoked, session_ended, ip, scope), 404 unknown_asset.
 """
 
 from __future__ import annotations
@@ -17,17 +19,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.config_schema import Delivery
-from gateway.errors import TokenDenied
+from gateway.errors import BadRequest
 from gateway.http.delivery import is_plain_http_localhost, set_cookie
 from gateway.http.request_facts import client_address, header
-from gateway.sessions.entitlements import EntitlementRefused
 from gateway.sessions.service import API_PREFIX, IssuedToken, SessionService
 
 MAX_BODY_BYTES = 16 * 1024
-
-
-def _error(status: int, error: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers={"cache-control": "no-store"})
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -35,23 +32,25 @@ async def _json_body(request: Request) -> dict[str, Any]:
     or sending more is cut off at MAX_BODY_BYTES, never buffered whole)."""
     declared = header(request.scope, b"content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise ValueError(f"request body over {MAX_BODY_BYTES} bytes (content-length {declared[:20]})")
+        raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes (content-length {declared[:20]})")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise ValueError(f"request body over {MAX_BODY_BYTES} bytes")
+            raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
     try:
         data = json.loads(body or b"{}")
     except json.JSONDecodeError as exc:
-        raise ValueError(f"request body is not JSON: {exc.msg}") from exc
+        raise BadRequest(f"request body is not JSON: {exc.msg}") from exc
+    except UnicodeDecodeError as exc:
+        raise BadRequest("request body is not UTF-8") from exc
     except RecursionError:
-        raise ValueError("request body nests JSON too deeply") from None
+        raise BadRequest("request body nests JSON too deeply") from None
     if not isinstance(data, dict):
-        raise ValueError("request body must be a JSON object")
+        raise BadRequest("request body must be a JSON object")
     return data
 
 
@@ -88,51 +87,31 @@ def session_routes(service: SessionService, clock: Callable[[], float]) -> list[
         return response
 
     async def create(request: Request) -> Response:
-        try:
-            body = await _json_body(request)
-            asset = body.get("asset")
-            if not isinstance(asset, str) or not asset:
-                raise ValueError('send {"asset": "<path of a master playlist>"}')
-            result = service.create(
-                credential=_bearer(request),
-                asset=asset,
-                client_ip=client_address(request.scope, service.settings.proxy_trust),
-                country=country(request),
-                now=clock(),
-            )
-        except ValueError as exc:
-            return _error(400, "bad_request", str(exc))
-        except EntitlementRefused as refused:
-            return _error(refused.http_status, refused.reason.value, refused.detail)
+        asset = (await _json_body(request)).get("asset")
+        if not isinstance(asset, str) or not asset or not _utf8(asset):
+            raise BadRequest('send {"asset": "<path of a master playlist>"}')
+        result = service.create(
+            credential=_bearer(request),
+            asset=asset,
+            client_ip=client_address(request.scope, service.settings.proxy_trust),
+            country=country(request),
+            now=clock(),
+        )
         return issued(result, request, 201)
 
     async def refresh(request: Request) -> Response:
-        try:
-            token = _token_from(await _json_body(request), request)
-            result = service.refresh(
-                session_id=request.path_params["session_id"],
-                token=token,
-                client_ip=client_address(request.scope, service.settings.proxy_trust),
-                country=country(request),
-                now=clock(),
-            )
-        except ValueError as exc:
-            return _error(400, "bad_request", str(exc))
-        except TokenDenied as denied:
-            error = "session_ended" if "maximum life" in denied.detail else denied.reason.value
-            return _error(denied.http_status, error, denied.detail)
-        except EntitlementRefused as refused:
-            return _error(refused.http_status, refused.reason.value, refused.detail)
+        result = service.refresh(
+            session_id=request.path_params["session_id"],
+            token=_token_from(await _json_body(request), request),
+            client_ip=client_address(request.scope, service.settings.proxy_trust),
+            country=country(request),
+            now=clock(),
+        )
         return issued(result, request, 200)
 
     async def revoke(request: Request) -> Response:
-        try:
-            token = _token_from(await _json_body(request), request)
-            service.revoke(session_id=request.path_params["session_id"], token=token, now=clock())
-        except ValueError as exc:
-            return _error(400, "bad_request", str(exc))
-        except TokenDenied as denied:
-            return _error(denied.http_status, denied.reason.value, denied.detail)
+        token = _token_from(await _json_body(request), request)
+        service.revoke(session_id=request.path_params["session_id"], token=token, now=clock())
         return Response(status_code=204)
 
     return [
@@ -145,5 +124,14 @@ def session_routes(service: SessionService, clock: Callable[[], float]) -> list[
 def _token_from(body: dict[str, Any], request: Request) -> str:
     token = body.get("token") or _bearer(request)
     if not isinstance(token, str) or not token:
-        raise ValueError('send {"token": "<the session\'s current token>"}')
+        raise BadRequest('send {"token": "<the session\'s current token>"}')
     return token
+
+
+def _utf8(text: str) -> bool:
+    """False for a JSON string with lone surrogates (`"\\ud800"`), which no path can contain."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

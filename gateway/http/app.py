@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 
 import httpx
@@ -18,6 +19,7 @@ from gateway.config import Settings
 from gateway.http.api import session_routes
 from gateway.http.cors import CorsPolicy, apply, decide
 from gateway.http.edge import Clock, Edge
+from gateway.http.errors import ReportedErrors, exception_handlers
 from gateway.http.request_facts import header
 from gateway.origin.client import OriginClient
 from gateway.sessions.entitlements import EntitlementPolicy
@@ -28,23 +30,13 @@ from gateway.sessions.revocations import (
     RevocationStore,
 )
 from gateway.sessions.service import SessionService
-from gateway.tokens.keys import Ed25519Key, b64url_encode
 
 
 def published_keys(settings: Settings) -> dict[str, list[dict[str, str]]]:
-    """Public keys a verifier needs, as a JWKS: the JWT/CAT dialects' keys and our own Ed25519 keys.
-
-    HMAC keys are secrets and never appear here.
-    """
-    keys: list[dict[str, str]] = []
-    for dialect in settings.dialects.values():
-        jwks = getattr(dialect, "jwks", None)
-        if callable(jwks):
-            keys.extend(jwks()["keys"])
-    for key in settings.keys.keys:
-        if isinstance(key, Ed25519Key):
-            keys.append({"kty": "OKP", "crv": "Ed25519", "kid": key.key_id, "x": b64url_encode(key.public_bytes())})
-    return {"keys": keys}
+    """Public keys a verifier needs, as a JWKS: every dialect's (JWT and CAT ES256 keys) and our own Ed25519
+    keys. HMAC keys are secrets and never appear here."""
+    keys = [key for dialect in settings.dialects.values() for key in dialect.jwks()["keys"]]
+    return {"keys": keys + settings.keys.public_jwks()}
 
 
 INTERNAL_PREFIX = "/_gateway/"  # health, readiness and metrics: for operators, never opened to other sites
@@ -99,12 +91,13 @@ class CorsMiddleware:
 
 
 class _GatewayApp(Starlette):
-    """Starlette with CORS as its outermost layer, so even its own 500 page is readable cross-site."""
+    """Starlette with CORS as its outermost layer, so every error response, a 500 included, is readable
+    cross-site; inside it, the 500s the exception-handler map answered stop (gateway/http/errors.py)."""
 
     cors_policy = CorsPolicy()
 
     def build_middleware_stack(self) -> ASGIApp:
-        return CorsMiddleware(super().build_middleware_stack(), self.cors_policy, self.routes)
+        return CorsMiddleware(ReportedErrors(super().build_middleware_stack()), self.cors_policy, self.routes)
 
 
 def build_app(
@@ -122,6 +115,7 @@ def build_app(
         revocations = RedisRevocations(settings.redis_url) if settings.redis_url else MemoryRevocations()
     edge = Edge(settings, origin, clock=clock, revocations=revocations)
     sessions = SessionService(settings, policy or settings.catalog, revocations)
+    denials: Counter[str] = Counter()  # by reason, edge and session API alike (counted where they are answered)
 
     async def health(_: Request) -> Response:
         return PlainTextResponse("ok\n")  # liveness: the process serves, whatever Redis does
@@ -135,9 +129,7 @@ def build_app(
         return JSONResponse({"ready": True}, headers=NO_STORE)
 
     async def metrics(_: Request) -> Response:
-        lines = [
-            f'gateway_denials_total{{reason="{reason}"}} {count}' for reason, count in sorted(edge.denials.items())
-        ]
+        lines = [f'gateway_denials_total{{reason="{reason}"}} {count}' for reason, count in sorted(denials.items())]
         lines.append(f"gateway_manifest_origin_fetches_total {edge.manifests.origin_fetches}")
         return PlainTextResponse("\n".join(lines) + "\n")
 
@@ -151,8 +143,7 @@ def build_app(
             await asyncio.to_thread(revocations.wait_first_sync, FIRST_SYNC_WAIT_SECONDS)
         yield
         await origin.aclose()
-        if isinstance(revocations, RedisRevocations):
-            await asyncio.to_thread(revocations.close)  # may write what is queued: one socket timeout at most
+        await asyncio.to_thread(revocations.close)  # Redis: may write what is queued (one socket timeout at most)
 
     app = _GatewayApp(
         routes=[
@@ -165,6 +156,7 @@ def build_app(
             Route("/{path:path}", edge.handle, methods=["GET", "HEAD"]),
         ],
         lifespan=lifespan,
+        exception_handlers=exception_handlers(settings, denials),
     )
     app.cors_policy = settings.cors
     app.state.edge = edge

@@ -21,7 +21,9 @@ with the parts each one declares (`query_params`, `edge_path`, see tokens/dialec
     by themselves. URIs the origin wrote root-relative or absolute are made relative when they fall
     under the mapped prefix, so they inherit it as well.
 For CTA-5007 CAT the edge also renews (catr): the renewed token goes out under both header names with
-CORS exposure, as a cookie, or as a redirect, and playlists served to a query-token player carry it.
+CORS exposure, as a cookie, or as a redirect, and playlists served to a query-token player carry it. What a
+dialect does as an edge (the credential it presented, a renewal) is its `verify_edge` (the dialect protocol,
+tokens/dialects/base.py): nothing here knows one dialect from another.
 """
 
 from __future__ import annotations
@@ -30,18 +32,17 @@ import contextlib
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.config import Route, Settings
 from gateway.errors import Denial, TokenDenied
+from gateway.http.access import Access, EdgeCarry, Incoming, origin_url_for
 from gateway.http.links import Carry
-from gateway.http.request_facts import ProxyTrust, client_address, header, split_query
+from gateway.http.request_facts import ProxyTrust, client_address, header, split_query, upstream_params, upstream_query
 from gateway.tokens.acl import normalise_path
-from gateway.tokens.dialects.base import Dialect, EdgePath, EdgeRequest
-from gateway.tokens.dialects.cat import CatDialect
-from gateway.tokens.dialects.support.cat_renewal import RenewalResult
+from gateway.tokens.dialects.base import Dialect, EdgeRequest
 from gateway.tokens.grant import Grant, Scope
 
 # What a credential written into a playlist may contain: RFC 3986 query characters without the ones that
@@ -54,19 +55,6 @@ def token_query_params(dialect: Dialect) -> frozenset[str]:
     """The query parameter names a configured dialect's tokens travel in (its protocol declares them):
     none of them is ever forwarded to an origin or accepted in a route's `forward_query`."""
     return frozenset(dialect.query_params)
-
-
-@dataclass(frozen=True, slots=True)
-class EdgeDecision:
-    """What a dialect edge decided for one request."""
-
-    grant: Grant
-    path: EdgePath  # the resource, in the gateway's path layout
-    upstream_query: str  # the request's query without the dialect's parameters
-    credential: str  # the query credential playlists carry (the renewed CAT token when renewed), "" if none
-    carry: Carry
-    headers: tuple[tuple[str, str], ...] = ()  # renewal headers for the response
-    redirect_status: int | None = None  # catr redirect: answer with this status and headers only
 
 
 def edge_request(scope: Mapping[str, Any], raw_path: bytes, trust: ProxyTrust) -> EdgeRequest:
@@ -84,36 +72,50 @@ def edge_request(scope: Mapping[str, Any], raw_path: bytes, trust: ProxyTrust) -
     return EdgeRequest(url, cookies, headers, client_address(scope, trust), str(scope.get("method", "GET")))
 
 
-def decide(dialect: Dialect, request: EdgeRequest, *, now: float) -> EdgeDecision:
-    """Verify (raises TokenDenied), split the request into resource and credential, and for CAT renew
-    when its catr says so."""
-    renewal: RenewalResult | None = None
-    cat_param: str | None = None  # CAT: the query parameter its token was read from ("" when not the query)
-    if isinstance(dialect, CatDialect):  # catr renewal is CAT's alone
-        verified = dialect.verify_token(request, now=now)
-        grant, renewal = verified.grant, dialect.renew(verified, now=now)
-        cat_param = verified.query_param if verified.channel == "query" else ""
-    else:
-        grant = dialect.verify(request, now=now)
-    parts = urlsplit(request.url)
-    upstream_query, credential = split_query(parts.query, dialect.query_params)
-    path = dialect.edge_path(normalise_path(parts.path).encoded, grant)
-    if cat_param is not None:
-        # CAT reads one token (header, cookie, then `cat`, then `CAT`): only that one rides on playlist
-        # URIs, renewed when renewal happened; a token found elsewhere needs nothing written.
-        presented = next((pair for pair in credential.split("&") if pair.startswith(f"{cat_param}=")), "")
-        credential = presented if cat_param else ""
-        if credential and renewal is not None:
-            credential = f"{cat_param}={renewal.token}"
-    if not _PLAYLIST_SAFE.fullmatch(credential):
-        raise TokenDenied(
-            Denial.MALFORMED,
-            f"{dialect.name} parameters carry characters a playlist URI cannot: {', '.join(dialect.query_params)}",
+class DialectGuard:
+    """The guard of a route with `edge = "<dialect>"`: the dialect's own verifier, then the request split into
+    the resource the origin is asked for and the credential its playlists carry."""
+
+    def __init__(self, route: Route, dialect: Dialect, settings: Settings) -> None:
+        self.route = route
+        self.dialect = dialect
+        self.trust = settings.proxy_trust
+        # What this route sends upstream (the dialect's parameters are gone before this allow-list applies).
+        self.forwarded = upstream_params(
+            route.forward_query, delta_updates=settings.delta_updates, token_params=settings.token_params
         )
-    carry = Carry.INHERIT if not credential else Carry.QUERY if dialect.prefix_signing else Carry.PER_URL
-    headers = renewal.headers if renewal is not None else ()
-    redirect = renewal.status if renewal is not None and renewal.delivered_by == "redirect" else None
-    return EdgeDecision(grant, path, upstream_query, credential, carry, headers, redirect)
+
+    def admit(self, incoming: Incoming) -> Access:
+        dialect = self.dialect
+        request = edge_request(incoming.scope, incoming.raw_path, self.trust)
+        verdict = dialect.verify_edge(request, now=incoming.now)
+        parts = urlsplit(request.url)
+        query, _ = split_query(parts.query, dialect.query_params)
+        located = dialect.edge_path(normalise_path(parts.path).encoded, verdict.grant)
+        credential = verdict.presented
+        if not _PLAYLIST_SAFE.fullmatch(credential):
+            raise TokenDenied(
+                Denial.MALFORMED,
+                f"{dialect.name} parameters carry characters a playlist URI cannot: {', '.join(dialect.query_params)}",
+            )
+        resource = normalise_path(located.resource)
+        if not resource.decoded.startswith(self.route.mount):  # the resource must stay under this route
+            raise TokenDenied(
+                Denial.ACL,
+                f"{resource.decoded} is outside the route mounted at {self.route.mount}",
+                {"path": resource.decoded},
+            )
+        carry = Carry.INHERIT if not credential else Carry.QUERY if dialect.prefix_signing else Carry.PER_URL
+        return Access(
+            incoming,
+            verdict.grant,
+            resource,
+            origin_url_for(self.route, resource, upstream_query(query, self.forwarded)),
+            credential,
+            verdict.headers,
+            verdict.redirect_status,
+            EdgeCarry(carry, located.mapped, request.url),
+        )
 
 
 def per_url_grant(grant: Grant, mount: str) -> Grant:

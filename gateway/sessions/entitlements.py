@@ -21,31 +21,23 @@ A real deployment implements `EntitlementPolicy` against its own user and rights
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.config_schema import refuse_unknown
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, EntitlementRefused, Refusal
 
-
-class Refusal(enum.StrEnum):
-    UNAUTHENTICATED = "unauthenticated"
-    NOT_ENTITLED = "not_entitled"
-    GEO_BLOCKED = "geo_blocked"
-    UNKNOWN_ASSET = "unknown_asset"
-
-
-class EntitlementRefused(Exception):
-    def __init__(self, reason: Refusal, detail: str) -> None:
-        super().__init__(f"{reason.value}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-    @property
-    def http_status(self) -> int:
-        return {Refusal.UNAUTHENTICATED: 401, Refusal.UNKNOWN_ASSET: 404}.get(self.reason, 403)
+# The refusals belong to the gateway's error tree (gateway/errors.py); a policy raises them from here.
+__all__ = [
+    "CatalogEntitlements",
+    "EntitlementPolicy",
+    "EntitlementRefused",
+    "Refusal",
+    "Title",
+    "Viewer",
+    "catalog_from_config",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,10 @@ class RevocationStore(Protocol):
 
     def is_revoked(self, session_id: str, now: float) -> bool: ...
 
+    def close(self) -> None:
+        """Release what the store holds (connections, threads); the app calls it on shutdown."""
+        ...
+
 
 class _LimitNotice:
     """Says that a limit was hit: at once the first time, then at most once a minute with the count since."""
@@ -121,6 +125,9 @@ class MemoryRevocations:
             del self._entries.until[session_id]  # past the session's cap: its tokens are dead anyway
             return False
         return True
+
+    def close(self) -> None:
+        return None  # nothing held outside this process
 
 
 # Redis layout, under `key` (default "gateway:revoked"):

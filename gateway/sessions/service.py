@@ -144,7 +144,9 @@ class SessionService:
             )
         if now > grant.session_ends_at:
             raise TokenDenied(
-                Denial.EXPIRED, f"session ended at {grant.session_ends_at} (its maximum life), now {int(now)}"
+                Denial.SESSION_ENDED,
+                f"session ended at {grant.session_ends_at} (its maximum life), now {int(now)}",
+                {"session_ends_at": grant.session_ends_at, "now": int(now)},
             )
         if self.revocations.is_revoked(session_id, now):
             raise TokenDenied(Denial.REVOKED, f"session {session_id} was revoked")

@@ -65,6 +65,9 @@ class HmacKey:
     def can_sign(self) -> bool:
         return True
 
+    def public_jwk(self) -> dict[str, str] | None:
+        return None  # a shared secret: nothing of it is ever published
+
 
 @dataclass(frozen=True)
 class Ed25519Key:
@@ -93,6 +96,10 @@ class Ed25519Key:
     def public_bytes(self) -> bytes:
         return self.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
+    def public_jwk(self) -> dict[str, str] | None:
+        """The public key as a JWK (RFC 8037 OKP), for `/.well-known/jwks.json`."""
+        return {"kty": "OKP", "crv": "Ed25519", "kid": self.key_id, "x": b64url_encode(self.public_bytes())}
+
 
 SigningKey = HmacKey | Ed25519Key
 
@@ -115,6 +122,10 @@ class KeyRing:
             if key.can_sign and key.key_id not in self.retired:
                 return key
         raise ConfigError("the key ring has no key that can sign (set GATEWAY_KEYS or [keys] in the config)")
+
+    def public_jwks(self) -> list[dict[str, str]]:
+        """The public keys of the ring (Ed25519); HMAC keys are secrets and never appear."""
+        return [jwk for key in self.keys if (jwk := key.public_jwk()) is not None]
 
     def find(self, key_id: str) -> SigningKey | None:
         if key_id in self.retired:

@@ -90,7 +90,7 @@ def assert_refusal(response: httpx.Response, status: int, error: str) -> dict[st
     assert response.headers["content-type"] == "application/json"
     assert response.headers["cache-control"] == "no-store"
     body: dict[str, Any] = response.json()
-    assert set(body) == {"error", "detail"} and body["error"] == error and body["detail"], body
+    assert set(body) == {"error", "detail", "request_id"} and body["error"] == error and body["detail"], body
     return body
 
 

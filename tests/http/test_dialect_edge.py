@@ -19,7 +19,7 @@ from gateway.errors import Denial, TokenDenied
 from gateway.http.app import build_app
 from gateway.http.cors import CorsPolicy
 from gateway.tokens.dialects import load_dialect
-from gateway.tokens.dialects.base import Credentials, Dialect, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import Credentials, Dialect, DialectDefaults, EdgePath, EdgeRequest
 from gateway.tokens.dialects.cat import CatDialect
 from gateway.tokens.grant import Grant
 from gateway.tokens.keys import HmacKey, KeyRing
@@ -312,7 +312,7 @@ async def test_viewers_with_different_credentials_share_one_prepared_playlist(or
         assert [s.path for s in origin_app.seen[before:]] == [f"{TITLE}v1/index.m3u8"]
 
 
-class CountingSigner:
+class CountingSigner(DialectDefaults):
     """A dialect that counts `sign` calls (everything else delegated)."""
 
     def __init__(self, inner: Dialect) -> None:

@@ -155,7 +155,7 @@ def test_refusals_are_typed_and_logged(
 ) -> None:
     gateway, _, seen, _ = stack
     before = len(seen)
-    with caplog.at_level(logging.INFO, logger="gateway.http.edge"):
+    with caplog.at_level(logging.INFO, logger="gateway.http.errors"):
         response = httpx.get(f"{gateway}{TITLE}v1/seg_000.m4s{query}")
     assert response.status_code == status
     assert response.json()["error"] == reason and response.headers["x-token-denial"] == reason

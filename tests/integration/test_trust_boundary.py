@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from gateway.config import Settings, load_settings
-from gateway.http import edge as edge_module
 from gateway.http.app import build_app
+from gateway.http.writers import prepare_manifest
 from gateway.manifests.template import PreparedManifest
 from gateway.tokens.grant import Grant
 from gateway.tokens.native import inspect_token, sign_grant
@@ -129,7 +129,7 @@ def test_sessions_bind_to_the_real_client_and_logs_name_it(stack: Stack, caplog:
             )
             assert response.status_code == 201, response.text
             assert str(inspect_token(response.json()["token"]).client_network) == f"{VIEWER}/32", base
-        with caplog.at_level(logging.INFO, logger="gateway.http.edge"):
+        with caplog.at_level(logging.INFO, logger="gateway.http.errors"):
             client.get(f"{nginx}{TITLE}v1/seg_000.m4s", headers={"x-forwarded-for": FORGED})
     denial = next(r.getMessage() for r in caplog.records if "denied reason=missing" in r.getMessage())
     assert f"client={VIEWER}" in denial and FORGED not in denial
@@ -143,14 +143,13 @@ def test_a_thousand_junk_parameters_cost_one_origin_fetch_and_one_prepare(
 ) -> None:
     gateway, _, settings, seen = stack
     prepares = 0
-    real_prepare = edge_module.prepare_manifest
 
     def counting_prepare(*args: object, **kwargs: object) -> PreparedManifest:
         nonlocal prepares
         prepares += 1
-        return real_prepare(*args, **kwargs)  # type: ignore[arg-type]
+        return prepare_manifest(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(edge_module, "prepare_manifest", counting_prepare)
+    monkeypatch.setattr("gateway.http.edge.prepare_manifest", counting_prepare)  # where the edge prepares
     token = bound_token(settings, "127.0.0.1")
     path = TITLE + "audio/en/index.m3u8"
     before = len(seen)

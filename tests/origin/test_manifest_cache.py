@@ -117,7 +117,7 @@ async def test_a_failed_fetch_reaches_every_waiter_and_is_not_cached(
         await asyncio.sleep(0)
     origin.gate.set()
     results = await asyncio.gather(*waiting, return_exceptions=True)
-    assert all(isinstance(result, OriginBadStatus) and result.status == 503 for result in results)
+    assert all(isinstance(result, OriginBadStatus) and result.origin_status == 503 for result in results)
     assert len(origin.requests) == 1 and prepare.bodies == []
     origin.gate, origin.answer = None, serve(VOD)  # the origin recovers: the next request fetches again
     assert (await cache.get(URL, "v", prepare, now=NOW)).chunks == (VOD.decode(),)

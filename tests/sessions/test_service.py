@@ -222,7 +222,7 @@ def test_refreshing_all_session_long_never_passes_the_cap_and_stops_there() -> N
         assert issued.expires_at == min(now + TTL, NOW + CAP) <= NOW + CAP
     assert refresh(svc, issued, now=NOW + CAP).expires_at == NOW + CAP  # the last second of the session
     ended = denial(lambda: refresh(svc, issued, now=NOW + CAP + 1))
-    assert ended.reason is Denial.EXPIRED and "maximum life" in ended.detail
+    assert ended.reason is Denial.SESSION_ENDED and "maximum life" in ended.detail
 
 
 def test_a_refresh_uses_the_newest_key() -> None:
@@ -298,5 +298,5 @@ def test_an_ended_session_cannot_be_revoked_or_refreshed() -> None:
     svc = service()
     issued = create(svc)
     assert denial(lambda: svc.revoke(session_id=issued.session_id, token=issued.token, now=NOW + CAP + 1)).reason is (
-        Denial.EXPIRED
+        Denial.SESSION_ENDED
     )

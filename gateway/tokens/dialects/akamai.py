@@ -33,7 +33,7 @@ from urllib.parse import quote_plus, unquote, unquote_plus
 from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
 from gateway.tokens.acl import CheckedPath
-from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import Cookie, Credentials, DialectDefaults, EdgePath, EdgeRequest
 from gateway.tokens.dialects.support import cdn_request as edge
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.grant import Grant
@@ -56,7 +56,7 @@ def escape_early(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class Akamai:
+class Akamai(DialectDefaults):
     """EdgeAuth bound to its key(s); `keys[0]` signs, every key verifies (Akamai's transition key)."""
 
     keys: tuple[bytes, ...] = field(repr=False)

@@ -5,8 +5,11 @@ environ)`, whose `sign(grant, *, url=None) -> Credentials` and (where the gatewa
 `verify(request, *, now) -> Grant` follow the `Dialect` protocol below. Where the gateway is the edge it
 also needs to know which parts of a request are the dialect's credential, so they never reach the origin
 or a cache key: `query_params` (every query parameter the dialect reads) and `edge_path(raw_path, grant)`
-(the resource a verified request names once a token or id carried in the path is taken out). Modules never
-import starlette or httpx and never read the clock: `now` is passed in.
+(the resource a verified request names once a token or id carried in the path is taken out). Everything else
+an edge or the app needs of a dialect is part of the protocol too, so the rim never probes for it:
+`verify_edge` (the verdict with the credential playlists carry and any renewal, CAT's catr) and `jwks` (public
+keys to publish). `DialectDefaults` gives both their plain form. Modules never import starlette or httpx and
+never read the clock: `now` is passed in.
 """
 
 from __future__ import annotations
@@ -83,6 +86,34 @@ class EdgePath:
     mapped: str | None = None
 
 
+Jwks = dict[str, list[dict[str, str]]]  # {"keys": [JWK, …]}, public parts only
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeVerdict:
+    """What a dialect's edge decided for a request it accepted.
+
+    presented:       the credential's query pairs as the request carried them (raw, in order), which every
+                     URI of a playlist served to it carries; "" when the credential came by header, cookie or
+                     path (then nothing needs writing). A renewed credential replaces the presented one.
+    headers:         response headers to add (a renewal: CAT's catr headers or Set-Cookie)
+    redirect_status: answer with this status and `headers` only (a renewal by redirect)
+    """
+
+    grant: Grant
+    presented: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    redirect_status: int | None = None
+
+
+def presented_query(url: str, names: tuple[str, ...]) -> str:
+    """The pairs of `url`'s query whose name is one of `names`, raw and in order, joined by '&'."""
+    query = url.partition("?")[2].partition("#")[0]
+    if not query or not names:
+        return ""
+    return "&".join(pair for pair in query.split("&") if pair and pair.partition("=")[0] in names)
+
+
 class Dialect(Protocol):
     """One CDN's token format, bound to its settings and keys."""
 
@@ -119,6 +150,30 @@ class Dialect(Protocol):
         (`gateway.tokens.acl.normalise_path(...).encoded`), for a request `verify` accepted.
         """
         ...
+
+    def verify_edge(self, request: EdgeRequest, *, now: float) -> EdgeVerdict:
+        """`verify` as the gateway's edge needs it: the grant, the credential playlists carry, any renewal.
+
+        Raises TokenDenied like `verify`.
+        """
+        ...
+
+    def jwks(self) -> Jwks:
+        """The public keys a verifier of this dialect's tokens needs; never a secret (HMAC keys stay out)."""
+        ...
+
+
+class DialectDefaults:
+    """The plain form of the abilities most dialects have nothing more to say about: no public keys, and as an
+    edge the verified grant with the credential parameters the request carried (no renewal)."""
+
+    __slots__ = ()
+
+    def verify_edge(self: Dialect, request: EdgeRequest, *, now: float) -> EdgeVerdict:
+        return EdgeVerdict(self.verify(request, now=now), presented_query(request.url, self.query_params))
+
+    def jwks(self) -> Jwks:
+        return {"keys": []}
 
 
 DialectFactory = Any  # Callable[[Mapping[str, Any]], Dialect] with keywords base_dir, environ; kept loose

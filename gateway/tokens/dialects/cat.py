@@ -31,7 +31,7 @@ from urllib.parse import quote, urlsplit
 from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.acl import normalise_path
-from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest, EdgeVerdict, Jwks
 from gateway.tokens.dialects.support import cat_claims as c
 from gateway.tokens.dialects.support.cat_cbor import TAG_IPV4, TAG_IPV6, CborError, CborValue, decode, encode
 from gateway.tokens.dialects.support.cat_checks import check_request, check_time_and_parties, extract_token, grant_from
@@ -246,7 +246,28 @@ class CatDialect:
             token_params=self.query_params,
         )
 
-    def jwks(self) -> dict[str, list[dict[str, str]]]:
+    def verify_edge(self, request: EdgeRequest, *, now: float) -> EdgeVerdict:
+        """Verify, and renew when the token's catr says it is due.
+
+        CAT reads one token (header, cookie, then `cat`, then `CAT`), so only that one rides on playlist URIs,
+        and a token that came by header or cookie needs nothing written. When renewed, playlists served to a
+        query-token player carry the renewed token, so the player moves onto it with no code of its own.
+        """
+        verified = self.verify_token(request, now=now)
+        renewal = self.renew(verified, now=now)
+        presented = ""
+        if verified.channel == "query":
+            prefix = f"{verified.query_param}="
+            query = urlsplit(request.url).query
+            presented = next((pair for pair in query.split("&") if pair.startswith(prefix)), "")
+            if presented and renewal is not None:
+                presented = prefix + renewal.token
+        if renewal is None:
+            return EdgeVerdict(verified.grant, presented)
+        redirect = renewal.status if renewal.delivered_by == "redirect" else None
+        return EdgeVerdict(verified.grant, presented, renewal.headers, redirect)
+
+    def jwks(self) -> Jwks:
         """The ES256 public keys (HMAC keys are secret and never published)."""
         return {"keys": [key.public_jwk() for key in self.keys if isinstance(key, Es256CatKey)]}
 

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from gateway.config_schema import NO_ENVIRONMENT, refuse_unknown
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.acl import normalise_path
-from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import Credentials, DialectDefaults, EdgePath, EdgeRequest
 from gateway.tokens.dialects.support import jwt_common, jwt_keys
 from gateway.tokens.dialects.support.cdn_request import encoded_prefix
 from gateway.tokens.grant import Grant, IPAddress, IPNetwork
@@ -77,7 +77,7 @@ def _network_rules(network: IPNetwork) -> list[Rule]:
 
 
 @dataclass(frozen=True)
-class CloudflareStreamDialect:
+class CloudflareStreamDialect(DialectDefaults):
     """Cloudflare Stream bound to a customer code, a prefix template and RS256 keys (newest first)."""
 
     customer_code: str

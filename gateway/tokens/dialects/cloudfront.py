@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
-from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import Cookie, Credentials, DialectDefaults, EdgePath, EdgeRequest
 from gateway.tokens.dialects.support import cdn_request as edge
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.dialects.support.cloudfront_policy import (
@@ -56,7 +56,7 @@ KEY_PAIR_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 
 
 @dataclass(frozen=True)
-class CloudFront:
+class CloudFront(DialectDefaults):
     """CloudFront bound to a distribution (`base_url`) and its key group (newest signing key first)."""
 
     base_url: str

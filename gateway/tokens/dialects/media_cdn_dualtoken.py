@@ -29,7 +29,7 @@ from urllib.parse import unquote
 from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
 from gateway.tokens.acl import CheckedPath
-from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import Cookie, Credentials, DialectDefaults, EdgePath, EdgeRequest
 from gateway.tokens.dialects.support import cdn_request as edge
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.dialects.support.google_signed import NamedKey, b64url, read_keys
@@ -49,7 +49,7 @@ def _malformed(detail: str, field_name: str) -> TokenDenied:
 
 
 @dataclass(frozen=True)
-class MediaCdnDualToken:
+class MediaCdnDualToken(DialectDefaults):
     """Short tokens bound to a keyset of one algorithm (`keys[0]` signs, every key verifies)."""
 
     keys: tuple[NamedKey, ...] = field(repr=False)

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 from gateway.config_schema import NO_ENVIRONMENT, refuse_unknown
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.acl import normalise_path
-from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import Credentials, DialectDefaults, EdgePath, EdgeRequest
 from gateway.tokens.dialects.support import jwt_common, jwt_keys
 from gateway.tokens.dialects.support.cdn_request import encoded_prefix
 from gateway.tokens.grant import Grant
@@ -61,7 +61,7 @@ def audience_of(host: str, path: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class MuxDialect:
+class MuxDialect(DialectDefaults):
     """Mux signed playback bound to a prefix template, default audience, extra claims and RS256 keys."""
 
     keys: tuple[jwt_common.RsaJwtKey, ...]

@@ -31,7 +31,7 @@ from typing import Any
 from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
 from gateway.tokens.acl import CheckedPath
-from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import Credentials, DialectDefaults, EdgePath, EdgeRequest
 from gateway.tokens.dialects.support import cdn_request as edge
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.dialects.support.google_signed import b64url
@@ -44,7 +44,7 @@ _PARAM_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
 
 
 @dataclass(frozen=True)
-class NginxSecureLink:
+class NginxSecureLink(DialectDefaults):
     """`secure_link_md5` reproduced from a template; `secret` is only ever used inside the MD5."""
 
     secret: str = field(repr=False)

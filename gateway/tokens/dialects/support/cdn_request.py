@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from gateway.errors import Denial, TokenDenied
+from gateway.errors import UnsupportedGrant as UnsupportedGrant  # re-exported: the dialects raise edge.UnsupportedGrant
 from gateway.tokens.acl import CheckedPath, canonical_prefix, normalise_path
 from gateway.tokens.dialects.base import Credentials
 from gateway.tokens.grant import Grant, IPAddress, IPNetwork
@@ -218,10 +219,6 @@ def url_in_grant(grant: Grant, url: str) -> CheckedPath:
 def with_query(url: str, pairs: Sequence[tuple[str, str]]) -> str:
     """Append `name=value` pairs to a URL with '?' or '&', encoded exactly as `Credentials.query_string`."""
     return url + ("&" if "?" in url else "?") + Credentials(query=tuple(pairs)).query_string()
-
-
-class UnsupportedGrant(ValueError):
-    """The dialect cannot carry a constraint of this grant, and its config says not to drop it."""
 
 
 def bindable_network(

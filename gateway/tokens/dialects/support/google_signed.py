@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.errors import Denial, TokenDenied
-from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import Cookie, Credentials, DialectDefaults, EdgePath, EdgeRequest
 from gateway.tokens.dialects.support import cdn_request as edge
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.grant import Grant
@@ -124,7 +124,7 @@ def prefix_policy(prefix_url: str, expires_at: int, key_name: str, separator: st
 
 
 @dataclass(frozen=True)
-class GoogleSignedRequests:
+class GoogleSignedRequests(DialectDefaults):
     """Signed URL / URL prefix / cookie, bound to a host (`base_url`) and a keyset (first key signs)."""
 
     COOKIE_NAME: ClassVar[str]

@@ -1,0 +1,64 @@
+"""What every manifest writer does, and the pieces they share.
+
+A writer owns one delivery's manifests: how a manifest is prepared for it (`rewriter`, and `variant`, the
+manifest cache's name for that preparation: one prepared template per origin version and variant, shared
+by every viewer), how a prepared manifest is rendered for one request (`render`: its tokens filled in),
+and which cookies go with a response (`cookies`, for manifests and for the segments streamed beside them).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from starlette.responses import Response
+
+from gateway.http.access import Access
+from gateway.http.media_types import content_type_for, is_hls_playlist
+from gateway.manifests.dash import prepare_mpd
+from gateway.manifests.hls import RewriteUri, prepare_playlist
+from gateway.manifests.template import PreparedManifest, Slot
+
+PRIVATE = "private, no-store"  # a tokenized response is this viewer's alone
+
+
+class ManifestWriter(Protocol):
+    def variant(self, access: Access) -> str:
+        """The manifest cache's name for how this writer prepares manifests for `access` (never per viewer)."""
+        ...
+
+    def rewriter(self, access: Access) -> RewriteUri:
+        """The URI rewriter a manifest at `access.origin_url` is prepared with (once per origin version)."""
+        ...
+
+    def render(self, manifest: PreparedManifest, access: Access) -> bytes:
+        """The prepared manifest with this request's credentials filled in."""
+        ...
+
+    def cookies(self, access: Access, manifest: PreparedManifest | None) -> list[str]:
+        """`Set-Cookie` values for the response to `access` (`manifest` None: a streamed segment, key, …)."""
+        ...
+
+
+class TokenWriter(ManifestWriter, Protocol):
+    """A writer of the gateway's own tokens: what fills each token slot is its own decision (the CDN writer
+    wraps one and adds the CDN's credentials to the same render)."""
+
+    def slot_tokens(self, manifest: PreparedManifest, access: Access) -> dict[Slot, str]: ...
+
+
+def same_token(token: str) -> dict[Slot, str]:
+    """Every token slot filled with one credential (as presented, or minted once for the response)."""
+    return {Slot.PLAYLIST: token, Slot.MEDIA: token}
+
+
+def prepare_manifest(origin_url: str, body: bytes, rewriter: RewriteUri, *, max_bytes: int) -> PreparedManifest:
+    """HLS playlists and DASH MPDs share one slot model; the URL's extension picks the rewriter."""
+    if is_hls_playlist(origin_url.split("?", 1)[0]):
+        return prepare_playlist(body, rewriter, max_bytes=max_bytes)
+    return prepare_mpd(body, rewriter, max_bytes=max_bytes)
+
+
+def manifest_response(origin_url: str, body: bytes, *, head: bool) -> Response:
+    """A tokenized manifest: never cached by anyone but this viewer."""
+    headers = {"cache-control": PRIVATE, "content-type": content_type_for(origin_url.split("?", 1)[0])}
+    return Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})
