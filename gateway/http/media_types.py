@@ -39,9 +39,21 @@ def extension(path: str) -> str:
     return posixpath.splitext(path)[1].lower()
 
 
+# Origin types a browser may render as a document or script on the gateway's own origin (where its session
+# cookies live): never passed on for a file we do not know; it goes out as opaque bytes instead.
+_ACTIVE_TYPES = ("text/html", "application/xhtml", "image/svg", "text/javascript", "application/javascript",
+                 "application/ecmascript", "text/xml", "application/xml", "text/xsl", "multipart/")  # fmt: skip
+
+
 def content_type_for(path: str, origin_type: str | None = None) -> str:
-    """Our table first, then what the origin said, then octet-stream."""
-    return CONTENT_TYPES.get(extension(path)) or origin_type or "application/octet-stream"
+    """Our table first, then what the origin said unless a browser could run it, then octet-stream.
+    Responses also carry `X-Content-Type-Options: nosniff`, so the type given is the type used."""
+    known = CONTENT_TYPES.get(extension(path))
+    if known is not None:
+        return known
+    if origin_type and not origin_type.strip().lower().startswith(_ACTIVE_TYPES):
+        return origin_type
+    return "application/octet-stream"
 
 
 def is_hls_playlist(path: str) -> bool:
