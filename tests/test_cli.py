@@ -17,7 +17,7 @@ import pytest
 from gateway.config import load_settings
 from gateway.errors import ConfigError
 from tests.support.origin_tree import TITLE, build_origin_tree
-from tests.support.servers import free_port, static_origin
+from tests.support.servers import free_port, serve_app, static_origin
 
 KEY = "k1:" + "A" * 43
 
@@ -266,8 +266,6 @@ def routed_config(tmp_path: Path, origin: str, extra: str = "") -> Path:
 def test_verify_reads_the_routes_token_parameter_and_dialect_edges_serve_runs_with(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from starlette.testclient import TestClient
-
     from gateway.cli import main as cli_main
     from gateway.http.app import build_app
     from gateway.tokens.dialects import load_dialect
@@ -288,9 +286,9 @@ def test_verify_reads_the_routes_token_parameter_and_dialect_edges_serve_runs_wi
             f"{edge_prefix}v1/seg_000.m4s?{query[:-4]}0000": "DENY bad_signature",
             f"{edge_prefix}v1/seg_000.m4s?t={ours}": "DENY missing",  # our token opens no dialect-edge route
         }
-        with TestClient(build_app(load_settings(config, {})), base_url="http://gw.test") as served:
+        with serve_app(build_app(load_settings(config, {}))) as served:  # serve, on a real uvicorn
             for target, expected in cases.items():
-                answer = served.get(target)
+                answer = httpx.get(served + target)
                 status = cli_main(["verify", f"http://gw.test{target}", "--config", str(config)])
                 out = capsys.readouterr().out
                 assert out.startswith(expected), (target, out)
