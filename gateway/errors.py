@@ -10,6 +10,7 @@ or `x-gateway-error` (everything else), `cache-control: no-store`.
     ├── TokenDenied(reason: Denial)     the reason          401 missing, 403 otherwise     (a denial)
     ├── EntitlementRefused(Refusal)     the refusal         401 unauthenticated, 404 unknown_asset, 403
     ├── BadRequest                      bad_request         400
+    │   └── BodyTimeout                 request_timeout     408  the API body did not arrive in time
     ├── NoRoute                         no_route            404
     ├── UnsupportedGrant (ValueError)   unsupported_grant   403  a dialect cannot carry the grant's binding
     ├── ConfigError (ValueError)        config_error        500  raised at start-up, names the setting
@@ -120,6 +121,13 @@ class BadRequest(GatewayError):
 
     code = "bad_request"
     status = 400
+
+
+class BodyTimeout(BadRequest):
+    """The request body did not arrive within its deadline (a client dripping it holds nothing for long)."""
+
+    code = "request_timeout"
+    status = 408
 
 
 class NoRoute(GatewayError):

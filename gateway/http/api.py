@@ -10,6 +10,7 @@ can act on (not_entitled, geo_blocked, revoked, session_ended, ip, scope), 404 u
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -19,12 +20,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.config_schema import Delivery
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, BodyTimeout
 from gateway.http.delivery import is_plain_http_localhost, set_cookie
 from gateway.http.request_facts import client_address, header
 from gateway.sessions.service import API_PREFIX, IssuedToken, SessionService
 
 MAX_BODY_BYTES = 16 * 1024
+BODY_SECONDS = 10.0  # the whole body, however slowly it drips (the head has its own deadline)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -35,11 +37,15 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes (content-length {declared[:20]})")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout(f"request body not complete within {BODY_SECONDS:g} s") from None
     body = b"".join(chunks)
     try:
         data = json.loads(body or b"{}")

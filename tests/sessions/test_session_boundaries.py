@@ -7,6 +7,7 @@ import dataclasses
 import ipaddress
 import select
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -139,3 +140,21 @@ async def test_deeply_nested_json_is_a_bad_request_not_a_crash(origin: str, tmp_
     async with gateway(origin, tmp_path, FakeClock()) as client:
         response = await client.post("/api/sessions", content=b"[" * 8000 + b"]" * 8000, headers=PAID)
         assert response.status_code == 400 and response.json()["error"] == "bad_request", response.text
+
+
+def test_a_dripping_body_meets_a_deadline(origin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from gateway.http import api
+
+    monkeypatch.setattr(api, "BODY_SECONDS", 0.5)
+    app = build_demo(tmp_path, origin, clock=FakeClock())
+    with serve_app(app) as url:
+        split = urlsplit(url)
+        with socket.create_connection((split.hostname, split.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer demo-paid\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{"
+            )
+            started = time.monotonic()
+            answer = sock.recv(65536)  # the rest of the body never comes
+        assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer, answer
+        assert time.monotonic() - started < 5
