@@ -65,6 +65,7 @@ from gateway.config_schema import (
     Delivery,
     DeltaUpdates,
     SameSite,
+    array_of_tables,
     choice,
     refuse_unknown,
 )
@@ -282,16 +283,6 @@ def _table(config: Mapping[str, Any], name: str, known: frozenset[str]) -> Mappi
     return table
 
 
-def _tables(config: Mapping[str, Any], name: str, known: frozenset[str]) -> list[Mapping[str, Any]]:
-    """`[[name]]` of the file (an array of tables), each refusing keys it does not know."""
-    tables = config.get(name, [])
-    if not isinstance(tables, list) or not all(isinstance(table, Mapping) for table in tables):
-        raise ConfigError(f"{name} must be an array of tables ([[{name}]])")
-    for index, table in enumerate(tables):
-        refuse_unknown(table, known, f"[[{name}]] #{index + 1}")
-    return tables
-
-
 def _number(name: str, value: object, kind: type[int] | type[float]) -> Any:
     try:
         number = kind(str(value))
@@ -413,7 +404,9 @@ def load_settings(
     refuse_unknown(config, TOP_LEVEL_TABLES, "the top level of the config")
     gateway = _table(config, "gateway", GATEWAY_TABLE_KEYS)
     origin_table = _table(config, "origin", ORIGIN_TABLE_KEYS)
-    routes = [_route(table, index + 1) for index, table in enumerate(_tables(config, "routes", ROUTE_TABLE_KEYS))]
+    routes = [
+        _route(table, index + 1) for index, table in enumerate(array_of_tables(config, "routes", ROUTE_TABLE_KEYS))
+    ]
     root_origin = origin_override or environ.get("GATEWAY_ORIGIN")
     if root_origin:
         base = root_origin if root_origin.endswith("/") else root_origin + "/"

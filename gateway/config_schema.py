@@ -86,3 +86,13 @@ def environment_value(environ: Mapping[str, str], variable: str, where: str) -> 
     if not value:
         raise ConfigError(f"{where}: environment variable {variable} is not set or empty")
     return value
+
+
+def array_of_tables(config: Mapping[str, Any], name: str, known: Iterable[str]) -> list[Mapping[str, Any]]:
+    """`[[name]]` of a config (an array of tables), each refusing the keys it does not know."""
+    tables = config.get(name, [])
+    if not isinstance(tables, list) or not all(isinstance(table, Mapping) for table in tables):
+        raise ConfigError(f"{name} must be an array of tables ([[{name}]])")
+    for index, table in enumerate(tables):
+        refuse_unknown(table, known, f"[[{name}]] #{index + 1}")
+    return tables

@@ -48,7 +48,6 @@ __all__ = [
     "RewriteUri",
     "UriPlace",
     "is_master_playlist",
-    "is_reloaded",
     "prepare_playlist",
 ]
 
@@ -129,15 +128,6 @@ def is_master_playlist(text: str) -> bool:
     return _MULTIVARIANT_TAG.search(text) is not None
 
 
-def is_reloaded(text: str) -> bool:
-    """True for a media playlist a player reloads: live or EVENT, without EXT-X-ENDLIST.
-
-    A Multivariant Playlist is loaded once; so is a media playlist with EXT-X-ENDLIST or
-    `EXT-X-PLAYLIST-TYPE:VOD`.
-    """
-    return not is_master_playlist(text) and _LOADED_ONCE_TAG.search(text) is None
-
-
 def prepare_playlist(
     data: bytes,
     rewrite_uri: RewriteUri,
@@ -203,7 +193,7 @@ def prepare_playlist(
             slots.append(slot)
             lines[index] = head + _SLOT_MARK + tail
     multivariant = is_master_playlist(text)
-    reloaded = not multivariant and _LOADED_ONCE_TAG.search(text) is None  # is_reloaded, without a 2nd search
+    reloaded = not multivariant and _LOADED_ONCE_TAG.search(text) is None  # a master is loaded once too
     text = "\n".join(lines)
     chunks = tuple(text.split(_SLOT_MARK)) if slots else (text,)
     return PreparedManifest(chunks=chunks, slots=tuple(slots), reloaded=reloaded, multivariant=multivariant)

@@ -40,10 +40,10 @@ class ManifestFetch:
 
 def _timeout_message(url: str, exc: httpx.TimeoutException) -> str:
     kind = "connecting to" if isinstance(exc, httpx.ConnectTimeout) else "waiting for"
-    return f"origin timed out {kind} {_redact(url)}"
+    return f"origin timed out {kind} {redact_url(url)}"
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """Origin URLs in messages lose their query (it may carry upstream credentials)."""
     return url.split("?", 1)[0]
 
@@ -55,7 +55,7 @@ async def _translate_errors(url: str) -> AsyncIterator[None]:
     except httpx.TimeoutException as exc:
         raise OriginTimeout(_timeout_message(url, exc)) from exc
     except httpx.TransportError as exc:
-        raise OriginUnavailable(f"origin unreachable at {_redact(url)}: {type(exc).__name__}") from exc
+        raise OriginUnavailable(f"origin unreachable at {redact_url(url)}: {type(exc).__name__}") from exc
 
 
 class _OriginAuth(httpx.Auth):
@@ -124,7 +124,7 @@ class OriginClient:
                 return ManifestFetch(304, b"", dict(response.headers))
             if response.status_code != 200:
                 raise OriginBadStatus(
-                    f"origin answered {response.status_code} for {_redact(url)}", response.status_code
+                    f"origin answered {response.status_code} for {redact_url(url)}", response.status_code
                 )
             # An origin that compresses anyway is decoded (gzip, deflate), and the cap counts decoded bytes.
             encoded = response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity")

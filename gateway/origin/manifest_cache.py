@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from gateway.config import OriginSettings
 from gateway.errors import OriginTimeout
 from gateway.manifests.template import PreparedManifest
-from gateway.origin.client import OriginClient
+from gateway.origin.client import OriginClient, redact_url
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*(\d+)", re.IGNORECASE)
 Prepare = Callable[[bytes], PreparedManifest]
@@ -110,7 +110,7 @@ class ManifestCache:
                 )
         except TimeoutError:
             raise OriginTimeout(
-                f"origin did not deliver the whole manifest within {self._deadline_seconds:g} s ({url.split('?')[0]})"
+                f"origin did not deliver the whole manifest within {self._deadline_seconds:g} s ({redact_url(url)})"
             ) from None
         if fetched.status == 304 and entry is not None:
             entry.fresh_until = now + entry.ttl_seconds

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gateway.config_schema import refuse_unknown
+from gateway.config_schema import array_of_tables
 from gateway.errors import ConfigError, EntitlementRefused, Refusal
 
 # The refusals belong to the gateway's error tree (gateway/errors.py); a policy raises them from here.
@@ -131,23 +131,13 @@ USER_KEYS = frozenset({"credential", "id", "name", "plan", "country"})
 TITLE_KEYS = frozenset({"prefix", "name", "paid", "blocked_countries", "allowed_countries"})
 
 
-def _entries(config: Mapping[str, Any], name: str, known: frozenset[str]) -> list[Mapping[str, Any]]:
-    """`[[users]]` or `[[titles]]`: an array of tables, each refusing keys it does not know."""
-    entries = config.get(name, [])
-    if not isinstance(entries, list) or not all(isinstance(entry, Mapping) for entry in entries):
-        raise ConfigError(f"{name} must be an array of tables ([[{name}]])")
-    for index, entry in enumerate(entries):
-        refuse_unknown(entry, known, f"[[{name}]] #{index + 1}")
-    return entries
-
-
 def catalog_from_config(config: Mapping[str, Any]) -> CatalogEntitlements:
     try:
         users = {
             str(u["credential"]): Viewer(
                 str(u["id"]), str(u.get("name", u["id"])), str(u.get("plan", "free")), u.get("country")
             )
-            for u in _entries(config, "users", USER_KEYS)
+            for u in array_of_tables(config, "users", USER_KEYS)
         }
         titles = [
             Title(
@@ -157,7 +147,7 @@ def catalog_from_config(config: Mapping[str, Any]) -> CatalogEntitlements:
                 _strings(t.get("blocked_countries", []), "titles.blocked_countries"),
                 _strings(t.get("allowed_countries", []), "titles.allowed_countries"),
             )
-            for t in _entries(config, "titles", TITLE_KEYS)
+            for t in array_of_tables(config, "titles", TITLE_KEYS)
         ]
     except KeyError as exc:
         raise ConfigError(f"users/titles entry is missing {exc}") from exc
