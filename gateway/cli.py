@@ -24,7 +24,7 @@ from gateway.sessions.revocations import (
     RevocationStore,
 )
 from gateway.startup import describe
-from gateway.tokens.dialects.base import Credentials, Dialect
+from gateway.tokens.dialects.base import Credentials, Dialect, SigningOptions
 from gateway.tokens.grant import Grant, Scope, parse_network
 from gateway.tokens.keys import KeyRing, new_key_entry
 
@@ -96,17 +96,25 @@ def cmd_sign(args: argparse.Namespace) -> int:
     from gateway.tokens.native import sign_grant
 
     now = int(time.time())
+    start = now if args.start == "now" else int(args.start) if args.start else None
     grant = Grant(
         path_prefixes=tuple(args.path_prefix),
-        expires_at=now + args.ttl,
+        expires_at=(start or now) + args.ttl,
+        not_before=start,
         client_network=parse_network(args.ip) if args.ip else None,
         session_id=args.session,
         user_id=args.user,
         scope=Scope(args.scope),
     )
+    options = SigningOptions(
+        resources=tuple(args.resource),
+        method=args.method.upper() if args.method else None,
+        headers=_header_pairs(args.sign_header),
+    )
     if args.dialect:
-        _print_credentials(_dialect(args).sign(grant, url=args.url))
+        _print_credentials(_dialect(args).sign(grant, url=args.url, options=options))
         return 0
+    options.refuse_unsupported("the native token")
     token = sign_grant(grant, _keys_from(args.config))
     print(f"# prefixes={','.join(grant.path_prefixes)} expires_at={grant.expires_at} scope={grant.scope.value}")
     print(token)
@@ -122,12 +130,21 @@ def _print_denial(refused: GatewayError) -> int:
     return 1
 
 
+def _header_pairs(lines: list[str]) -> tuple[tuple[str, str], ...]:
+    """'Name: value' lines as (name, value) pairs, in order."""
+    pairs = tuple((name.strip(), value.strip()) for name, _, value in (line.partition(":") for line in lines))
+    if any(not name for name, _ in pairs):
+        raise ConfigError(f"a header is 'Name: value', not {lines!r}")
+    return pairs
+
+
 def _verify_dialect(args: argparse.Namespace, now: float) -> int:
     from gateway.tokens.dialects.base import EdgeRequest
 
     cookies = dict(pair.split("=", 1) for pair in args.cookie)
-    headers = {name.strip().lower(): value.strip() for name, _, value in (h.partition(":") for h in args.header)}
-    request = EdgeRequest(args.url, cookies, headers, ipaddress.ip_address(args.ip) if args.ip else None)
+    headers = {name.lower(): value for name, value in _header_pairs(args.header)}
+    address = ipaddress.ip_address(args.ip) if args.ip else None
+    request = EdgeRequest(args.url, cookies, headers, address, method=args.method.upper())
     try:
         grant = _dialect(args).verify(request, now=now)
     except TokenDenied as denied:
@@ -266,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--config", type=Path)
     sign.add_argument("--dialect", help="sign in a CDN's dialect (needs --config with [dialects.NAME])")
     sign.add_argument("--url", help="the URL to sign, for per-URL dialect forms")
+    sign.add_argument("--start", help="valid from this epoch time, or 'now' (default: no start time)")
+    sign.add_argument(
+        "--resource", action="append", default=[], help="a custom ACL/resource in the dialect's wildcards (repeatable)"
+    )
+    sign.add_argument("--method", help="bind the token to this HTTP method (where the dialect signs it)")
+    sign.add_argument(
+        "--sign-header", action="append", default=[], help="'Name: value' the token is bound to (repeatable)"
+    )
     sign.set_defaults(func=cmd_sign)
 
     verify = sub.add_parser(
@@ -281,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--dialect", help="verify as that CDN's edge would (needs --config)")
     verify.add_argument("--cookie", action="append", default=[], help="NAME=VALUE sent with the request")
     verify.add_argument("--header", action="append", default=[], help="'Name: value' sent with the request")
+    verify.add_argument("--method", default="GET", help="the request's HTTP method (default GET)")
     verify.set_defaults(func=cmd_verify)
 
     keys = sub.add_parser("keys", help="key ring helpers")

@@ -33,7 +33,15 @@ from urllib.parse import quote_plus, unquote, unquote_plus
 from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
 from gateway.tokens.acl import CheckedPath
-from gateway.tokens.dialects.base import Cookie, Credentials, DialectDefaults, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import (
+    NO_OPTIONS,
+    Cookie,
+    Credentials,
+    DialectDefaults,
+    EdgePath,
+    EdgeRequest,
+    SigningOptions,
+)
 from gateway.tokens.dialects.support import cdn_request as edge
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.grant import Grant
@@ -101,7 +109,8 @@ class Akamai(DialectDefaults):
 
     # -- signing ---------------------------------------------------------------------------------------
 
-    def sign(self, grant: Grant, *, url: str | None = None) -> Credentials:
+    def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
+        options.refuse_unsupported(NAME)
         fields: list[tuple[str, str]] = []
         network = edge.bindable_network(grant, dialect=NAME, ip_binding=self.ip_binding, single_host=True)
         if network is not None:

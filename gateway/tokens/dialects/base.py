@@ -1,8 +1,8 @@
 """The anatomy every CDN dialect shares: what a signer returns, what an edge verifier reads.
 
 A dialect module exposes `NAME`, a frozen settings/dialect object built by `from_config(table, *, base_dir,
-environ)`, whose `sign(grant, *, url=None) -> Credentials` and (where the gateway can act as the edge)
-`verify(request, *, now) -> Grant` follow the `Dialect` protocol below. Where the gateway is the edge it
+environ)`, whose `sign(grant, *, url=None, options=NO_OPTIONS) -> Credentials` and (where the gateway can act as
+the edge) `verify(request, *, now) -> Grant` follow the `Dialect` protocol below. Where the gateway is the edge it
 also needs to know which parts of a request are the dialect's credential, so they never reach the origin
 or a cache key: `query_params` (every query parameter the dialect reads) and `edge_path(raw_path, grant)`
 (the resource a verified request names once a token or id carried in the path is taken out). Everything else
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from gateway.errors import UnsupportedGrant
 from gateway.tokens.grant import Grant, IPAddress
 
 
@@ -56,6 +57,33 @@ class Credentials:
     def query_string(self) -> str:
         """`a=b&c=d`, percent-encoding only what a query value cannot carry (dialect alphabets pass as is)."""
         return "&".join(f"{name}={quote(value, safe='-_.~!*=:/,+')}" for name, value in self.query)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningOptions:
+    """What a vendor's own SDK lets a signer choose beyond the grant (the grant already carries the start
+    time as `not_before`, the session id and the client network).
+
+    resources: custom ACL/resource patterns in the dialect's own wildcard syntax (Akamai `*` and `?`, several
+               entries; CloudFront `*`), signed instead of the grant's path prefixes
+    method:    the HTTP method the token is bound to (CAT `catm`)
+    headers:   client request headers the token is bound to, as (name, value) (dual token `Headers=`)
+
+    A dialect that cannot express an option it is given refuses it (`refuse_unsupported`), never drops it.
+    """
+
+    resources: tuple[str, ...] = ()
+    method: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def refuse_unsupported(self, dialect: str, *, supported: frozenset[str] = frozenset()) -> None:
+        """Raise UnsupportedGrant naming each option set here that `dialect` does not support."""
+        given = {name for name in ("resources", "method", "headers") if getattr(self, name)}
+        if unsupported := sorted(given - supported):
+            raise UnsupportedGrant(f"{dialect}: cannot sign {', '.join(unsupported)}")
+
+
+NO_OPTIONS = SigningOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +153,9 @@ class Dialect(Protocol):
         """True: one signature covers a prefix/ACL (sign once per session); False: one per URL."""
         ...
 
-    def sign(self, grant: Grant, *, url: str | None = None) -> Credentials: ...
+    def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
+        """Credentials for `grant` (and `url`, for per-URL forms), honouring every option or refusing it."""
+        ...
 
     def verify(self, request: EdgeRequest, *, now: float) -> Grant:
         """Raise TokenDenied (typed reason, values) or return what the token grants.

@@ -31,7 +31,16 @@ from urllib.parse import quote, urlsplit
 from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.acl import normalise_path
-from gateway.tokens.dialects.base import Cookie, Credentials, EdgePath, EdgeRequest, EdgeVerdict, Jwks
+from gateway.tokens.dialects.base import (
+    NO_OPTIONS,
+    Cookie,
+    Credentials,
+    EdgePath,
+    EdgeRequest,
+    EdgeVerdict,
+    Jwks,
+    SigningOptions,
+)
 from gateway.tokens.dialects.support import cat_claims as c
 from gateway.tokens.dialects.support.cat_cbor import TAG_IPV4, TAG_IPV6, CborError, CborValue, decode, encode
 from gateway.tokens.dialects.support.cat_checks import check_request, check_time_and_parties, extract_token, grant_from
@@ -147,7 +156,8 @@ class CatDialect:
         """A token for `grant`; `cti` defaults to 16 random bytes (fixed only for known-answer tests)."""
         return self.encode_claims(self.claims_for(grant, issued_at=issued_at, cti=cti or os.urandom(CTI_BYTES)))
 
-    def sign(self, grant: Grant, *, url: str | None = None) -> Credentials:
+    def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
+        options.refuse_unsupported(NAME)
         token = self.issue(grant, issued_at=grant.not_before)
         if self.delivery == "header":
             return Credentials(headers=((HEADER_NAMES[0], token),), url=url, token=token)

@@ -27,7 +27,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
-from gateway.tokens.dialects.base import Cookie, Credentials, DialectDefaults, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import (
+    NO_OPTIONS,
+    Cookie,
+    Credentials,
+    DialectDefaults,
+    EdgePath,
+    EdgeRequest,
+    SigningOptions,
+)
 from gateway.tokens.dialects.support import cdn_request as edge
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.dialects.support.cloudfront_policy import (
@@ -92,7 +100,8 @@ class CloudFront(DialectDefaults):
 
     # -- signing ---------------------------------------------------------------------------------------
 
-    def sign(self, grant: Grant, *, url: str | None = None) -> Credentials:
+    def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
+        options.refuse_unsupported(NAME)
         key = self.signing_key
         hash_name = self._hash_for(key)
         if self.policy == "custom":

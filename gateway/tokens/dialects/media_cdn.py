@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
-from gateway.tokens.dialects.base import Credentials, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import NO_OPTIONS, Credentials, EdgePath, EdgeRequest, SigningOptions
 from gateway.tokens.dialects.support import cdn_request as edge
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.dialects.support.google_signed import (
@@ -56,7 +56,8 @@ class MediaCdn(GoogleSignedRequests):
 
     name: str = NAME
 
-    def sign(self, grant: Grant, *, url: str | None = None) -> Credentials:
+    def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
+        options.refuse_unsupported(NAME)
         if self.form != "path":
             return super().sign(grant, url=url)
         self._check_grant(grant)

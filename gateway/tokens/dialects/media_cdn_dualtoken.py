@@ -29,7 +29,15 @@ from urllib.parse import unquote
 from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
 from gateway.tokens.acl import CheckedPath
-from gateway.tokens.dialects.base import Cookie, Credentials, DialectDefaults, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import (
+    NO_OPTIONS,
+    Cookie,
+    Credentials,
+    DialectDefaults,
+    EdgePath,
+    EdgeRequest,
+    SigningOptions,
+)
 from gateway.tokens.dialects.support import cdn_request as edge
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.dialects.support.google_signed import NamedKey, b64url, read_keys
@@ -77,7 +85,8 @@ class MediaCdnDualToken(DialectDefaults):
         raw = key.sign(signed.encode())
         return f"Signature={b64url(raw, padded=False)}" if self.algorithm == "ed25519" else f"hmac={raw.hex()}"
 
-    def sign(self, grant: Grant, *, url: str | None = None) -> Credentials:
+    def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
+        options.refuse_unsupported(NAME)
         key = next((k for k in self.keys if k.can_sign), None)
         if key is None:
             raise ValueError(f"{NAME}: no key that can sign")

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 from gateway.config_schema import NO_ENVIRONMENT, refuse_unknown
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.acl import normalise_path
-from gateway.tokens.dialects.base import Credentials, DialectDefaults, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import NO_OPTIONS, Credentials, DialectDefaults, EdgePath, EdgeRequest, SigningOptions
 from gateway.tokens.dialects.support import jwt_common, jwt_keys
 from gateway.tokens.dialects.support.cdn_request import encoded_prefix
 from gateway.tokens.grant import Grant
@@ -97,7 +97,8 @@ class MuxDialect(DialectDefaults):
         payload.update(self.params)
         return payload
 
-    def sign(self, grant: Grant, *, url: str | None = None) -> Credentials:
+    def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
+        options.refuse_unsupported(NAME)
         """Sign for `url` (a Mux URL of this playback id, audience from its path) or the HLS URL."""
         key = jwt_common.signing_key(self.keys, NAME)
         if url is None:

@@ -31,7 +31,7 @@ from typing import Any
 from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
 from gateway.tokens.acl import CheckedPath
-from gateway.tokens.dialects.base import Credentials, DialectDefaults, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import NO_OPTIONS, Credentials, DialectDefaults, EdgePath, EdgeRequest, SigningOptions
 from gateway.tokens.dialects.support import cdn_request as edge
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.dialects.support.google_signed import b64url
@@ -79,7 +79,8 @@ class NginxSecureLink(DialectDefaults):
         )
         return hashlib.md5(filled.encode("utf-8"), usedforsecurity=False).digest()
 
-    def sign(self, grant: Grant, *, url: str | None = None) -> Credentials:
+    def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
+        options.refuse_unsupported(NAME)
         edge.bindable_not_before(grant, dialect=NAME, not_before_binding=self.not_before_binding)
         remote_addr = ""
         if self.binds_ip:

@@ -22,7 +22,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.errors import Denial, TokenDenied
-from gateway.tokens.dialects.base import Cookie, Credentials, DialectDefaults, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import (
+    NO_OPTIONS,
+    Cookie,
+    Credentials,
+    DialectDefaults,
+    EdgePath,
+    EdgeRequest,
+    SigningOptions,
+)
 from gateway.tokens.dialects.support import cdn_request as edge
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.grant import Grant
@@ -175,7 +183,8 @@ class GoogleSignedRequests(DialectDefaults):
         query = url.partition("?")[2]
         return self.base_url + checked.encoded + ("?" + query if query else "")
 
-    def sign(self, grant: Grant, *, url: str | None = None) -> Credentials:
+    def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
+        options.refuse_unsupported(self.name)
         self._check_grant(grant)
         key, expires = self.signing_key, grant.expires_at
         target = self._canonical_url(grant, url) if url is not None else None
