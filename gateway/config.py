@@ -26,6 +26,10 @@ retired = ["k0"]
 auth_secret = ""               # GATEWAY_ORIGIN_SECRET
 connect_timeout_seconds = 3
 read_timeout_seconds = 10
+manifest_connections = 32        # two origin pools: playlists never wait behind segment downloads
+segment_connections = 256
+pool_wait_seconds = 2          # then 503 origin_busy (Retry-After: 1)
+max_streams_per_client = 16    # concurrent segment downloads per session (else address); 0: no limit
 vod_manifest_cache_seconds = 60
 live_manifest_cache_seconds = 1
 
@@ -150,11 +154,24 @@ class Route:
 class OriginSettings:
     connect_timeout_seconds: float = 3.0
     read_timeout_seconds: float = 10.0
-    max_connections: int = 64
+    # Two pools, so segment downloads (long, paced by the viewer) can never starve playlist fetches.
+    manifest_connections: int = 32
+    segment_connections: int = 256
+    pool_wait_seconds: float = 2.0  # then `503 origin_busy` (Retry-After: 1) instead of a queue nobody bounds
+    max_streams_per_client: int = 16  # concurrent segment streams per session (else client address); 0: no limit
     vod_manifest_cache_seconds: float = 60.0
     live_manifest_cache_seconds: float = 1.0
     # HMAC secret for the authenticated origin header (gateway/origin/auth.py); empty: no header.
     auth_secret: bytes = field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        if min(self.manifest_connections, self.segment_connections) < 1 or self.max_streams_per_client < 0:
+            raise ConfigError(
+                "origin: manifest_connections and segment_connections must be >= 1, "
+                "max_streams_per_client >= 0 (0: no limit)"
+            )
+        if min(self.connect_timeout_seconds, self.read_timeout_seconds, self.pool_wait_seconds) <= 0:
+            raise ConfigError("origin: timeouts and pool_wait_seconds must be positive")
 
 
 @dataclass(frozen=True)

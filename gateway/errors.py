@@ -11,6 +11,7 @@ or `x-gateway-error` (everything else), `cache-control: no-store`.
     ├── EntitlementRefused(Refusal)     the refusal         401 unauthenticated, 404 unknown_asset, 403
     ├── BadRequest                      bad_request         400
     │   └── BodyTimeout                 request_timeout     408  the API body did not arrive in time
+    ├── TooManyDownloads                too_many_downloads  429  a viewer's concurrent segment streams (Retry-After)
     ├── NoRoute                         no_route            404
     ├── UnsupportedGrant (ValueError)   unsupported_grant   403  a dialect cannot carry the grant's binding
     ├── ConfigError (ValueError)        config_error        500  raised at start-up, names the setting
@@ -18,9 +19,12 @@ or `x-gateway-error` (everything else), `cache-control: no-store`.
     ├── OriginError                     origin_error        502
     │   ├── OriginUnavailable           origin_unavailable  502  connect failure, refused, reset
     │   ├── OriginTimeout               origin_timeout      504  connect/read timeout
+    │   ├── OriginBusy                  origin_busy         503  every origin connection busy (Retry-After)
     │   ├── OriginBadStatus             origin_status       the origin's 404/410/416, else 502
     │   └── ManifestTooLarge            manifest_too_large  502  over `max_manifest_bytes`
     └── ManifestError (ValueError)      bad_manifest        502  a manifest the rewriter will not touch
+
+Overload answers (`retry_after` set) carry `Retry-After`: the request was fine, try it again shortly.
 
 Messages name the value and the limit ("token expired at 1748185200, now 1748185260") and never a secret.
 """
@@ -42,11 +46,13 @@ __all__ = [
     "ManifestTooLarge",
     "NoRoute",
     "OriginBadStatus",
+    "OriginBusy",
     "OriginError",
     "OriginTimeout",
     "OriginUnavailable",
     "Refusal",
     "TokenDenied",
+    "TooManyDownloads",
     "UnsupportedGrant",
 ]
 
@@ -58,6 +64,7 @@ class GatewayError(Exception):
     code: str = "internal_error"
     status: int = 500
     denial: ClassVar[bool] = False  # True: a refusal of the request's credential (`x-token-denial`)
+    retry_after: ClassVar[int | None] = None  # an overload answer: seconds after which to try again
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -173,6 +180,24 @@ class OriginUnavailable(OriginError):
 class OriginTimeout(OriginError):
     code = "origin_timeout"
     status = 504
+
+
+class OriginBusy(OriginError):
+    """Every connection of the origin pool stayed busy for the pool wait: the gateway is at its configured
+    concurrency towards the origin. Nothing is wrong with the request; a player retries it."""
+
+    code = "origin_busy"
+    status = 503
+    retry_after = 1
+
+
+class TooManyDownloads(GatewayError):
+    """One viewer (session, else client address) already has `max_streams_per_client` segment streams open:
+    a hostile or broken client cannot hold every origin connection."""
+
+    code = "too_many_downloads"
+    status = 429
+    retry_after = 1
 
 
 class OriginBadStatus(OriginError):

@@ -259,3 +259,22 @@ def test_each_documented_variable_has_an_effect(tmp_path: Path, variable: str) -
     path = tmp_path / "gateway.toml"
     path.write_text(BASE_FILE)
     assert load_settings(path, {variable: SAMPLES[variable]}) != load_settings(path, {}), variable
+
+
+# --- origin pools --------------------------------------------------------------------------------------------
+
+
+def test_origin_pools_load_from_the_file_and_nonsense_is_refused(tmp_path: Path) -> None:
+    body = f"[[routes]]\n{ROUTE}[origin]\nsegment_connections = 500\nmanifest_connections = 8\n"
+    settings = load(tmp_path, body + "pool_wait_seconds = 0.5\nmax_streams_per_client = 0\n")
+    assert (settings.origin.segment_connections, settings.origin.manifest_connections) == (500, 8)
+    assert settings.origin.pool_wait_seconds == 0.5 and settings.origin.max_streams_per_client == 0
+    assert "segment_connections must be >= 1" in refusal(
+        tmp_path, f"[[routes]]\n{ROUTE}[origin]\nsegment_connections = 0\n"
+    )
+    assert "pool_wait_seconds must be positive" in refusal(
+        tmp_path, f"[[routes]]\n{ROUTE}[origin]\npool_wait_seconds = 0\n"
+    )
+    assert "max_streams_per_client must not be negative" in refusal(
+        tmp_path, f"[[routes]]\n{ROUTE}[origin]\nmax_streams_per_client = -1\n"
+    )

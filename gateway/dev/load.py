@@ -6,8 +6,9 @@ VOD players walk the segments in order (switching rendition every few segments a
 live players reload their media playlist and fetch the new segments. `--pace 0` fetches as fast as the
 gateway answers (a load test); `--pace 1` at real time (a soak). The report gives requests/s, latency
 p50/p99 per kind of request, errors by type (the typed `x-token-denial` / `x-gateway-error`, an HTTP
-status, or a transport error) and, with `--pid`, the gateway's resident memory over time. JSON for
-machines, a short table for people.
+status, or a transport error), the typed overload answers a player retries after `Retry-After`
+(`origin_busy`, `too_many_downloads`: counted, not errors) and, with `--pid`, the gateway's resident
+memory over time. JSON for machines, a short table for people.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ PRESETS: dict[str, dict[str, float]] = {
     "soak": {"duration": 600.0, "pace": 1.0},  # ten minutes at real time: memory must stay flat
 }
 DEFAULT_ASSETS = ("/vod/title-9000/master.m3u8", "/live/title-9000/master.m3u8")
+# The gateway's documented overload answers (README "Errors"): not failures, a player waits Retry-After and
+# asks again, as hls.js, shaka and dash.js do for a 429/503.
+OVERLOAD = frozenset({"origin_busy", "too_many_downloads"})
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Stats:
     started: float = field(default_factory=time.monotonic)
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: Counter[str] = field(default_factory=Counter)
+    overloads: Counter[str] = field(default_factory=Counter)  # typed overload answers, retried
     requests: int = 0
     rss: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, MiB)
 
@@ -75,20 +80,26 @@ class Player:
         self.deadline = stats.started + plan.duration
 
     async def get(self, url: str, kind: str) -> httpx.Response | None:
-        if time.monotonic() >= self.deadline or self.stats.requests >= self.plan.max_requests:
-            raise Budget
-        started = time.monotonic()
-        error: str | None = None
-        response: httpx.Response | None = None
-        try:
-            response = await self.client.get(url)
-            if response.status_code >= 400:
-                code = response.headers.get("x-token-denial") or response.headers.get("x-gateway-error")
-                error = f"{response.status_code} {code or ''}".strip()
-        except httpx.HTTPError as exc:
-            error = type(exc).__name__
-        self.stats.record(kind, time.monotonic() - started, error)
-        return response if error is None else None
+        """GET `url` as a player would: a typed overload answer is counted, waited out and asked again."""
+        while True:
+            if time.monotonic() >= self.deadline or self.stats.requests >= self.plan.max_requests:
+                raise Budget
+            started = time.monotonic()
+            error: str | None = None
+            response: httpx.Response | None = None
+            try:
+                response = await self.client.get(url)
+                if response.status_code >= 400:
+                    code = response.headers.get("x-token-denial") or response.headers.get("x-gateway-error")
+                    if code in OVERLOAD:
+                        self.stats.overloads[f"{kind}:{response.status_code} {code}"] += 1
+                        await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+                        continue
+                    error = f"{response.status_code} {code or ''}".strip()
+            except httpx.HTTPError as exc:
+                error = type(exc).__name__
+            self.stats.record(kind, time.monotonic() - started, error)
+            return response if error is None else None
 
     async def wait(self, seconds: float) -> None:
         if self.plan.pace > 0:
@@ -189,7 +200,7 @@ async def run_load(plan: LoadPlan, *, pid: int | None = None, rss_every: float =
     rng = random.Random(plan.seed)
     limits = httpx.Limits(max_connections=plan.players, max_keepalive_connections=plan.players)
     stop = asyncio.Event()
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(10.0, connect=5.0)) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(20.0, connect=10.0)) as client:
         sampler = asyncio.create_task(_sample_rss(pid, stats, rss_every, stop)) if pid else None
         players = [Player(plan, client, stats, random.Random(rng.random())) for _ in range(plan.players)]
         await asyncio.gather(*(p.run(plan.assets[i % len(plan.assets)]) for i, p in enumerate(players)))
@@ -223,6 +234,7 @@ def report(plan: LoadPlan, stats: Stats, elapsed: float) -> dict[str, Any]:
         "requests_per_second": round(stats.requests / elapsed, 1),
         "by_kind": kinds,
         "errors": dict(stats.errors.most_common()),
+        "overload_answers": dict(stats.overloads.most_common()),
         "rss_mib": stats.rss,
     }
 
@@ -236,6 +248,8 @@ def table(result: dict[str, Any]) -> str:
     for kind, row in result["by_kind"].items():
         lines.append(f"{kind:<10}{row['requests']:>10}{row['per_second']:>10}{row['p50_ms']:>10}{row['p99_ms']:>10}")
     lines.append("errors: " + (", ".join(f"{k} x{v}" for k, v in result["errors"].items()) or "none"))
+    overloads = result["overload_answers"].items()
+    lines.append("overload answers (retried): " + (", ".join(f"{k} x{v}" for k, v in overloads) or "none"))
     if result["rss_mib"]:
         rss = [mib for _, mib in result["rss_mib"]]
         lines.append(f"gateway RSS: start {rss[0]} MiB, max {max(rss)} MiB, end {rss[-1]} MiB ({len(rss)} samples)")

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from gateway.config import Settings
 from gateway.http.access import Access
+from gateway.http.download_slots import DownloadSlots, viewer_key
 from gateway.http.gate import Gate
 from gateway.http.stream import stream_from_origin
 from gateway.http.writers import ManifestWriter, manifest_response, prepare_manifest, writer_for
@@ -43,6 +44,8 @@ class Edge:
     ):
         self.origin = origin
         self.clock = clock
+        self.proxy_trust = settings.proxy_trust
+        self.downloads = DownloadSlots(settings.origin.max_streams_per_client)
         self.max_manifest_bytes = settings.max_manifest_bytes
         self.gate = Gate(settings, revocations or MemoryRevocations())
         self.manifests = ManifestCache(origin, settings.origin, max_bytes=settings.max_manifest_bytes)
@@ -59,7 +62,8 @@ class Edge:
             manifest = await self.prepared(writer, access)
             response = manifest_response(access.origin_url, writer.render(manifest, access), head=access.head)
         else:
-            response = await stream_from_origin(self.origin, access)
+            viewer = viewer_key(access.grant, access.incoming.scope, self.proxy_trust)
+            response = await stream_from_origin(self.origin, access, self.downloads, viewer)
         for cookie in writer.cookies(access, manifest):
             response.headers.append("set-cookie", cookie)
         for name, value in access.headers:

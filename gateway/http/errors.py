@@ -79,7 +79,8 @@ class ErrorAnswers:
             log.warning("%s: %s (%s) request_id=%s", error.code, error.detail, _path(request.scope), request_id)
         else:
             log.info("%s: %s request_id=%s", error.code, error.detail, request_id)
-        return error_response(error.status, error.code, error.detail, request_id, denial=error.denial)
+        retry = {"retry-after": str(error.retry_after)} if error.retry_after is not None else None
+        return error_response(error.status, error.code, error.detail, request_id, denial=error.denial, headers=retry)
 
     async def gateway_error(self, request: Request, exc: Exception) -> Response:
         return self.answer(request, cast(GatewayError, exc))  # registered for GatewayError (and subclasses) only

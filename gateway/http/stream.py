@@ -1,15 +1,23 @@
-"""Everything that is not a manifest: streamed from the origin as it arrives, never buffered."""
+"""Everything that is not a manifest: streamed from the origin as it arrives, never buffered.
+
+Each stream holds one of its viewer's download slots (gateway/http/download_slots.py) and one connection of
+the origin's segment pool from the origin's answer until the last byte is sent or the viewer goes away; the
+response object gives both back however it ends (finished, aborted, cancelled before its first byte).
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from gateway.errors import OriginBadStatus
 from gateway.http.access import Access
+from gateway.http.download_slots import DownloadSlots
 from gateway.http.media_types import content_type_for, is_key, is_manifest
 from gateway.http.writers.base import PRIVATE
 from gateway.origin.client import PASSTHROUGH_HEADERS, OriginClient
@@ -22,9 +30,27 @@ log = logging.getLogger("gateway.http.stream")
 FORWARDED_REQUEST_HEADERS = (b"range", b"if-range", b"if-none-match", b"if-modified-since", b"accept-encoding")
 
 
-async def stream_from_origin(origin: OriginClient, access: Access) -> Response:
-    """The origin's answer for `access`, relayed; an origin error status is raised as `origin_status`."""
-    origin_url, path = access.origin_url, access.resource.decoded
+async def stream_from_origin(origin: OriginClient, access: Access, slots: DownloadSlots, viewer: str) -> Response:
+    """The origin's answer for `access`, relayed; an origin error status is raised as `origin_status`.
+
+    `viewer` holds one of `slots` while the stream is open (TooManyDownloads when it has none left)."""
+    slots.take(viewer)
+    try:
+        upstream = await _open_upstream(origin, access)
+    except BaseException:
+        slots.give_back(viewer)
+        raise
+    headers = _relayed_headers(upstream, access)
+    if access.head:  # the origin's headers (its Content-Length included), no body: nothing stays open
+        await upstream.aclose()
+        slots.give_back(viewer)
+        return Response(b"", status_code=upstream.status_code, headers=headers)
+    release = functools.partial(slots.give_back, viewer)
+    return OriginStreamResponse(upstream, release, status_code=upstream.status_code, headers=headers)
+
+
+async def _open_upstream(origin: OriginClient, access: Access) -> httpx.Response:
+    origin_url = access.origin_url
     forwarded = {
         key.decode("latin-1"): value.decode("latin-1")
         for key, value in access.incoming.scope.get("headers", ())
@@ -37,6 +63,11 @@ async def stream_from_origin(origin: OriginClient, access: Access) -> Response:
         raise OriginBadStatus(
             f"origin answered {upstream.status_code} for {origin_url.split('?')[0]}", upstream.status_code
         )
+    return upstream
+
+
+def _relayed_headers(upstream: httpx.Response, access: Access) -> dict[str, str]:
+    path = access.resource.decoded
     headers = {name: upstream.headers[name] for name in PASSTHROUGH_HEADERS if name in upstream.headers}
     if 300 <= upstream.status_code < 400 and "location" in upstream.headers:
         headers["location"] = upstream.headers["location"]  # the origin's redirect, as the player needs it
@@ -44,10 +75,38 @@ async def stream_from_origin(origin: OriginClient, access: Access) -> Response:
     headers["x-content-type-options"] = "nosniff"
     if is_key(path) or is_manifest(path):
         headers["cache-control"] = PRIVATE
-    if access.head:
-        await upstream.aclose()
-        return Response(b"", status_code=upstream.status_code, headers=headers)
-    return StreamingResponse(_relay(upstream), status_code=upstream.status_code, headers=headers)
+    return headers
+
+
+class OriginStreamResponse(StreamingResponse):
+    """A relayed origin answer that closes its upstream and gives its download slot back exactly once, however
+    the response ends: a generator's `finally` would not run when the viewer leaves before the first chunk."""
+
+    def __init__(
+        self,
+        upstream: httpx.Response,
+        release: Callable[[], None],
+        *,
+        status_code: int,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(_relay(upstream), status_code=status_code, headers=headers)
+        self._upstream = upstream
+        self._release: Callable[[], None] | None = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.close_upstream()
+
+    async def close_upstream(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            try:
+                await self._upstream.aclose()
+            finally:
+                release()
 
 
 class OriginStreamBroken(Exception):
@@ -64,5 +123,3 @@ async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
     except httpx.HTTPError as exc:
         log.warning("origin stream broke after headers: %s; aborting the response", type(exc).__name__)
         raise OriginStreamBroken(type(exc).__name__) from None
-    finally:
-        await upstream.aclose()

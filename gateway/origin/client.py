@@ -1,7 +1,10 @@
-"""The one place the gateway talks to origins: a pooled httpx client with timeouts and typed errors.
+"""The one place the gateway talks to origins: pooled httpx clients with timeouts and typed errors.
 
 Only URLs built from configured routes reach this module, so the gateway is never an open proxy.
-Manifests are read whole (with a size cap); segments are streamed through without buffering.
+Manifests are read whole (with a size cap); segments are streamed through without buffering. Each has its
+own bounded pool: a segment stream lasts as long as its viewer takes to read it, and a crowd of slow
+readers must never leave playlists (every viewer's next reload) waiting for a connection. A wait for a
+pooled connection that outlasts `pool_wait_seconds` is `503 origin_busy`, an overload answer players retry.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ from typing import Any
 import httpx
 
 from gateway.config import OriginSettings
-from gateway.errors import ManifestTooLarge, OriginBadStatus, OriginError, OriginTimeout, OriginUnavailable
+from gateway.errors import (
+    ManifestTooLarge,
+    OriginBadStatus,
+    OriginBusy,
+    OriginError,
+    OriginTimeout,
+    OriginUnavailable,
+)
 from gateway.origin.auth import HEADER, origin_auth_header
 
 # Headers worth passing through from the origin on segment responses.
@@ -52,6 +62,8 @@ def redact_url(url: str) -> str:
 async def _translate_errors(url: str) -> AsyncIterator[None]:
     try:
         yield
+    except httpx.PoolTimeout as exc:
+        raise OriginBusy(f"every origin connection stayed busy; not fetching {redact_url(url)}") from exc
     except httpx.TimeoutException as exc:
         raise OriginTimeout(_timeout_message(url, exc)) from exc
     except httpx.TransportError as exc:
@@ -81,7 +93,7 @@ class _NoCookies(http.cookiejar.CookieJar):
 
 
 class OriginClient:
-    """Wraps one pooled `httpx.AsyncClient`, created once per app (lifespan) and reused."""
+    """Two pooled `httpx.AsyncClient`s (manifests, segments), created once per app (lifespan) and reused."""
 
     def __init__(
         self,
@@ -89,25 +101,12 @@ class OriginClient:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        timeout = httpx.Timeout(
-            connect=settings.connect_timeout_seconds,
-            read=settings.read_timeout_seconds,
-            write=settings.read_timeout_seconds,
-            pool=settings.connect_timeout_seconds,
-        )
-        limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=16)
-        self._client = httpx.AsyncClient(
-            timeout=timeout,
-            limits=limits,
-            transport=transport,
-            follow_redirects=False,
-            trust_env=False,
-            cookies=_NoCookies(),
-            auth=_OriginAuth(settings.auth_secret, clock) if settings.auth_secret else None,
-        )
+        self._manifests = _pooled(settings, settings.manifest_connections, transport, clock)
+        self._segments = _pooled(settings, settings.segment_connections, transport, clock)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._manifests.aclose()
+        await self._segments.aclose()
 
     async def fetch_manifest(
         self, url: str, *, max_bytes: int, conditional: Mapping[str, str] | None = None
@@ -118,7 +117,7 @@ class OriginClient:
         headers = {"accept-encoding": "identity", **(conditional or {})}
         async with (
             _translate_errors(url),
-            self._client.stream("GET", url, headers=headers) as response,
+            self._manifests.stream("GET", url, headers=headers) as response,
         ):
             if response.status_code == 304:
                 return ManifestFetch(304, b"", dict(response.headers))
@@ -143,8 +142,32 @@ class OriginClient:
     async def send_stream(self, url: str, headers: Mapping[str, str]) -> httpx.Response:
         """Start a streamed GET. The caller must `aclose()` the response (after iterating `aiter_raw()`)."""
         async with _translate_errors(url):
-            request = self._client.build_request("GET", url, headers=headers)
-            return await self._client.send(request, stream=True)
+            request = self._segments.build_request("GET", url, headers=headers)
+            return await self._segments.send(request, stream=True)
+
+
+def _pooled(
+    settings: OriginSettings,
+    connections: int,
+    transport: httpx.AsyncBaseTransport | None,
+    clock: Callable[[], float],
+) -> httpx.AsyncClient:
+    timeout = httpx.Timeout(
+        connect=settings.connect_timeout_seconds,
+        read=settings.read_timeout_seconds,
+        write=settings.read_timeout_seconds,
+        pool=settings.pool_wait_seconds,
+    )
+    return httpx.AsyncClient(
+        timeout=timeout,
+        # Idle connections are kept up to the pool size: re-connecting to the origin under load costs more.
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        transport=transport,
+        follow_redirects=False,
+        trust_env=False,
+        cookies=_NoCookies(),
+        auth=_OriginAuth(settings.auth_secret, clock) if settings.auth_secret else None,
+    )
 
 
 __all__ = ["PASSTHROUGH_HEADERS", "ManifestFetch", "OriginClient", "OriginError"]

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from gateway.config import OriginSettings
-from gateway.errors import ManifestTooLarge, OriginBadStatus, OriginError, OriginTimeout, OriginUnavailable
+from gateway.errors import ManifestTooLarge, OriginBadStatus, OriginBusy, OriginError, OriginTimeout, OriginUnavailable
 from gateway.origin.auth import HEADER, verify_origin_auth
 from gateway.origin.client import OriginClient
 from tests.support.servers import OriginRequest, free_port, scripted_origin, unaccepting_port
@@ -230,12 +230,15 @@ async def test_a_closed_port_is_unavailable_at_once() -> None:
             assert isinstance(info.value, OriginError)
 
 
-async def test_the_connection_pool_is_bounded_and_waiting_for_it_times_out() -> None:
+async def test_the_segment_pool_is_bounded_and_a_wait_for_it_ends_in_origin_busy() -> None:
     with scripted_origin(always(body=b"x" * 10)) as (url, _):
-        async with origin_client(max_connections=1, connect_timeout_seconds=0.3) as client:
+        async with origin_client(segment_connections=1, pool_wait_seconds=0.3) as client:
             held = await client.send_stream(url + "a.ts", {})  # not read yet: holds the only connection
-            with pytest.raises(OriginTimeout, match="waiting for"):
-                await client.send_stream(url + "b.ts", {})
+            with pytest.raises(OriginBusy, match="every origin connection stayed busy") as busy:
+                await client.send_stream(url + "b.ts?sig=secret", {})
+            assert busy.value.status == 503 and busy.value.retry_after == 1 and "sig=" not in str(busy.value)
+            manifest = await client.fetch_manifest(url + "p.m3u8", max_bytes=1 << 20)  # its own pool
+            assert manifest.status == 200
             await held.aclose()
             after = await client.send_stream(url + "c.ts", {})
             assert after.status_code == 200
@@ -340,7 +343,7 @@ async def test_requests_in_flight_do_not_share_state() -> None:
         reply(handler, request.target.encode() * 50)
 
     with scripted_origin(respond) as (url, _):
-        async with origin_client(max_connections=4) as client:
+        async with origin_client(manifest_connections=4) as client:
             targets = [f"/p{index}.m3u8" for index in range(20)]
             results = await asyncio.gather(*(client.fetch_manifest(url + t[1:], max_bytes=1 << 20) for t in targets))
     assert [result.body for result in results] == [t.encode() * 50 for t in targets]

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -145,7 +146,9 @@ def unaccepting_port() -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def nginx_static(root: Path, workdir: Path, extra_locations: str = "") -> Iterator[tuple[str, Path]]:
+def nginx_static(
+    root: Path, workdir: Path, extra_locations: str = "", *, worker_connections: int = 64
+) -> Iterator[tuple[str, Path]]:
     """A real Debian nginx serving `root` on 127.0.0.1; yields (base URL, access log path)."""
     binary = require_tool("nginx")
     port = free_port()
@@ -158,7 +161,7 @@ def nginx_static(root: Path, workdir: Path, extra_locations: str = "") -> Iterat
         f"""
 {user}
 daemon off; pid {workdir}/nginx.pid; error_log {workdir}/logs/error.log warn;
-events {{ worker_connections 64; }}
+events {{ worker_connections {worker_connections}; }}
 http {{
   include /etc/nginx/mime.types;
   access_log {workdir}/logs/access.log;
@@ -228,3 +231,36 @@ def redis_server(workdir: Path, port: int | None = None) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def serve_process(config_toml: str, workdir: Path, keys: str) -> Iterator[str]:
+    """`python -m gateway serve --config` as an operator runs it, in its own process (its own event loop and
+    GIL, as under load in production); yields its base URL. Its log is in `workdir/serve.log`."""
+    config = workdir / "gateway.toml"
+    config.write_text(config_toml)
+    port = free_port()
+    log_path = workdir / "serve.log"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
+            env={**env, "GATEWAY_KEYS": keys},
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gateway serve did not start:\n{log_path.read_text()}")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
