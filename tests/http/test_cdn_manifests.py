@@ -21,7 +21,7 @@ from gateway.errors import Denial, TokenDenied
 from gateway.http.app import build_app
 from gateway.http.cdn import CdnBinding
 from gateway.tokens.dialects import load_dialect
-from gateway.tokens.dialects.base import Dialect, DialectDefaults, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import NO_OPTIONS, Dialect, DialectDefaults, EdgePath, EdgeRequest, SigningOptions
 from gateway.tokens.grant import Grant, Scope
 from gateway.tokens.keys import HmacKey, KeyRing
 from gateway.tokens.native import sign_grant
@@ -250,7 +250,7 @@ def test_prefix_dialect_signs_once_per_bucket() -> None:
     class Counting(DialectDefaults):
         name, prefix_signing = dialect.name, True
 
-        def sign(self, grant: Grant, *, url: str | None = None) -> Any:
+        def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Any:
             calls.append(url)
             return dialect.sign(grant, url=url)
 

@@ -19,7 +19,15 @@ from gateway.errors import Denial, TokenDenied
 from gateway.http.app import build_app
 from gateway.http.cors import CorsPolicy
 from gateway.tokens.dialects import load_dialect
-from gateway.tokens.dialects.base import Credentials, Dialect, DialectDefaults, EdgePath, EdgeRequest
+from gateway.tokens.dialects.base import (
+    NO_OPTIONS,
+    Credentials,
+    Dialect,
+    DialectDefaults,
+    EdgePath,
+    EdgeRequest,
+    SigningOptions,
+)
 from gateway.tokens.dialects.cat import CatDialect
 from gateway.tokens.grant import Grant
 from gateway.tokens.keys import HmacKey, KeyRing
@@ -320,7 +328,7 @@ class CountingSigner(DialectDefaults):
         self.calls: list[str | None] = []
         self.name, self.prefix_signing, self.query_params = inner.name, inner.prefix_signing, inner.query_params
 
-    def sign(self, grant: Grant, *, url: str | None = None) -> Credentials:
+    def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
         self.calls.append(url)
         return self.inner.sign(grant, url=url)
 
