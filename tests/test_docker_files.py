@@ -1,4 +1,5 @@
-"""docker/: the config the compose stack mounts loads, and every path the image copies exists.
+"""docker/: the config the compose stack mounts loads, every path the image copies exists, and the gateway's
+healthcheck works.
 
 (No Docker engine runs on the CI machines, so the image itself is not built here.)
 """
@@ -6,9 +7,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-from gateway.config import load_settings
+from gateway.config import Route, Settings, load_settings
+from gateway.http.app import build_app
+from gateway.tokens.keys import HmacKey, KeyRing
+from tests.support.servers import free_port, serve_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,3 +35,21 @@ def test_dockerfile_copies_existing_paths() -> None:
     for group in sources:
         for source in group:
             assert (ROOT / source).exists() or (ROOT / "players" / Path(source).name).exists(), source
+
+
+def test_the_compose_healthcheck_passes_on_a_ready_gateway_and_fails_otherwise() -> None:
+    """The healthcheck command, run as compose runs it, against a real gateway (ready: exit 0) and a port with
+    nothing behind it (exit 1); the edge waits for it."""
+    compose = (ROOT / "docker" / "compose.yaml").read_text()
+    found = re.search(r'test: \["CMD", "python", "-c", "(.+?)"\]', compose)
+    assert found is not None and "/_gateway/ready" in found.group(1)
+    assert "condition: service_healthy" in compose
+    settings = Settings(
+        keys=KeyRing((HmacKey("k1", b"\x01" * 32),)), routes=(Route(mount="/", origin="http://127.0.0.1:9/"),)
+    )
+    with serve_app(build_app(settings)) as url:
+        port = url.rsplit(":", 1)[1]
+        code = found.group(1).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+        assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode == 0
+    code = found.group(1).replace("127.0.0.1:8000", f"127.0.0.1:{free_port()}")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode == 1
