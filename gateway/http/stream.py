@@ -7,13 +7,14 @@ response object gives both back however it ends (finished, aborted, cancelled be
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.errors import OriginBadStatus
 from gateway.http.access import Access
@@ -27,6 +28,10 @@ log = logging.getLogger("gateway.http.stream")
 # Conditional and range requests pass through, so players get 206/304 from the origin itself.
 # The player's own Accept-Encoding too: the origin's Content-Encoding is passed back with the raw bytes, so
 # the origin must only compress what the player accepts (httpx would otherwise offer gzip on its behalf).
+# A viewer that accepts no byte of a download for this long is not watching it (a player on a slow link still
+# drains its socket); the download is aborted and its slot and origin connection given back.
+VIEWER_STALL_SECONDS = 30.0
+
 FORWARDED_REQUEST_HEADERS = (b"range", b"if-range", b"if-none-match", b"if-modified-since", b"accept-encoding")
 
 
@@ -95,8 +100,16 @@ class OriginStreamResponse(StreamingResponse):
         self._release: Callable[[], None] | None = release
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_or_give_up(message: Message) -> None:
+            try:
+                async with asyncio.timeout(VIEWER_STALL_SECONDS):  # no task per chunk, unlike wait_for
+                    await send(message)
+            except TimeoutError:
+                log.warning("viewer accepted no bytes for %s s; aborting the download", VIEWER_STALL_SECONDS)
+                raise ViewerStalled from None
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send_or_give_up)
         finally:
             await self.close_upstream()
 
@@ -111,6 +124,11 @@ class OriginStreamResponse(StreamingResponse):
 
 class OriginStreamBroken(Exception):
     """Raised inside a streaming response: uvicorn then aborts the connection instead of ending the body."""
+
+
+class ViewerStalled(Exception):
+    """A viewer that takes no bytes for VIEWER_STALL_SECONDS: its download is aborted, so a reader that never
+    reads (or a dead one whose connection never closes) does not hold its slot and origin connection forever."""
 
 
 async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:

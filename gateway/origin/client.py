@@ -28,6 +28,7 @@ from gateway.errors import (
     OriginUnavailable,
 )
 from gateway.origin.auth import HEADER, origin_auth_header
+from gateway.origin.segment_pool import SegmentPool, shard_sizes
 
 # Headers worth passing through from the origin on segment responses.
 PASSTHROUGH_HEADERS = (
@@ -102,7 +103,10 @@ class OriginClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._manifests = _pooled(settings, settings.manifest_connections, transport, clock)
-        self._segments = _pooled(settings, settings.segment_connections, transport, clock)
+        sizes = shard_sizes(settings.segment_connections)
+        self._segments = SegmentPool(
+            [_pooled(settings, size, transport, clock) for size in sizes], sizes, settings.pool_wait_seconds
+        )
 
     async def aclose(self) -> None:
         await self._manifests.aclose()
@@ -142,8 +146,7 @@ class OriginClient:
     async def send_stream(self, url: str, headers: Mapping[str, str]) -> httpx.Response:
         """Start a streamed GET. The caller must `aclose()` the response (after iterating `aiter_raw()`)."""
         async with _translate_errors(url):
-            request = self._segments.build_request("GET", url, headers=headers)
-            return await self._segments.send(request, stream=True)
+            return await self._segments.send(url, dict(headers))
 
 
 def _pooled(

@@ -8,7 +8,9 @@ so a crowd of downloads never keeps a player from its next playlist; a viewer wh
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ import httpx
 import pytest
 
 from gateway.config import OriginSettings, Route, Settings
+from gateway.http import stream
 from gateway.http.app import build_app
 from gateway.tokens.grant import Grant
 from gateway.tokens.keys import HmacKey, KeyRing
@@ -28,6 +31,7 @@ RING = KeyRing((HmacKey("k1", b"\x02" * 32),))
 PLAYLIST = b"#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\nseg.ts\n#EXT-X-ENDLIST\n"
 Handler = http.server.BaseHTTPRequestHandler
 POOL_WAIT = 0.4
+HUGE = 256 << 20
 
 
 def token(session: str) -> str:
@@ -42,6 +46,14 @@ class HoldingOrigin:
 
     def respond(self, request: OriginRequest, handler: Handler) -> None:
         name = request.target.split("?")[0].rsplit("/", 1)[-1]
+        if name == "huge.ts":  # far more than socket buffers hold: a reader that does not read stalls it
+            handler.send_response(200)
+            handler.send_header("content-length", str(HUGE))
+            handler.end_headers()
+            with contextlib.suppress(OSError):
+                for _ in range(HUGE // 65536):
+                    handler.wfile.write(bytes(65536))
+            return
         body = PLAYLIST if name.endswith(".m3u8") else b"\x47" * 188
         handler.send_response(200)
         handler.send_header("content-length", str(2 * len(body) if name == "hold.ts" else len(body)))
@@ -122,3 +134,27 @@ def test_a_viewer_who_leaves_mid_download_gives_its_slot_back(gateway: tuple[str
         while (status := get(base, "seg.ts", "leaver").status_code) == 429 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert status == 200
+
+
+def test_a_viewer_that_never_reads_loses_its_download_after_the_stall_limit(
+    gateway: tuple[str, HoldingOrigin], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a viewer that left (its connection stays open): one that takes no bytes. Its slots come back."""
+    monkeypatch.setattr(stream, "VIEWER_STALL_SECONDS", 0.5)
+    base, _ = gateway
+    host, port = base.split("//", 1)[1].split(":")
+    readers = []
+    for _ in range(2):
+        sock = socket.create_connection((host, int(port)), timeout=10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(f"GET /vod/t/huge.ts?token={token('stuck')} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        readers.append(sock)
+    try:
+        assert get(base, "seg.ts", "stuck").status_code == 429  # both slots held by readers that never read
+        deadline = time.monotonic() + 10
+        while (status := get(base, "seg.ts", "stuck").status_code) == 429 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status == 200
+    finally:
+        for sock in readers:
+            sock.close()
