@@ -99,3 +99,14 @@ def test_half_sent_requests_are_timed_out_and_closed() -> None:
         for sock in held:
             sock.close()
         assert httpx.get(url + "/").text == "ok"
+
+
+def test_an_idle_kept_alive_connection_outlives_a_players_gap_between_segments() -> None:
+    """uvicorn's default closed it after 5 s, racing the player's next request on it (a reset to retry)."""
+    with serve_app(APP) as url, connect(url) as sock:
+        request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        sock.sendall(request)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        time.sleep(6)  # a 6 s segment's worth of idling
+        sock.sendall(request)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
