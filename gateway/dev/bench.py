@@ -4,7 +4,10 @@
    its bytes; and the one-time prepare vs the same copy;
 2. token verify (cold, and with the verified-token cache) vs one raw HMAC-SHA256;
 3. gateway playlist requests/s vs the same server stack (uvicorn + Starlette) returning the bytes
-   unmodified, both loaded by `wrk` (or a bounded httpx client when wrk is missing).
+   unmodified, both loaded by `wrk` (or a bounded httpx client when wrk is missing);
+4. 1 MiB segments through the nginx front (docker/nginx-front.conf: nginx moves the bytes, the gateway gives
+   the verdict), with nginx reusing verdicts and with every request asking the gateway, and through the
+   gateway alone, each vs the same nginx serving the file directly (skipped when nginx is not installed).
 Every load run is bounded in time and sent to 127.0.0.1 only.
 """
 
@@ -23,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gateway.dev.nginx import find_nginx, run_nginx
 from gateway.manifests.hls import prepare_playlist
 from gateway.manifests.template import Slot
 from gateway.manifests.uris import with_query_slot
@@ -138,6 +142,8 @@ def _load(url: str, seconds: float, connections: int) -> float:
             check=True,
             timeout=seconds + 30,
         ).stdout
+        if "Non-2xx or 3xx responses" in out:  # a refusal is fast: it must not count as throughput
+            raise RuntimeError(f"{url.split('?')[0]} answered errors under load: {out}")
         for line in out.splitlines():
             if line.startswith("Requests/sec:"):
                 return float(line.split()[1])
@@ -204,6 +210,82 @@ def server_figures(seconds: float, segments: int) -> list[tuple[str, float, floa
     ]
 
 
+FRONT_CONF = Path(__file__).resolve().parents[2] / "docker" / "nginx-front.conf"
+
+
+def _front_block(
+    conf: str, gateway_port: int, port: int, cache: Path, *, reuse_verdicts: bool, files: Path | None = None
+) -> str:
+    """docker/nginx-front.conf as shipped, with this run's addresses; the verdict cache off, or the files read
+    from `files` instead of proxied (the config's documented alternative), if asked."""
+    replacements = {
+        "server gateway:8000;": f"server 127.0.0.1:{gateway_port};",
+        "listen 8080;": f"listen 127.0.0.1:{port};",
+        "/var/cache/nginx/verdicts": str(cache),
+    }
+    if not reuse_verdicts:
+        replacements["proxy_cache verdicts;"] = "proxy_cache off;"
+    if files is not None:
+        replacements["proxy_pass $origin_url;"] = f"root {files};"
+    for old, new in replacements.items():
+        conf = conf.replace(old, new)
+    return conf
+
+
+def front_figures(seconds: float) -> list[tuple[str, float, float]]:
+    """Segment requests/s (1 MiB, 20 connections) via the front and via Python, vs nginx serving the file."""
+    nginx = find_nginx()
+    if nginx is None or not FRONT_CONF.exists():
+        print("# nginx front: skipped (no nginx, or not run from a checkout with docker/)")
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        segment = root / "vod" / "bench" / "seg.ts"
+        segment.parent.mkdir(parents=True)
+        segment.write_bytes(os.urandom(1 << 20))
+        secret = os.urandom(32)
+        token = sign_grant(Grant((TITLE,), int(time.time()) + 3600), KeyRing((HmacKey("k1", secret),)))
+        origin_port, gateway_port, front_port, cold_port, files_port = (_free_port() for _ in range(5))
+        env = {**os.environ, "GATEWAY_KEYS": "k1:" + b64url_encode(secret), "GATEWAY_TRUSTED_PROXIES": "127.0.0.1/32"}
+        origin = f"server {{ listen 127.0.0.1:{origin_port}; root {root}; }}"
+        config = root / "gateway.toml"  # one client opens 20 downloads at once: above the per-viewer default
+        config.write_text(
+            f'[origin]\nmax_streams_per_client = 64\n[[routes]]\nmount = "/"\norigin = "http://127.0.0.1:{origin_port}/"\n'
+        )
+        gateway = [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
+        conf = FRONT_CONF.read_text()
+        hot = _front_block(conf, gateway_port, front_port, root / "cache-hot", reuse_verdicts=True)
+        cold = _front_block(conf, gateway_port, cold_port, root / "cache-cold", reuse_verdicts=False)
+        files = _front_block(conf, gateway_port, files_port, root / "cache-files", reuse_verdicts=True, files=root)
+        with (
+            run_nginx(nginx, origin, root / "origin", origin_port, worker_connections=1024),
+            _process([*gateway, "--port", str(gateway_port)], gateway_port, env),
+            run_nginx(nginx, hot, root / "front", front_port, worker_connections=1024),
+            run_nginx(nginx, cold, root / "front-cold", cold_port, worker_connections=1024),
+            run_nginx(nginx, files, root / "front-files", files_port, worker_connections=1024),
+        ):
+            target = f"{TITLE}seg.ts?token={token}"
+            urls = {
+                "direct": f"http://127.0.0.1:{origin_port}{TITLE}seg.ts",
+                "files": f"http://127.0.0.1:{files_port}{target}",
+                "front": f"http://127.0.0.1:{front_port}{target}",
+                "cold": f"http://127.0.0.1:{cold_port}{target}",
+                "python": f"http://127.0.0.1:{gateway_port}{target}",
+            }
+            # Interleaved rounds, median of each: a machine doing other work slows every variant alike.
+            rounds = [{name: _load(url, seconds, 20) for name, url in urls.items()} for _ in range(3)]
+    median = {name: sorted(run[name] for run in rounds)[1] for name in urls}
+    direct, via_front_files, via_front = median["direct"], median["files"], median["front"]
+    via_front_cold, via_python = median["cold"], median["python"]
+    label = "1 MiB segment req/s, 20 connections"
+    return [
+        (f"{label}: nginx front reading the files, verdicts reused / nginx serving the file", via_front_files, direct),
+        (f"{label}: nginx front proxying the origin, verdicts reused / nginx serving the file", via_front, direct),
+        (f"{label}: nginx front proxying, a verdict per request / nginx serving the file", via_front_cold, direct),
+        (f"{label}: gateway alone (Python relay) / nginx serving the file", via_python, direct),
+    ]
+
+
 def run_benchmarks(*, quick: bool = False) -> int:
     budget = 0.2 if quick else 1.0
     mode = "quick" if quick else "full"
@@ -216,4 +298,6 @@ def run_benchmarks(*, quick: bool = False) -> int:
     for segments in (300, 10_000):
         for label, measured, baseline in server_figures(1 if quick else 3, segments):
             print(f"{label:72s} {measured:10.0f} / {baseline:8.0f} req/s = {measured / baseline:6.2f}x")
+    for label, measured, baseline in front_figures(1 if quick else 3):
+        print(f"{label:72s} {measured:10.0f} / {baseline:8.0f} req/s = {measured / baseline:6.2f}x")
     return 0

@@ -19,8 +19,9 @@ from gateway.config import Settings
 from gateway.http.api import session_routes
 from gateway.http.cors import CorsPolicy, apply, decide
 from gateway.http.edge import Clock, Edge
-from gateway.http.errors import ReportedErrors, exception_handlers
+from gateway.http.errors import ErrorAnswers, ReportedErrors, exception_handlers
 from gateway.http.request_facts import header
+from gateway.http.verdict import VERDICT_PATH, Verdicts, verdict_endpoint
 from gateway.origin.client import OriginClient
 from gateway.sessions.entitlements import EntitlementPolicy
 from gateway.sessions.revocations import (
@@ -116,6 +117,8 @@ def build_app(
     edge = Edge(settings, origin, clock=clock, revocations=revocations)
     sessions = SessionService(settings, policy or settings.catalog, revocations)
     denials: Counter[str] = Counter()  # by reason, edge and session API alike (counted where they are answered)
+    answers = ErrorAnswers(settings, denials)
+    verdicts = Verdicts(edge.gate, settings.proxy_trust, settings.origin.auth_secret, clock)
 
     async def health(_: Request) -> Response:
         return PlainTextResponse("ok\n")  # liveness: the process serves, whatever Redis does
@@ -150,13 +153,14 @@ def build_app(
             Route("/_gateway/health", health, methods=["GET"]),
             Route("/_gateway/ready", ready, methods=["GET"]),
             Route("/_gateway/metrics", metrics, methods=["GET"]),
+            Route(VERDICT_PATH, verdict_endpoint(verdicts, answers), methods=["GET"]),
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
             *session_routes(sessions, clock),
             *extra_routes,
             Route("/{path:path}", edge.handle, methods=["GET", "HEAD"]),
         ],
         lifespan=lifespan,
-        exception_handlers=exception_handlers(settings, denials),
+        exception_handlers=exception_handlers(answers),
     )
     app.cors_policy = settings.cors
     app.state.edge = edge

@@ -124,10 +124,9 @@ def _path(scope: Scope) -> str:
     return "/t/…" if raw_path.startswith(b"/t/") else raw_path[:200].decode("latin-1")
 
 
-def exception_handlers(settings: Settings, denials: Counter[str]) -> dict[Any, ExceptionHandler]:
+def exception_handlers(answers: ErrorAnswers) -> dict[Any, ExceptionHandler]:
     """The map for `Starlette(exception_handlers=…)`. Starlette looks handlers up along the exception's MRO,
     so `GatewayError` answers every error of the tree; `Exception` is its last resort (ServerErrorMiddleware)."""
-    answers = ErrorAnswers(settings, denials)
     return {
         GatewayError: answers.gateway_error,
         HTTPException: answers.framework_error,

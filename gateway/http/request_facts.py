@@ -272,14 +272,19 @@ def rightmost_untrusted(peer: IPAddress, hops: Iterable[IPAddress | None], trust
     return client
 
 
+def peer_address(scope: Mapping[str, Any]) -> IPAddress | None:
+    """The TCP peer's IP (None when it is not an IP address: a unix socket, a test client)."""
+    client = scope.get("client")
+    return _address(str(client[0])) if client else None
+
+
 def client_address(scope: Mapping[str, Any], trust: ProxyTrust) -> IPAddress | None:
     """The client's IP for every purpose (sessions, IP binding, dialect edges, logs): the TCP peer, or,
     when the peer is a trusted proxy, the right-most forwarded address that is not a trusted proxy.
 
     None when the peer is not an IP address (a unix socket, a test client).
     """
-    client = scope.get("client")
-    peer = _address(str(client[0])) if client else None
+    peer = peer_address(scope)
     if peer is None or not trust.networks or not trust.trusts(peer):
         return peer  # the common case: one parse, no header is looked at
     name = trust.header.encode("latin-1")

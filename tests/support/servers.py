@@ -6,7 +6,6 @@ import contextlib
 import functools
 import http.server
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from gateway.dev.nginx import run_nginx
 from gateway.runtime import UVICORN_OPTIONS
 from tests.support.tools import require_tool
 
@@ -150,49 +150,17 @@ def nginx_static(
     root: Path, workdir: Path, extra_locations: str = "", *, worker_connections: int = 64
 ) -> Iterator[tuple[str, Path]]:
     """A real Debian nginx serving `root` on 127.0.0.1; yields (base URL, access log path)."""
-    binary = require_tool("nginx")
     port = free_port()
-    for sub in ("logs", "tmp"):
-        (workdir / sub).mkdir(parents=True, exist_ok=True)
-    conf = workdir / "nginx.conf"
-    temp = workdir / "tmp"
-    user = "user root;" if os.geteuid() == 0 else ""  # workers must read pytest's 0700 temp dirs
-    conf.write_text(
-        f"""
-{user}
-daemon off; pid {workdir}/nginx.pid; error_log {workdir}/logs/error.log warn;
-events {{ worker_connections {worker_connections}; }}
-http {{
-  include /etc/nginx/mime.types;
-  access_log {workdir}/logs/access.log;
-  client_body_temp_path {temp}/body; proxy_temp_path {temp}/proxy; fastcgi_temp_path {temp}/fcgi;
-  uwsgi_temp_path {temp}/uwsgi; scgi_temp_path {temp}/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    root {root};
-    {extra_locations}
-  }}
-}}
-"""
-    )
-    stderr_path = workdir / "logs" / "stderr.log"
-    with stderr_path.open("wb") as stderr:
-        process = subprocess.Popen([binary, "-c", str(conf), "-p", str(workdir)], stderr=stderr)
-    deadline = time.monotonic() + 10
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            break
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"nginx did not start: {stderr_path.read_text()}")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/", workdir / "logs" / "access.log"
-    finally:
-        process.send_signal(signal.SIGQUIT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    server = f"server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    {extra_locations}\n  }}"
+    with nginx_process(server, workdir, port, worker_connections=worker_connections) as access_log:
+        yield f"http://127.0.0.1:{port}/", access_log
+
+
+@contextlib.contextmanager
+def nginx_process(http_block: str, workdir: Path, port: int, *, worker_connections: int = 64) -> Iterator[Path]:
+    """A real Debian nginx running `http_block` on `port` (gateway/dev/nginx.py); yields its access log."""
+    with run_nginx(require_tool("nginx"), http_block, workdir, port, worker_connections=worker_connections) as log:
+        yield log
 
 
 def raw_http_get(base_url: str, target: bytes, timeout: float = 5.0) -> tuple[int, bytes]:
