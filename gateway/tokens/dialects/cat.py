@@ -5,8 +5,11 @@ where `payload` is the CBOR claims map, in this order (our issuing profile, docs
 
     iss 1, sub 2 (grant.user_id), aud 3, exp 4, nbf 5, iat 6 (= nbf when known), cti 7 (16 random bytes),
     catv 310 = 1, catnip 311 (grant.client_network, RFC 9164 tag 52/54), catu 312 ({scheme, host} as
-    configured, path prefix-match = the grant's prefix, percent-encoded canonically), catm 313,
-    catr 323 (configured renewal), then private -65537 session id, -65538 scope, -65539 session end when set.
+    configured, path prefix-match = the grant's prefix, percent-encoded canonically, then the configured
+    [dialects.cat.catu] port/query/... matches), catm 313 (configured, or the signing option's method),
+    cath 315 (the signing option's headers), catr 323 (configured renewal), then private -65537 session
+    id, -65538 scope, -65539 session end when set.
+The CTA-5007-B claims judged by policy (crit, catif/catifdata, catdpop, cattprint) are `cat_policy`'s.
 
 Token: `61(17([protected, {4: kid}, payload, tag]))` (tag 18 for ES256), base64url without padding.
 Where it goes: request header `CTA-Common-Access-Token` (legacy `Common-Access-Token` accepted), a
