@@ -4,14 +4,17 @@ and unknown critical claims refused by name."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.config import load_settings
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.dialects.base import EdgeRequest, SigningOptions
 from gateway.tokens.dialects.cat import CatDialect
 from gateway.tokens.dialects.support import cat_claims as c
+from gateway.tokens.dialects.support.cat_policy import ClaimPolicy
 from tests.tokens.dialects_jwt_cat.support import NOW, cat_dialect, denial
 from tests.tokens.dialects_jwt_cat.support import cat_grant as grant
 
@@ -223,3 +226,22 @@ def test_critical_claims_we_implement_pass() -> None:
     edge = cat_dialect(tls_fingerprint_headers={"ja4": "X-JA4"})
     token = token_with(edge, c_324={0: 2, 1: JA4}, c_313=["GET"], c_45=[c.CATTPRINT, c.CATM, c.EXP])
     assert edge.verify(request(token, headers={"X-JA4": JA4}), now=NOW)
+
+
+def test_the_gateway_config_loads_the_5007b_settings_and_refuses_misspelt_ones(tmp_path: Path) -> None:
+    base = (
+        '[[routes]]\nmount = "/vod/"\norigin = "http://127.0.0.1:9/vod/"\nedge = "cat"\n'
+        '[dialects.cat]\nissuer = "gateway.example"\ncatif = "refuse"\ncatdpop = "ignore"\n'
+        'tls_fingerprint_headers = { ja4 = "X-JA4" }\n'
+        '[[dialects.cat.keys]]\nkid = "Symmetric256"\nsecret = "' + "ab" * 32 + '"\n'
+    )
+    path = tmp_path / "gateway.toml"
+    environ = {"GATEWAY_KEYS": "k1:" + "A" * 43}
+    path.write_text(base + '[dialects.cat.catu]\nextension = ".ts"\n')
+    dialect = load_settings(path, environ).dialects["cat"]
+    assert isinstance(dialect, CatDialect)
+    assert dialect.policy == ClaimPolicy("refuse", "ignore", (("ja4", "X-JA4"),))
+    assert dialect.catu_matches == ((8, c.EXACT, ".ts"),)
+    path.write_text(base + '[dialects.cat.catu]\nextention = ".ts"\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'extention' in \[dialects.cat.catu\]"):
+        load_settings(path, environ)
