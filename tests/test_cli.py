@@ -314,3 +314,31 @@ def test_verify_sees_the_revocations_serve_shares_through_redis(tmp_path: Path) 
         store.close()
         judged = gateway("verify", url, "--config", str(config))
         assert judged.returncode == 1 and judged.stdout.startswith("DENY revoked: session s-42 was revoked")
+
+
+def test_cat_signs_method_headers_and_catu_matches_and_verify_judges_them(tmp_path: Path) -> None:
+    # Issue 11.4: `sign --dialect cat --method/--sign-header` bind catm/cath, [dialects.cat.catu] adds port,
+    # query and extension matches; `verify --dialect cat --method` judges the request as the edge would.
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[dialects.cat]\nissuer = "gateway.example"\nhost = "cdn.example.com"\n'
+        '[dialects.cat.catu]\nport = "8443"\nquery = "lang=en"\nextension = ".ts"\n'
+        '[[dialects.cat.keys]]\nkid = "Symmetric256"\nsecret = "' + "ab" * 32 + '"\n'
+    )
+    signed = gateway(
+        "sign", "--dialect", "cat", "--config", str(config), "--path-prefix", "/vod/movie1/", "--ttl", "600",
+        "--start", "now", "--method", "get", "--sign-header", "X-Device: tv-1",
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    token = signed.stdout.strip().splitlines()[-1]
+    url = "https://cdn.example.com:8443/vod/movie1/seg_001.ts?lang=en"
+    sent = ["--header", f"CTA-Common-Access-Token: {token}", "--header", "X-Device: tv-1"]
+    for target, method, headers, expected in [
+        (url, "GET", sent, "ALLOW"),
+        (url, "HEAD", sent, "DENY scope: method HEAD not in catm ['GET']"),
+        (url, "GET", sent[:2], "DENY scope: request header X-Device"),
+        (url.replace(":8443", ":443"), "GET", sent, "DENY acl: port '443'"),
+        (url.replace(".ts", ".m3u8"), "GET", sent, "DENY acl: extension '.m3u8'"),
+    ]:
+        judged = gateway("verify", target, "--dialect", "cat", "--config", str(config), "--method", method, *headers)
+        assert judged.stdout.startswith(expected), (target, method, judged.stdout, judged.stderr)

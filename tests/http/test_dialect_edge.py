@@ -7,7 +7,7 @@ dialect is tests/integration/test_dialect_edge_walk.py."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -149,6 +149,34 @@ async def test_cat_renewal_reaches_a_player_on_a_listed_site(origin_app: Recordi
         assert {"cta-common-access-token", "common-access-token", "x-cat-renewed", "x-token-denial"} <= {
             name.strip().lower() for name in exposed[0].split(",")
         }
+
+
+async def test_cat_5007b_claims_at_the_gateway_edge(origin_app: RecordingApp) -> None:
+    # catm from the signing options, cattprint against the TLS terminator's header, catdpop and unknown
+    # critical claims refused with the claim's name (issue 11.4).
+    table = cat_table(None) | {"tls_fingerprint_headers": {"ja4": "X-JA4"}}
+    client, dialect = client_for(origin_app, "cat", table)
+    ja4 = "t13d1516h2_8daaf6152771_b186095e22b6"
+
+    def token(extra: Mapping[int, Any] | None = None) -> str:
+        claims = dialect.claims_for(
+            Grant((TITLE,), NOW + 600), issued_at=NOW, cti=b"c" * 16, options=SigningOptions(method="GET")
+        )
+        return str(dialect.encode_claims(claims | {324: {0: 2, 1: ja4}} | (extra or {})))
+
+    async with client:
+        url = f"{TITLE}master.m3u8"
+        ok = await client.get(url, headers={"CTA-Common-Access-Token": token(), "X-JA4": ja4})
+        assert ok.status_code == 200, ok.text
+        head = await client.head(url, headers={"CTA-Common-Access-Token": token(), "X-JA4": ja4})
+        assert head.status_code == 403 and head.headers["x-token-denial"] == "scope"
+        for sent in ({}, {"X-JA4": "t13d1516h2_8daaf6152771_000000000000"}):
+            refused = await client.get(url, headers={"CTA-Common-Access-Token": token(), **sent})
+            assert refused.status_code == 403 and refused.json()["error"] == "ip", refused.text
+        for extra, named in (({321: {0: 300}}, "catdpop (321)"), ({45: [317]}, "catgeocoord (317)")):
+            refused = await client.get(url, headers={"CTA-Common-Access-Token": token(extra), "X-JA4": ja4})
+            assert refused.status_code == 403 and refused.json()["error"] == "malformed"
+            assert named in refused.json()["detail"]
 
 
 async def test_akamai_acl_token_at_the_gateway_edge(origin_app: RecordingApp) -> None:

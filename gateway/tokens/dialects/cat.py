@@ -5,8 +5,11 @@ where `payload` is the CBOR claims map, in this order (our issuing profile, docs
 
     iss 1, sub 2 (grant.user_id), aud 3, exp 4, nbf 5, iat 6 (= nbf when known), cti 7 (16 random bytes),
     catv 310 = 1, catnip 311 (grant.client_network, RFC 9164 tag 52/54), catu 312 ({scheme, host} as
-    configured, path prefix-match = the grant's prefix, percent-encoded canonically), catm 313,
-    catr 323 (configured renewal), then private -65537 session id, -65538 scope, -65539 session end when set.
+    configured, path prefix-match = the grant's prefix, percent-encoded canonically, then the configured
+    [dialects.cat.catu] port/query/... matches), catm 313 (configured, or the signing option's method),
+    cath 315 (the signing option's headers), catr 323 (configured renewal), then private -65537 session
+    id, -65538 scope, -65539 session end when set.
+The CTA-5007-B claims judged by policy (crit, catif/catifdata, catdpop, cattprint) are `cat_policy`'s.
 
 Token: `61(17([protected, {4: kid}, payload, tag]))` (tag 18 for ES256), base64url without padding.
 Where it goes: request header `CTA-Common-Access-Token` (legacy `Common-Access-Token` accepted), a
@@ -46,6 +49,7 @@ from gateway.tokens.dialects.support.cat_cbor import TAG_IPV4, TAG_IPV6, CborErr
 from gateway.tokens.dialects.support.cat_checks import check_request, check_time_and_parties, extract_token, grant_from
 from gateway.tokens.dialects.support.cat_config import dialect_options
 from gateway.tokens.dialects.support.cat_cose import CatKey, Es256CatKey, open_token, seal
+from gateway.tokens.dialects.support.cat_policy import ClaimPolicy
 from gateway.tokens.dialects.support.cat_renewal import (
     HEADER_NAMES,
     Channel,
@@ -97,6 +101,8 @@ class CatDialect:
     accept_untagged: bool = False
     catnip_full_bytes: bool = True
     country_header: str | None = None
+    catu_matches: tuple[tuple[int, int, str], ...] = ()  # (URI component, match type, text) from [dialects.cat.catu]
+    policy: ClaimPolicy = field(default_factory=ClaimPolicy)
     replay_store: ReplayStore = field(default_factory=MemoryReplayStore, repr=False, compare=False)
     name: str = field(default=NAME, init=False)
     prefix_signing: bool = field(default=True, init=False)
@@ -110,8 +116,11 @@ class CatDialect:
 
     # --- issuing ------------------------------------------------------------------------------------
 
-    def claims_for(self, grant: Grant, *, issued_at: int | None, cti: bytes) -> c.Claims:
-        """The claims map for `grant`, in the documented order."""
+    def claims_for(
+        self, grant: Grant, *, issued_at: int | None, cti: bytes, options: SigningOptions = NO_OPTIONS
+    ) -> c.Claims:
+        """The claims map for `grant`, in the documented order; `options.method` replaces catm and
+        `options.headers` add a cath exact match each."""
         if len(grant.path_prefixes) != 1:
             raise ValueError(f"{NAME}: catu holds one path prefix; the grant has {len(grant.path_prefixes)}")
         claims: c.Claims = {}
@@ -136,9 +145,14 @@ class CatDialect:
         if self.host is not None:
             catu[1] = {c.EXACT: self.host}
         catu[3] = {c.PREFIX: _encoded_prefix(grant.path_prefixes[0])}
-        claims[c.CATU] = catu
-        if self.methods:
-            claims[c.CATM] = list(self.methods)
+        for component, kind, text in self.catu_matches:
+            catu[component] = {kind: text}
+        claims[c.CATU] = dict(sorted(catu.items(), key=lambda item: int(item[0])))
+        methods = (options.method,) if options.method else self.methods
+        if methods:
+            claims[c.CATM] = list(methods)
+        if options.headers:
+            claims[c.CATH] = {name: {c.EXACT: value} for name, value in options.headers}
         if self.renewal is not None:
             claims[c.CATR] = self.renewal.to_cbor()
         if grant.session_id is not None:
@@ -152,13 +166,21 @@ class CatDialect:
     def encode_claims(self, claims: c.Claims, key: CatKey | None = None) -> str:
         return b64url_encode(seal(encode(claims), key or self.signing_key))
 
-    def issue(self, grant: Grant, *, issued_at: int | None = None, cti: bytes | None = None) -> str:
+    def issue(
+        self,
+        grant: Grant,
+        *,
+        issued_at: int | None = None,
+        cti: bytes | None = None,
+        options: SigningOptions = NO_OPTIONS,
+    ) -> str:
         """A token for `grant`; `cti` defaults to 16 random bytes (fixed only for known-answer tests)."""
-        return self.encode_claims(self.claims_for(grant, issued_at=issued_at, cti=cti or os.urandom(CTI_BYTES)))
+        cti = cti or os.urandom(CTI_BYTES)
+        return self.encode_claims(self.claims_for(grant, issued_at=issued_at, cti=cti, options=options))
 
     def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
-        options.refuse_unsupported(NAME)
-        token = self.issue(grant, issued_at=grant.not_before)
+        options.refuse_unsupported(NAME, supported=frozenset({"method", "headers"}))
+        token = self.issue(grant, issued_at=grant.not_before, options=options)
         if self.delivery == "header":
             return Credentials(headers=((HEADER_NAMES[0], token),), url=url, token=token)
         if self.delivery == "cookie":
@@ -193,6 +215,7 @@ class CatDialect:
         if not isinstance(claims, dict):
             raise TokenDenied(Denial.MALFORMED, "claims are not a CBOR map")
         c.check_well_formed(claims)
+        self.policy.refuse_unsupported(claims)
         if c.CATR in claims:
             parse_renewal(claims[c.CATR])
         expires_at = check_time_and_parties(
@@ -204,6 +227,7 @@ class CatDialect:
         )
         checked = normalise_path(urlsplit(request.url).path)
         check_request(claims, request, checked, token_params=self.query_params, country_header=self.country_header)
+        self.policy.check_fingerprint(claims, request.headers)
         if claims.get(c.CATREPLAY) == 1:
             cti = claims.get(c.CTI)
             if not isinstance(cti, bytes):

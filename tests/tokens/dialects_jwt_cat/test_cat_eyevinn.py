@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from hypothesis import given, settings
 
-from gateway.errors import Denial
+from gateway.errors import Denial, TokenDenied
 from gateway.tokens.acl import normalise_path
-from gateway.tokens.dialects.base import EdgeRequest
+from gateway.tokens.dialects.base import EdgeRequest, SigningOptions
 from gateway.tokens.dialects.cat import CatDialect
 from gateway.tokens.dialects.support import cat_claims as c
 from gateway.tokens.grant import Grant, Scope
@@ -211,3 +211,76 @@ def test_eyevinn_renewal_corrupts_private_claims_and_we_refuse_the_result(eyevin
     assert renewed["status"] == 200
     their_token = _renewed_token(renewed, "header")
     assert denial(lambda: CAT.verify(_request(their_token, "header", url), now=now)) is Denial.MALFORMED
+
+
+# --- CTA-5007-B: catm, catu port/query/extension, catif, catdpop (issue 11.4) ----------------------
+
+PORTED = f"{ORIGIN}:8443/vod/movie1/seg_001.ts?lang=en"
+
+
+def test_eyevinn_enforces_the_catm_and_catu_matches_we_sign(eyevinn: EyevinnOracle) -> None:
+    dialect = cat_dialect(catu={"port": "8443", "query": "lang=en", "extension": ".ts"})
+    token = dialect.sign(grant(), options=SigningOptions(method="GET")).token or ""
+    off = [
+        f"{ORIGIN}/vod/movie1/seg_001.ts?lang=en",  # no port: Eyevinn's port is "" (as ours)
+        f"{ORIGIN}:8443/vod/movie1/seg_001.ts?lang=sv",
+        f"{ORIGIN}:8443/vod/movie1/index.m3u8?lang=en",
+    ]
+    results = eyevinn.run([_validate(token, url, NOW) for url in [PORTED, *off]])
+    assert results[0]["ok"], results[0]
+    assert results[0]["claims"]["catm"] == ["GET"]
+    assert results[0]["claims"]["catu"]["port"] == {"exact-match": "8443"}
+    assert not any(result["ok"] for result in results[1:]), results
+    http = {"op": "http", "token": token, "via": "header", "url": PORTED, "nowMs": NOW * 1000, **KEY}
+    get, head = eyevinn.run([http | {"method": "GET"}, http | {"method": "HEAD"}])
+    assert get["status"] == 200, get
+    assert head["status"] == 401 and "HEAD" in head["message"], head
+    # Ours judges the same requests the same way.
+    assert dialect.verify(EdgeRequest(PORTED, headers={"CTA-Common-Access-Token": token}), now=NOW)
+    for url in off:
+        request = EdgeRequest(url, headers={"CTA-Common-Access-Token": token})
+        assert denial(lambda request=request: dialect.verify(request, now=NOW)) is Denial.ACL
+    head_request = EdgeRequest(PORTED, headers={"CTA-Common-Access-Token": token}, method="HEAD")
+    assert denial(lambda: dialect.verify(head_request, now=NOW)) is Denial.SCOPE
+
+
+def test_we_judge_eyevinn_tokens_with_catm_catu_catif_and_catdpop(eyevinn: EyevinnOracle) -> None:
+    claims = _eyevinn_json(grant()) | {
+        "catm": ["GET"],
+        "catifdata": "campaign-7",
+        "catif": {"exp": [307, {"Location": "https://auth.example/login?r="}, "Symmetric256"]},
+    }
+    claims["catu"] |= {
+        "port": {"exact-match": "8443"},
+        "query": {"exact-match": "lang=en"},
+        "extension": {"exact-match": ".ts"},
+    }
+    dpop = _eyevinn_json(grant()) | {"catadpop": {"0": 300}}  # Eyevinn's name for catdpop (321)
+    made, made_dpop = eyevinn.run([{"op": "generate", "claims": x, "nowMs": NOW * 1000, **KEY} for x in (claims, dpop)])
+    headers = {"CTA-Common-Access-Token": made["token"]}
+    verified = CAT.verify_token(EdgeRequest(PORTED, headers=headers), now=NOW)
+    assert verified.claims[c.CATM] == ["GET"] and verified.claims[c.CATIFDATA] == "campaign-7"
+    assert set(c.claim_map(verified.claims, c.CATU)) == {2, 3, 4, 8}
+    post = EdgeRequest(PORTED, headers=headers, method="POST")
+    assert denial(lambda: CAT.verify(post, now=NOW)) is Denial.SCOPE
+    elsewhere = EdgeRequest(PORTED.replace(":8443", ":9443"), headers=headers)
+    assert denial(lambda: CAT.verify(elsewhere, now=NOW)) is Denial.ACL
+    # Eyevinn answers an expired token carrying catif with the issuer's redirect; we refuse it as expired.
+    (late,) = eyevinn.run(
+        [{"op": "http", "token": made["token"], "via": "header", "url": PORTED} | KEY | {"nowMs": (NOW + 601) * 1000}]
+    )
+    assert late["status"] == 307 and late["headers"]["location"].startswith("https://auth.example/login?r="), late
+    assert denial(lambda: CAT.verify(EdgeRequest(PORTED, headers=headers), now=NOW + 601)) is Denial.EXPIRED
+    refusing = cat_dialect(catif="refuse")
+    assert "catif" in str(_refusal(lambda: refusing.verify(EdgeRequest(PORTED, headers=headers), now=NOW)))
+    dpop_request = EdgeRequest(_url("/vod/movie1/"), headers={"CTA-Common-Access-Token": made_dpop["token"]})
+    assert "catdpop (321)" in str(_refusal(lambda: CAT.verify(dpop_request, now=NOW)))
+    assert cat_dialect(catdpop="ignore").verify(dpop_request, now=NOW)
+
+
+def _refusal(call: Any) -> TokenDenied:
+    try:
+        call()
+    except TokenDenied as refused:
+        return refused
+    raise AssertionError("expected TokenDenied")

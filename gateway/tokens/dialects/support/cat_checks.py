@@ -4,7 +4,8 @@ Steps 1, 5 and 6 of docs/dialects/cat.md, "Verification".
 
 Denials: a missing token is `missing`; exp/nbf are `expired`/`not_yet_valid`; an untrusted iss is
 `unknown_key`; an aud, method (catm) or header (cath) that does not fit is `scope`; a URL outside catu
-(after `normalise_path`, so `..` tricks are `acl` first) is `acl`; catnip and catgeoiso3166 are `ip`.
+(after `normalise_path`, so `..` tricks are `acl` first) is `acl`; catnip and catgeoiso3166 are `ip`
+(cattprint too, in `cat_policy`).
 """
 
 from __future__ import annotations

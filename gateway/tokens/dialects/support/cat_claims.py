@@ -36,10 +36,11 @@ CATGEOISO3166, CATGEOCOORD, CATGEOALT, CATTPK, CATIFDATA, CATDPOP, CATIF, CATR =
     322,
     323,
 )
+CATTPRINT = 324
 GW_SESSION_ID, GW_SCOPE, GW_SESSION_ENDS_AT = -65537, -65538, -65539
 UNDERSTOOD = frozenset(
     {ISS, SUB, AUD, EXP, NBF, IAT, CTI, CRIT, CATREPLAY, CATV, CATNIP, CATU, CATM, CATH, CATGEOISO3166, CATR}
-    | {GW_SESSION_ID, GW_SCOPE, GW_SESSION_ENDS_AT}
+    | {CATTPRINT, GW_SESSION_ID, GW_SCOPE, GW_SESSION_ENDS_AT}
 )
 URI_COMPONENTS = {0: "scheme", 1: "host", 2: "port", 3: "path", 4: "query", 5: "parent-path", 6: "filename"}
 URI_COMPONENTS |= {7: "stem", 8: "extension"}
@@ -100,7 +101,7 @@ def _check_ip(entry: object) -> None:
 
 
 def check_well_formed(claims: Claims) -> None:
-    """Type-check every claim we act on (verification step 4); unknown claims pass unless listed in crit."""
+    """Type-check every claim we act on or have a policy for (verification step 4); `cat_policy` judges crit."""
     shapes: dict[int, Any] = {
         ISS: lambda v: isinstance(v, str),
         SUB: lambda v: isinstance(v, str),
@@ -117,6 +118,9 @@ def check_well_formed(claims: Claims) -> None:
         CATH: lambda v: isinstance(v, dict),
         CATGEOISO3166: _is_text_list,
         CATR: lambda v: isinstance(v, dict),
+        CATIF: lambda v: isinstance(v, dict),
+        CATIFDATA: lambda v: isinstance(v, str) or _is_text_list(v),
+        CATDPOP: lambda v: isinstance(v, dict),
         CRIT: lambda v: isinstance(v, list) and all(isinstance(i, int | str) for i in v),
         GW_SESSION_ID: lambda v: isinstance(v, str),
         GW_SCOPE: lambda v: v in ("playlist", "media"),
@@ -125,9 +129,6 @@ def check_well_formed(claims: Claims) -> None:
     for label, shape in shapes.items():
         if label in claims and not shape(claims[label]):
             raise malformed(f"claim {label} is not well formed", claim=label, value=claims[label])
-    for critical in claim_list(claims, CRIT):
-        if critical not in UNDERSTOOD:
-            raise malformed(f"critical claim {critical!r} is not understood here", claim=critical)
     for entry in claim_list(claims, CATNIP):
         _check_ip(entry)
     for component, match in claim_map(claims, CATU).items():

@@ -8,7 +8,8 @@ from typing import Any
 
 from gateway.config_schema import NO_ENVIRONMENT, refuse_unknown
 from gateway.errors import ConfigError
-from gateway.tokens.dialects.support import cat_cose, jwt_keys
+from gateway.tokens.dialects.support import cat_claims, cat_cose, jwt_keys
+from gateway.tokens.dialects.support.cat_policy import FINGERPRINT_TYPES, ClaimPolicy
 from gateway.tokens.dialects.support.cat_renewal import HEADER_NAMES, TYPES, Renewal
 
 WHERE = "dialects.cat"
@@ -17,7 +18,12 @@ SETTINGS = frozenset(
     {"issuer", "accepted_issuers", "audience", "accepted_audiences", "scheme", "host", "methods", "renewal"}
     | {"delivery", "query_params", "cookie_names", "leeway_seconds", "max_token_chars", "country_header"}
     | {"catnip_encoding", "keys", *_FLAGS}
+    | {"catu", "catif", "catdpop", "tls_fingerprint_headers"}
 )
+# [dialects.cat.catu]: URI components signed besides scheme/host (own settings) and path (the grant's prefix).
+CATU_COMPONENTS = {"port": 2, "query": 4, "parent-path": 5, "filename": 6, "stem": 7, "extension": 8}
+CATU_MATCHES = {"exact": cat_claims.EXACT, "prefix": cat_claims.PREFIX, "suffix": cat_claims.SUFFIX}
+CATU_MATCHES |= {"contains": cat_claims.CONTAINS}
 RENEWAL_SETTINGS = frozenset(
     {
         "type",
@@ -87,6 +93,47 @@ def _renewal(table: object) -> Renewal | None:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+def _catu(table: object) -> tuple[tuple[int, int, str], ...]:
+    """`[dialects.cat.catu]`: component = "text" (exact match) or {exact|prefix|suffix|contains = "text"}."""
+    where = f"{WHERE}.catu"
+    if table is None:
+        return ()
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: a table ([{where}])")
+    for name in ("scheme", "host", "path"):
+        if name in table:
+            raise ConfigError(f"{where}.{name}: set {WHERE}.scheme / host; the path is the grant's prefix")
+    refuse_unknown(table, CATU_COMPONENTS, f"[{where}]")
+    entries = []
+    for name, value in table.items():
+        match = {"exact": value} if isinstance(value, str) else value
+        if not isinstance(match, Mapping) or len(match) != 1:
+            raise ConfigError(f"{where}.{name}: a string (exact match) or one of {{{', '.join(CATU_MATCHES)} = ...}}")
+        ((kind, text),) = match.items()
+        if kind not in CATU_MATCHES or not isinstance(text, str):
+            raise ConfigError(f"{where}.{name}: a string (exact match) or one of {{{', '.join(CATU_MATCHES)} = ...}}")
+        if name == "port" and not (text.isascii() and text.isdigit() and 0 < int(text) < 65536):
+            raise ConfigError(f'{where}.port: a port number as a string, e.g. "8443"')
+        entries.append((CATU_COMPONENTS[name], CATU_MATCHES[kind], text))
+    return tuple(sorted(entries))
+
+
+def _policy(table: Mapping[str, Any]) -> ClaimPolicy:
+    catif, catdpop = table.get("catif", "ignore"), table.get("catdpop", "refuse")
+    if catif not in ("ignore", "refuse"):
+        raise ConfigError(f"{WHERE}.catif: 'ignore' (judge the request as without it) or 'refuse'")
+    if catdpop not in ("refuse", "ignore"):
+        raise ConfigError(f"{WHERE}.catdpop: 'refuse' (DPoP proofs are not verified here) or 'ignore'")
+    headers = table.get("tls_fingerprint_headers", {})
+    if not isinstance(headers, Mapping):
+        raise ConfigError(f'{WHERE}.tls_fingerprint_headers: a table such as {{ja4 = "X-JA4"}}')
+    refuse_unknown(headers, FINGERPRINT_TYPES, f"{WHERE}.tls_fingerprint_headers")
+    for kind, header in headers.items():
+        if not isinstance(header, str) or not header:
+            raise ConfigError(f"{WHERE}.tls_fingerprint_headers.{kind}: the request header's name")
+    return ClaimPolicy(catif, catdpop, tuple(sorted(headers.items())))
+
+
 def dialect_options(
     table: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT
 ) -> dict[str, Any]:
@@ -131,4 +178,6 @@ def dialect_options(
         "accept_untagged": table.get("accept_untagged", False),
         "catnip_full_bytes": catnip_encoding == "full",
         "country_header": _text(table, "country_header"),
+        "catu_matches": _catu(table.get("catu")),
+        "policy": _policy(table),
     }
