@@ -175,10 +175,8 @@ class GoogleSignedRequests(DialectDefaults):
     def _prefix_url(self, grant: Grant, resources: tuple[str, ...] = ()) -> str:
         """`base_url` + the grant's one prefix, or the one custom resource (a path or a URL, no wildcard)."""
         if resources:
-            if self.form not in ("url_prefix", "cookie") or len(resources) != 1 or "*" in resources[0]:
-                raise edge.UnsupportedGrant(
-                    f"{self.name}: a custom resource is one URLPrefix (form url_prefix or cookie), no wildcard"
-                )
+            if len(resources) != 1 or "*" in resources[0]:
+                raise edge.UnsupportedGrant(f"{self.name}: a custom resource is one URLPrefix, without wildcards")
             resource = resources[0]
             return google_paths.canonical_url(resource if "://" in resource else self.base_url + resource)
         if len(grant.path_prefixes) != 1:
@@ -195,6 +193,8 @@ class GoogleSignedRequests(DialectDefaults):
     def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
         """`options.resources`: one custom URLPrefix; signed requests carry no start time, method or header."""
         options.refuse_unsupported(self.name, supported=frozenset({"resources"}))
+        if options.resources and self.form not in ("url_prefix", "cookie"):
+            raise edge.UnsupportedGrant(f"{self.name}: form {self.form!r} signs one URL, not a custom resource")
         self._check_grant(grant)
         key, expires = self.signing_key, grant.expires_at
         target = self._canonical_url(grant, url) if url is not None else None
