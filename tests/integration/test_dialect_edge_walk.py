@@ -34,6 +34,7 @@ from gateway.config import Route, Settings
 from gateway.http.app import build_app
 from gateway.tokens.dialects import load_dialect
 from gateway.tokens.dialects.base import Credentials, Dialect, EdgeRequest
+from gateway.tokens.dialects.support.cdn_request import encoded_prefix
 from gateway.tokens.grant import Grant
 from gateway.tokens.keys import HmacKey, KeyRing
 from tests.integration.test_edge_http import uris_of
@@ -69,6 +70,8 @@ TITLES = (
     Title("/vod/title-9000/", "/vod/title-9000/master.m3u8", MEDIA / "title-9000"),  # TS, AES-128 key, I-frames
     Title("/vod/free-trailer/", "/vod/free-trailer/master.m3u8", MEDIA / "free-trailer"),  # fMP4: init sections
 )
+# A title whose path needs escaping everywhere: a space, a '~' (the dual token's field separator) and 'é'.
+ESCAPED_TITLES = (Title("/vod/café ~1/", "/vod/caf%C3%A9%20~1/master.m3u8", MEDIA / "title-9000"),)
 # Mux playback ids are alphanumeric and come first in Mux's URLs (`/<id>/…`); the origin serves the same
 # bundled titles under those names (symlinks), mapped by prefix_template = "/vod/{playback_id}/".
 MUX_TITLES = (
@@ -166,6 +169,34 @@ CASES: dict[str, Case] = {
         {"keys": [{"name": "k1", "private_key": OTHER_SEED}]},
         ("edge-cache-token",),
     ),
+    "media_cdn_dualtoken_query_escaped": Case(
+        "media_cdn_dualtoken",
+        {"algorithm": "sha256", "keys": [{"name": "k1", "secret": SEED}]},
+        {"keys": [{"name": "k1", "secret": OTHER_SEED}]},
+        ("edge-cache-token",),
+        titles=ESCAPED_TITLES,
+    ),
+    "media_cdn_dualtoken_cookie_escaped": Case(
+        "media_cdn_dualtoken",
+        {"delivery": "cookie", "keys": [{"name": "k1", "private_key": SEED}]},
+        {"keys": [{"name": "k1", "private_key": OTHER_SEED}]},
+        (),
+        titles=ESCAPED_TITLES,
+    ),
+    "media_cdn_url_prefix_escaped": Case(
+        "media_cdn",
+        {"base_url": GW, "keys": [{"name": "key-1", "private_key": SEED}]},
+        {"keys": [{"name": "key-1", "private_key": OTHER_SEED}]},
+        GOOGLE_PARAMS,
+        titles=ESCAPED_TITLES,
+    ),
+    "cloud_cdn_cookie_escaped": Case(
+        "cloud_cdn",
+        {"base_url": GW, "form": "cookie", "keys": [{"name": "key-1", "secret": SECRET16}]},
+        {"keys": [{"name": "key-1", "secret": OTHER_SECRET16}]},
+        (),
+        titles=ESCAPED_TITLES,
+    ),
     "media_cdn_dualtoken_full_path": Case(
         "media_cdn_dualtoken",
         {"algorithm": "sha256", "path_field": "full_path", "keys": [{"name": "k1", "secret": SEED}]},
@@ -229,6 +260,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list
         ("free-trailer", "free-trailer"),
         ("Title9000", "title-9000"),
         ("FreeTrailer", "free-trailer"),
+        ("café ~1", "title-9000"),
     ):
         (root / "vod" / name).symlink_to(MEDIA / target, target_is_directory=True)
     with static_origin(root) as (url, seen):
@@ -400,7 +432,7 @@ def test_a_player_walks_every_uri_through_the_dialect_edge(
             result = walk(client, signed)
             files = origin_files(title)
             upstream = origin_seen[seen_before:]
-            clean = {title.prefix + name for name in files}  # what the origin may see: plain file paths
+            clean = {encoded_prefix(title.prefix) + name for name in files}  # the origin sees plain file paths
             problems = {
                 "origin saw a credential or a path that is not a file": [p for p in upstream if p not in clean][:3],
                 "refused": result.refused[:3],
