@@ -472,3 +472,38 @@ def test_forged_expired_and_missing_credentials_are_refused_with_their_reason(
         bare = client.get(edge.url + title.master_path)
         assert (bare.status_code, bare.json()["error"]) == (401, "missing")
     assert origin_seen[seen_before:] == []  # nothing refused ever reached the origin
+
+
+@pytest.mark.parametrize("edge", ["media_cdn_dualtoken_query_escaped"], indirect=True)
+def test_dual_token_signing_options_through_the_cli_and_the_edge(
+    edge: Edge, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sign --start --resource --sign-header` make Starts=, custom PathGlobs and Headers=; the edge then wants
+    the header: absent is `missing`, another value `bad_signature`; `verify --dialect` judges the same way.
+    A method cannot be expressed in a dual token: `--method` is refused, never dropped."""
+    title = edge.case.titles[0]
+    start = int(time.time()) - 30
+    argv = ["sign", "--dialect", edge.case.dialect, "--config", str(edge.config), "--path-prefix", title.prefix]
+    argv += ["--ttl", "600"]
+    options = ["--start", str(start), "--resource", "/vod/café ~1/*", "--sign-header", "X-Viewer: v 42"]
+    assert cli_main([*argv, *options, "--url", edge.url + title.master_path]) == 0
+    signed_url = capsys.readouterr().out.splitlines()[-1]
+    token = signed_url.partition("edge-cache-token=")[2]
+    assert token.startswith(f"PathGlobs=/vod/caf%C3%A9%20%7E1/*~Starts={start}~") and "~Headers=X-Viewer~" in token
+    with httpx.Client(timeout=10) as client:
+        for headers, status, reason in (
+            ({"x-viewer": "v 42"}, 200, None),
+            ({}, 401, "missing"),  # a credential part is absent: 401, as for no token at all
+            ({"x-viewer": "v 43"}, 403, "bad_signature"),
+        ):
+            response = client.get(signed_url, headers=headers)
+            assert (response.status_code, response.headers.get("x-token-denial")) == (status, reason)
+    verify = ["verify", signed_url, "--dialect", edge.case.dialect, "--config", str(edge.config)]
+    assert cli_main([*verify, "--header", "X-Viewer: v 42"]) == 0
+    assert capsys.readouterr().out.startswith("ALLOW ")
+    assert cli_main(verify) == 1
+    assert capsys.readouterr().out.startswith("DENY missing")
+    assert cli_main([*verify, "--header", "X-Viewer: v 42", "--now", str(start - 60)]) == 1
+    assert capsys.readouterr().out.startswith("DENY not_yet_valid")
+    assert cli_main([*argv, "--method", "GET"]) == 2
+    assert "cannot sign method" in capsys.readouterr().err
