@@ -229,6 +229,8 @@ class MediaCdnDualToken(DialectDefaults):
                 signed.append(f"FullPath={path}")
             elif name == "Headers":
                 names = value.split(",")
+                if not all(names):
+                    raise _malformed("Headers names an empty header", "Headers")
                 if absent := [h for h in names if h.lower() not in headers]:
                     raise edge.missing(f"signed header {absent[0][:64]}")
                 signed.append("Headers=" + ",".join(f"{h}={headers[h.lower()]}" for h in names))

@@ -252,6 +252,8 @@ def test_start_time_and_signed_headers_match_the_reference_and_bind_the_request(
     assert denial(dialect, EdgeRequest(url, headers={"x-viewer": "v 42"}), now=NOW) is Denial.MISSING
     assert denial(dialect, EdgeRequest(url, headers={**headers, "x-viewer": "v 43"}), now=NOW) is Denial.BAD_SIGNATURE
     assert denial(dialect, EdgeRequest(url, headers=headers), now=NOW - 11) is Denial.NOT_YET_VALID
+    empty = url.replace("~Headers=X-Viewer,Referer~", "~Headers=X-Viewer,~")
+    assert denial(dialect, EdgeRequest(empty, headers=headers), now=NOW) is Denial.MALFORMED
 
 
 def test_custom_path_globs_up_to_five() -> None:
