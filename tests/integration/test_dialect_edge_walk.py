@@ -34,6 +34,7 @@ from gateway.config import Route, Settings
 from gateway.http.app import build_app
 from gateway.tokens.dialects import load_dialect
 from gateway.tokens.dialects.base import Credentials, Dialect, EdgeRequest
+from gateway.tokens.dialects.support.cdn_request import encoded_prefix
 from gateway.tokens.grant import Grant
 from gateway.tokens.keys import HmacKey, KeyRing
 from tests.integration.test_edge_http import uris_of
@@ -69,6 +70,8 @@ TITLES = (
     Title("/vod/title-9000/", "/vod/title-9000/master.m3u8", MEDIA / "title-9000"),  # TS, AES-128 key, I-frames
     Title("/vod/free-trailer/", "/vod/free-trailer/master.m3u8", MEDIA / "free-trailer"),  # fMP4: init sections
 )
+# A title whose path needs escaping everywhere: a space, a '~' (the dual token's field separator) and 'é'.
+ESCAPED_TITLES = (Title("/vod/café ~1/", "/vod/caf%C3%A9%20~1/master.m3u8", MEDIA / "title-9000"),)
 # Mux playback ids are alphanumeric and come first in Mux's URLs (`/<id>/…`); the origin serves the same
 # bundled titles under those names (symlinks), mapped by prefix_template = "/vod/{playback_id}/".
 MUX_TITLES = (
@@ -166,6 +169,34 @@ CASES: dict[str, Case] = {
         {"keys": [{"name": "k1", "private_key": OTHER_SEED}]},
         ("edge-cache-token",),
     ),
+    "media_cdn_dualtoken_query_escaped": Case(
+        "media_cdn_dualtoken",
+        {"algorithm": "sha256", "keys": [{"name": "k1", "secret": SEED}]},
+        {"keys": [{"name": "k1", "secret": OTHER_SEED}]},
+        ("edge-cache-token",),
+        titles=ESCAPED_TITLES,
+    ),
+    "media_cdn_dualtoken_cookie_escaped": Case(
+        "media_cdn_dualtoken",
+        {"delivery": "cookie", "keys": [{"name": "k1", "private_key": SEED}]},
+        {"keys": [{"name": "k1", "private_key": OTHER_SEED}]},
+        (),
+        titles=ESCAPED_TITLES,
+    ),
+    "media_cdn_url_prefix_escaped": Case(
+        "media_cdn",
+        {"base_url": GW, "keys": [{"name": "key-1", "private_key": SEED}]},
+        {"keys": [{"name": "key-1", "private_key": OTHER_SEED}]},
+        GOOGLE_PARAMS,
+        titles=ESCAPED_TITLES,
+    ),
+    "cloud_cdn_cookie_escaped": Case(
+        "cloud_cdn",
+        {"base_url": GW, "form": "cookie", "keys": [{"name": "key-1", "secret": SECRET16}]},
+        {"keys": [{"name": "key-1", "secret": OTHER_SECRET16}]},
+        (),
+        titles=ESCAPED_TITLES,
+    ),
     "media_cdn_dualtoken_full_path": Case(
         "media_cdn_dualtoken",
         {"algorithm": "sha256", "path_field": "full_path", "keys": [{"name": "k1", "secret": SEED}]},
@@ -229,6 +260,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list
         ("free-trailer", "free-trailer"),
         ("Title9000", "title-9000"),
         ("FreeTrailer", "free-trailer"),
+        ("café ~1", "title-9000"),
     ):
         (root / "vod" / name).symlink_to(MEDIA / target, target_is_directory=True)
     with static_origin(root) as (url, seen):
@@ -400,7 +432,7 @@ def test_a_player_walks_every_uri_through_the_dialect_edge(
             result = walk(client, signed)
             files = origin_files(title)
             upstream = origin_seen[seen_before:]
-            clean = {title.prefix + name for name in files}  # what the origin may see: plain file paths
+            clean = {encoded_prefix(title.prefix) + name for name in files}  # the origin sees plain file paths
             problems = {
                 "origin saw a credential or a path that is not a file": [p for p in upstream if p not in clean][:3],
                 "refused": result.refused[:3],
@@ -440,3 +472,38 @@ def test_forged_expired_and_missing_credentials_are_refused_with_their_reason(
         bare = client.get(edge.url + title.master_path)
         assert (bare.status_code, bare.json()["error"]) == (401, "missing")
     assert origin_seen[seen_before:] == []  # nothing refused ever reached the origin
+
+
+@pytest.mark.parametrize("edge", ["media_cdn_dualtoken_query_escaped"], indirect=True)
+def test_dual_token_signing_options_through_the_cli_and_the_edge(
+    edge: Edge, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sign --start --resource --sign-header` make Starts=, custom PathGlobs and Headers=; the edge then wants
+    the header: absent is `missing`, another value `bad_signature`; `verify --dialect` judges the same way.
+    A method cannot be expressed in a dual token: `--method` is refused, never dropped."""
+    title = edge.case.titles[0]
+    start = int(time.time()) - 30
+    argv = ["sign", "--dialect", edge.case.dialect, "--config", str(edge.config), "--path-prefix", title.prefix]
+    argv += ["--ttl", "600"]
+    options = ["--start", str(start), "--resource", "/vod/café ~1/*", "--sign-header", "X-Viewer: v 42"]
+    assert cli_main([*argv, *options, "--url", edge.url + title.master_path]) == 0
+    signed_url = capsys.readouterr().out.splitlines()[-1]
+    token = signed_url.partition("edge-cache-token=")[2]
+    assert token.startswith(f"PathGlobs=/vod/caf%C3%A9%20%7E1/*~Starts={start}~") and "~Headers=X-Viewer~" in token
+    with httpx.Client(timeout=10) as client:
+        for headers, status, reason in (
+            ({"x-viewer": "v 42"}, 200, None),
+            ({}, 401, "missing"),  # a credential part is absent: 401, as for no token at all
+            ({"x-viewer": "v 43"}, 403, "bad_signature"),
+        ):
+            response = client.get(signed_url, headers=headers)
+            assert (response.status_code, response.headers.get("x-token-denial")) == (status, reason)
+    verify = ["verify", signed_url, "--dialect", edge.case.dialect, "--config", str(edge.config)]
+    assert cli_main([*verify, "--header", "X-Viewer: v 42"]) == 0
+    assert capsys.readouterr().out.startswith("ALLOW ")
+    assert cli_main(verify) == 1
+    assert capsys.readouterr().out.startswith("DENY missing")
+    assert cli_main([*verify, "--header", "X-Viewer: v 42", "--now", str(start - 60)]) == 1
+    assert capsys.readouterr().out.startswith("DENY not_yet_valid")
+    assert cli_main([*argv, "--method", "GET"]) == 2
+    assert "cannot sign method" in capsys.readouterr().err

@@ -7,7 +7,8 @@ is unpadded.
 - form "url": per URL.
 - form "path" (prefix signing; relative HLS/DASH URLs inherit it): the path component
   `edge-cache-token=Expires=<exp>&KeyName=<name>&Signature=<sig>` placed right after the prefix, signed over
-  `<base_url><prefix>edge-cache-token=Expires=<exp>&KeyName=<name>` (padded signature, as Google's test).
+  `<base_url><prefix>edge-cache-token=Expires=<exp>&KeyName=<name>`; the signature is unpadded, as Google's
+  `sign_path_component` writes it (an older Google test expected it padded: verifying accepts both).
 A Grant loses not_before, client network (unless the `*_binding = "best-effort"` settings say to drop them,
 signing refuses), session/user ids and scope. Key rotation: keys are looked up by KeyName.
 Spec: https://cloud.google.com/media-cdn/docs/signed-requests; reference vectors: python-docs-samples
@@ -57,13 +58,13 @@ class MediaCdn(GoogleSignedRequests):
     name: str = NAME
 
     def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
-        options.refuse_unsupported(NAME)
         if self.form != "path":
-            return super().sign(grant, url=url)
+            return super().sign(grant, url=url, options=options)
+        options.refuse_unsupported(NAME)
         self._check_grant(grant)
         key, prefix_url = self.signing_key, self._prefix_url(grant)
         policy = path_component_policy(prefix_url, grant.expires_at, key.name)
-        signature = b64url(key.sign(policy.encode()), padded=True)
+        signature = b64url(key.sign(policy.encode()), padded=False)  # as Google's sign_path_component
         segment = policy[len(prefix_url) :] + f"&{SIGNATURE}={signature}"
         full = None
         if url is not None:

@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from gateway.config_schema import NO_ENVIRONMENT
 from gateway.errors import Denial, TokenDenied
@@ -39,6 +38,7 @@ from gateway.tokens.dialects.base import (
     SigningOptions,
 )
 from gateway.tokens.dialects.support import cdn_request as edge
+from gateway.tokens.dialects.support import google_paths
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.dialects.support.google_signed import NamedKey, b64url, read_keys
 from gateway.tokens.grant import Grant, IPNetwork
@@ -48,8 +48,9 @@ TOKEN_NAME = "edge-cache-token"
 COOKIE_NAME = "Edge-Cache-Cookie"
 PATH_FIELDS = ("FullPath", "PathGlobs", "URLPrefix")
 FIELD_ORDER = ("Starts", "Expires", "SessionID", "Data", "Headers", "IPRanges")
-MAX_GLOBS = 5
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%'*+.^_`|-]{1,64}")  # RFC 9110 token, minus '&' and '~'
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]{0,1024}")
 
 
 def _malformed(detail: str, field_name: str) -> TokenDenied:
@@ -86,17 +87,21 @@ class MediaCdnDualToken(DialectDefaults):
         return f"Signature={b64url(raw, padded=False)}" if self.algorithm == "ed25519" else f"hmac={raw.hex()}"
 
     def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
-        options.refuse_unsupported(NAME)
+        """Start time (`not_before`) -> Starts; `options.resources` -> custom PathGlobs (or one URLPrefix);
+        `options.headers` -> Headers (the request must then carry each with that value); no HTTP method."""
+        options.refuse_unsupported(NAME, supported=frozenset({"resources", "headers"}))
         key = next((k for k in self.keys if k.can_sign), None)
         if key is None:
             raise ValueError(f"{NAME}: no key that can sign")
         checked = edge.url_in_grant(grant, url) if url is not None else None
         if self.path_field == "full_path":
+            if options.resources:
+                raise edge.UnsupportedGrant(f"{NAME}: a FullPath token names the request path, not resources")
             if checked is None:
                 raise ValueError(f"{NAME}: a FullPath token covers one path; pass url=")
             token_fields, signed_fields = ["FullPath"], [f"FullPath={checked.encoded}"]
         else:
-            first = self._path_value(grant)
+            first = self._path_value(grant, options.resources)
             token_fields, signed_fields = [first], [first]
         extra = []
         if grant.not_before:
@@ -112,28 +117,64 @@ class MediaCdnDualToken(DialectDefaults):
                         f"{NAME}: {label} must match {_PLAIN_VALUE.pattern} to travel in a token"
                     )
                 extra.append(f"{field_name}={value}")
+        token_extra, signed_extra = list(extra), list(extra)
+        if options.headers:
+            names, pairs = self._headers(options.headers)
+            token_extra.append(f"Headers={names}")
+            signed_extra.append(f"Headers={pairs}")
         if grant.client_network is not None:
-            extra.append(f"IPRanges={b64url(str(grant.client_network).encode(), padded=False)}")
-        token = "~".join([*token_fields, *extra, self._seal(key, "~".join([*signed_fields, *extra]))])
-        return self._deliver(token, grant, url)
+            ranges = f"IPRanges={b64url(str(grant.client_network).encode(), padded=False)}"
+            token_extra.append(ranges)
+            signed_extra.append(ranges)
+        seal = self._seal(key, "~".join([*signed_fields, *signed_extra]))
+        return self._deliver("~".join([*token_fields, *token_extra, seal]), grant, url)
 
-    def _path_value(self, grant: Grant) -> str:
-        paths = [edge.encoded_prefix(prefix) for prefix in grant.path_prefixes]
+    def _headers(self, headers: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+        """`Headers=` as the token carries it (names) and as it is signed (name=value pairs)."""
+        for name, value in headers:
+            if not _HEADER_NAME.fullmatch(name):
+                raise edge.UnsupportedGrant(f"{NAME}: header name {name!r} is not an HTTP token without ',', '~'")
+            if not _HEADER_VALUE.fullmatch(value):
+                raise edge.UnsupportedGrant(f"{NAME}: header {name} has a value a request cannot carry")
+        if len({name.lower() for name, _ in headers}) != len(headers):
+            raise edge.UnsupportedGrant(f"{NAME}: each header is signed once")
+        if self.delivery == "cookie" and len(headers) > 1:
+            # Headers=<n1>,<n2>: ',' is not a cookie octet (RFC 6265), so the cookie cannot carry two names.
+            raise edge.UnsupportedGrant(f"{NAME}: a cookie token can sign one header (',' is not a cookie octet)")
+        return ",".join(name for name, _ in headers), ",".join(f"{name}={value}" for name, value in headers)
+
+    def _path_value(self, grant: Grant, resources: tuple[str, ...] = ()) -> str:
         if self.path_field == "url_prefix":
-            if len(paths) != 1 or self.base_url is None:
-                raise edge.UnsupportedGrant(f"{NAME}: URLPrefix needs base_url and exactly one prefix")
-            return f"URLPrefix={b64url((self.base_url + paths[0]).encode(), padded=False)}"
-        if len(paths) > MAX_GLOBS or any(char in path for path in paths for char in ",!*~"):
-            raise edge.UnsupportedGrant(f"{NAME}: at most {MAX_GLOBS} prefixes, without ',', '!', '*' or '~'")
-        return "PathGlobs=" + ",".join(path + "*" for path in paths)
+            if self.base_url is None:
+                raise edge.UnsupportedGrant(f"{NAME}: URLPrefix needs base_url")
+            if resources:
+                if len(resources) != 1 or "*" in resources[0]:
+                    raise edge.UnsupportedGrant(f"{NAME}: URLPrefix is one prefix without wildcards: {resources}")
+                resource = resources[0]
+                prefix = google_paths.canonical_url(resource if "://" in resource else self.base_url + resource)
+            elif len(grant.path_prefixes) != 1:
+                raise edge.UnsupportedGrant(f"{NAME}: URLPrefix needs exactly one prefix")
+            else:
+                prefix = self.base_url + edge.encoded_prefix(grant.path_prefixes[0])
+            return f"URLPrefix={b64url(prefix.encode(), padded=False)}"
+        if resources:
+            globs = [google_paths.resource_glob(resource) for resource in resources]
+        else:
+            globs = [google_paths.prefix_glob(edge.encoded_prefix(prefix)) for prefix in grant.path_prefixes]
+        if len(globs) > google_paths.MAX_GLOBS:
+            raise edge.UnsupportedGrant(f"{NAME}: PathGlobs holds at most {google_paths.MAX_GLOBS} globs")
+        # ',' and '!' both separate globs; '!' is a cookie octet and ',' is not (RFC 6265).
+        return "PathGlobs=" + ("!" if self.delivery == "cookie" else ",").join(globs)
 
     def _deliver(self, token: str, grant: Grant, url: str | None) -> Credentials:
         if self.delivery == "cookie":
             path = edge.encoded_prefix(grant.path_prefixes[0]) if len(grant.path_prefixes) == 1 else "/"
             cookie = Cookie(COOKIE_NAME, token, path=path, domain=self.cookie_domain)
             return Credentials(cookies=(cookie,), token=token, url=url)
-        full = edge.with_query(url, [(self.token_name, token)]) if url is not None else None
-        return Credentials(query=((self.token_name, token),), token=token, url=full)
+        # The token goes into the query exactly as signed: its own escapes (%C3%A9, %7E) are part of the signed
+        # text, and every other character of it is one a query value carries as it is (Google's samples).
+        full = edge.with_query(url, [(self.token_name, token)], ready=True) if url is not None else None
+        return Credentials(query=((self.token_name, token),), token=token, url=full, query_ready=True)
 
     # -- verifying (what the Media CDN edge does) -----------------------------------------------------
 
@@ -146,7 +187,7 @@ class MediaCdnDualToken(DialectDefaults):
             raw = edge.single_param(url.pairs(), self.token_name)
         if not raw:
             raise edge.missing(f"{self.token_name} token")
-        token = unquote(raw)
+        token = raw  # the bytes as received: the signature covers the token's own percent-escapes
         if len(token) > edge.MAX_TOKEN_CHARS:
             raise _malformed("token too long", self.token_name)
         parts = [part.partition("=") for part in token.split("~")]
@@ -156,7 +197,7 @@ class MediaCdnDualToken(DialectDefaults):
         if names[1:-1] != [name for name in FIELD_ORDER if name in names[1:-1]] or "Expires" not in names:
             raise _malformed(f"fields must appear once each in the order {'~'.join(FIELD_ORDER)}", "token")
         values = {name: value for name, _, value in parts}
-        signed = self._signed_string(parts, checked.encoded, request)
+        signed = self._signed_string(parts, checked.encoded, request)  # a signed header missing: `missing`
         key_name = self._check_seal(names[-1], values[names[-1]], signed)
         expires_at = edge.parse_epoch("Expires", values["Expires"])
         not_before = edge.parse_epoch("Starts", values["Starts"]) if "Starts" in values else None
@@ -187,8 +228,12 @@ class MediaCdnDualToken(DialectDefaults):
                     raise _malformed("FullPath carries no value in the token", "FullPath")
                 signed.append(f"FullPath={path}")
             elif name == "Headers":
-                pairs = ",".join(f"{h}={headers.get(h.lower(), '')}" for h in value.split(","))
-                signed.append(f"Headers={pairs}")
+                names = value.split(",")
+                if not all(names):
+                    raise _malformed("Headers names an empty header", "Headers")
+                if absent := [h for h in names if h.lower() not in headers]:
+                    raise edge.missing(f"signed header {absent[0][:64]}")
+                signed.append("Headers=" + ",".join(f"{h}={headers[h.lower()]}" for h in names))
             else:
                 signed.append(f"{name}{equals}{value}")
         return "~".join(signed)
@@ -216,25 +261,29 @@ class MediaCdnDualToken(DialectDefaults):
         if kind == "FullPath":
             return []  # the signed FullPath was the request path itself
         if kind == "PathGlobs":
-            globs = re.split(r"[,!]", values["PathGlobs"])
-            if not any(edge.glob_match(glob, checked.encoded, single=None) for glob in globs):
+            globs = google_paths.split_globs(values["PathGlobs"])
+            if not any(google_paths.glob_matches(glob, checked.encoded) for glob in globs):
                 raise TokenDenied(
                     Denial.ACL,
                     f"path {checked.decoded} matches no glob {values['PathGlobs'][:200]}",
                     {"path": checked.decoded, "globs": values["PathGlobs"][:200]},
                 )
-            return [p for glob in globs if glob.endswith("/*") and (p := edge.decoded_dir_prefix(glob[:-1]))]
+            directories = (edge.decoded_dir_prefix(d) for glob in globs if (d := google_paths.glob_directory(glob)))
+            return [p for p in directories if p]
         prefix_url = edge.b64_decode_canonical("URLPrefix", values["URLPrefix"]).decode("utf-8", "replace")
         query = url.without([self.token_name]).partition("?")[2]
         matched = url.origin + checked.encoded + ("?" + query if query else "")
-        if not matched.startswith(prefix_url):
+        if not google_paths.url_prefix_matches(prefix_url, url.without([self.token_name]), matched):
             raise TokenDenied(
                 Denial.ACL,
                 f"URL {matched[:200]} is outside URLPrefix {prefix_url[:200]}",
                 {"path": checked.decoded, "url_prefix": prefix_url[:200]},
             )
         base = self.base_url or url.origin
-        found = edge.decoded_dir_prefix(prefix_url[len(base) :]) if prefix_url.startswith(base + "/") else None
+        canonical_prefix = google_paths.canonical_url(prefix_url)
+        found = (
+            edge.decoded_dir_prefix(canonical_prefix[len(base) :]) if canonical_prefix.startswith(base + "/") else None
+        )
         return [found] if found else []
 
     def _networks(self, encoded: str) -> list[IPNetwork]:

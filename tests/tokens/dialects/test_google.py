@@ -101,9 +101,11 @@ def test_media_cdn_path_component_vector() -> None:
     vector = VECTORS["media_cdn"]["path_component"]
     dialect = product("media_cdn", origin(vector["url_prefix"]), "path", vector["key_name"], vector["key"])
     signed = dialect.sign(Grant(("/",), vector["expires"]), url=vector["url_prefix"] + vector["filename"])
-    assert signed.url == vector["expected"]
+    # Google's sign_path_component strips the padding; its older test expected it: both spellings verify.
+    assert signed.url == vector["expected"].replace("==/", "/")
     assert signed.path_token is not None and signed.path_token.startswith("edge-cache-token=Expires=")
-    assert dialect.verify(EdgeRequest(vector["expected"]), now=vector["expires"]).path_prefixes == ("/",)
+    for url in (signed.url, vector["expected"]):
+        assert dialect.verify(EdgeRequest(url), now=vector["expires"]).path_prefixes == ("/",)
     escape = vector["expected"].replace("/test-filename", "/../etc/passwd")
     assert denial(dialect, EdgeRequest(escape), now=vector["expires"]).reason is Denial.ACL
 

@@ -216,9 +216,9 @@ def url_in_grant(grant: Grant, url: str) -> CheckedPath:
     return checked
 
 
-def with_query(url: str, pairs: Sequence[tuple[str, str]]) -> str:
+def with_query(url: str, pairs: Sequence[tuple[str, str]], *, ready: bool = False) -> str:
     """Append `name=value` pairs to a URL with '?' or '&', encoded exactly as `Credentials.query_string`."""
-    return url + ("&" if "?" in url else "?") + Credentials(query=tuple(pairs)).query_string()
+    return url + ("&" if "?" in url else "?") + Credentials(query=tuple(pairs), query_ready=ready).query_string()
 
 
 def bindable_network(

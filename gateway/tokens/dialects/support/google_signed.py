@@ -32,6 +32,7 @@ from gateway.tokens.dialects.base import (
     SigningOptions,
 )
 from gateway.tokens.dialects.support import cdn_request as edge
+from gateway.tokens.dialects.support import google_paths
 from gateway.tokens.dialects.support.cdn_config import TableReader
 from gateway.tokens.grant import Grant
 
@@ -171,7 +172,13 @@ class GoogleSignedRequests(DialectDefaults):
             raise edge.UnsupportedGrant(f'{self.name}: signed requests carry no IP (ip_binding = "strict")')
         edge.bindable_not_before(grant, dialect=self.name, not_before_binding=self.not_before_binding)
 
-    def _prefix_url(self, grant: Grant) -> str:
+    def _prefix_url(self, grant: Grant, resources: tuple[str, ...] = ()) -> str:
+        """`base_url` + the grant's one prefix, or the one custom resource (a path or a URL, no wildcard)."""
+        if resources:
+            if len(resources) != 1 or "*" in resources[0]:
+                raise edge.UnsupportedGrant(f"{self.name}: a custom resource is one URLPrefix, without wildcards")
+            resource = resources[0]
+            return google_paths.canonical_url(resource if "://" in resource else self.base_url + resource)
         if len(grant.path_prefixes) != 1:
             raise edge.UnsupportedGrant(f"{self.name}: one URLPrefix per signature; grant has {grant.path_prefixes}")
         return self.base_url + edge.encoded_prefix(grant.path_prefixes[0])
@@ -184,7 +191,10 @@ class GoogleSignedRequests(DialectDefaults):
         return self.base_url + checked.encoded + ("?" + query if query else "")
 
     def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
-        options.refuse_unsupported(self.name)
+        """`options.resources`: one custom URLPrefix; signed requests carry no start time, method or header."""
+        options.refuse_unsupported(self.name, supported=frozenset({"resources"}))
+        if options.resources and self.form not in ("url_prefix", "cookie"):
+            raise edge.UnsupportedGrant(f"{self.name}: form {self.form!r} signs one URL, not a custom resource")
         self._check_grant(grant)
         key, expires = self.signing_key, grant.expires_at
         target = self._canonical_url(grant, url) if url is not None else None
@@ -196,7 +206,7 @@ class GoogleSignedRequests(DialectDefaults):
             signature = b64url(key.sign(signed.encode()), padded=self.URL_SIGNATURE_PADDED)
             url_params = ((EXPIRES, str(expires)), (KEY_NAME_PARAM, key.name), (SIGNATURE, signature))
             return Credentials(query=url_params, url=f"{signed}&{SIGNATURE}={signature}", token=signature)
-        prefix_url = self._prefix_url(grant)
+        prefix_url = self._prefix_url(grant, options.resources)
         if self.form == "cookie":
             policy = prefix_policy(prefix_url, expires, key.name, ":")
             signature = b64url(key.sign(policy.encode()), padded=self.COOKIE_SIGNATURE_PADDED)
@@ -269,14 +279,15 @@ class GoogleSignedRequests(DialectDefaults):
             )
             query = url.without(SIGNED_PARAMS).partition("?")[2]
             matched = url.origin + checked.encoded + ("?" + query if query else "")
-            if not matched.startswith(prefix_url):
+            if not google_paths.url_prefix_matches(prefix_url, url.without(SIGNED_PARAMS), matched):
                 raise TokenDenied(
                     Denial.ACL,
                     f"URL {matched[:200]} is outside URLPrefix {prefix_url[:200]}",
                     {"path": checked.decoded, "url_prefix": prefix_url[:200]},
                 )
-            if prefix_url.startswith(self.base_url + "/") and (
-                p := edge.decoded_dir_prefix(prefix_url[len(self.base_url) :])
+            canonical_prefix = google_paths.canonical_url(prefix_url)
+            if canonical_prefix.startswith(self.base_url + "/") and (
+                p := edge.decoded_dir_prefix(canonical_prefix[len(self.base_url) :])
             ):
                 prefixes.append(p)
         return edge.make_grant(path_prefixes=edge.grant_prefixes(prefixes, checked), expires_at=expires_at, key_id=name)
