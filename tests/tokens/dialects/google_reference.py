@@ -2,7 +2,7 @@
 
 The layouts of GoogleCloudPlatform/python-docs-samples `cdn/snippets.py` (Cloud CDN signed URL, URL prefix,
 cookie) and `media_cdn/dualtoken.py` (`sign_token`), written independently of the gateway's dialect modules
-and anchored on every vector Google publishes (tests/tokens/dialects/test_google_reference.py). Like Google's
+and anchored on every vector Google publishes (tests/tokens/dialects/test_google_paths.py). Like Google's
 samples, these take every field exactly as given: no escaping, no validation. What the gateway adds (the
 escaping of PathGlobs, the canonical URLPrefix) is what the property tests compare against them.
 """
