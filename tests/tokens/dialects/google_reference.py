@@ -32,9 +32,11 @@ def media_cdn_cookie(url_prefix: str, key_name: str, b64_seed: str, expires: int
     return f"Edge-Cache-Cookie={policy}:Signature={_b64url(key.sign(policy.encode()), padded=False)}"
 
 
-def dual_token_cookie(path_globs: str, algorithm: str, b64_key: str, expires: int) -> str:
-    """`Edge-Cache-Cookie=<sign_token(...)>` for a PathGlobs token with no optional fields."""
-    signed = f"PathGlobs={path_globs}~Expires={expires}"
+def dual_token_cookie(
+    path_globs: str, algorithm: str, b64_key: str, expires: int, session_id: str | None = None
+) -> str:
+    """`Edge-Cache-Cookie=<sign_token(...)>` for a PathGlobs token (of the optional fields, SessionID only)."""
+    signed = f"PathGlobs={path_globs}~Expires={expires}" + (f"~SessionID={session_id}" if session_id else "")
     key = base64.urlsafe_b64decode(b64_key)
     if algorithm == "ed25519":
         signature = ed25519.Ed25519PrivateKey.from_private_bytes(key).sign(signed.encode())

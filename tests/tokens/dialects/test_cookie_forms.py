@@ -87,9 +87,8 @@ def google_reference(case: str, grant: Grant) -> list[str]:
     if case == "media_cdn":
         return [google.media_cdn_cookie(HOST + prefix, "my-key", GOOGLE["media_cdn"]["key"], expires)]
     algorithm = case.removeprefix("dualtoken-")
-    return [
-        google.dual_token_cookie(prefix + "*", algorithm, DUAL_SEED if algorithm == "ed25519" else DUAL_HMAC, expires)
-    ]
+    key = DUAL_SEED if algorithm == "ed25519" else DUAL_HMAC
+    return [google.dual_token_cookie(prefix + "*", algorithm, key, expires, grant.session_id)]
 
 
 def pairs(set_cookies: list[str]) -> list[str]:
