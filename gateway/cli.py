@@ -77,12 +77,10 @@ def _dialect(args: argparse.Namespace) -> Dialect:
 
 
 def _print_credentials(credentials: Credentials) -> None:
-    from gateway.http.delivery import format_cookie
-
     for name, value in credentials.headers:
         print(f"header: {name}: {value}")
     for cookie in credentials.cookies:
-        print(f"Set-Cookie: {format_cookie(cookie, now=time.time())}")
+        print(f"Set-Cookie: {cookie.set_cookie(now=time.time())}")
     if credentials.path_token:
         print(f"path token: {credentials.path_token}")
     if credentials.query:

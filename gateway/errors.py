@@ -14,6 +14,7 @@ or `x-gateway-error` (everything else), `cache-control: no-store`.
     ├── TooManyDownloads                too_many_downloads  429  a viewer's concurrent segment streams (Retry-After)
     ├── NoRoute                         no_route            404
     ├── UnsupportedGrant (ValueError)   unsupported_grant   403  a dialect cannot carry the grant's binding
+    │   └── UnsupportedCookie           unsupported_cookie  403  a value that is no RFC 6265 cookie-octet string
     ├── ConfigError (ValueError)        config_error        500  raised at start-up, names the setting
     ├── InternalError                   internal_error      500  an unexpected exception (traceback: log only)
     ├── OriginError                     origin_error        502
@@ -53,6 +54,7 @@ __all__ = [
     "Refusal",
     "TokenDenied",
     "TooManyDownloads",
+    "UnsupportedCookie",
     "UnsupportedGrant",
 ]
 
@@ -150,6 +152,13 @@ class UnsupportedGrant(GatewayError, ValueError):
 
     code = "unsupported_grant"
     status = 403
+
+
+class UnsupportedCookie(UnsupportedGrant):
+    """A cookie cannot carry this name or value unquoted (RFC 6265 cookie-octets: no space, '"', ',', ';', '\\',
+    control or non-ASCII character). Quoting would change the bytes a CDN compares, so the cookie is refused."""
+
+    code = "unsupported_cookie"
 
 
 class ConfigError(GatewayError, ValueError):

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from typing import Any
 
 from gateway.config_schema import SameSite
 from gateway.http.request_facts import header, split_token
-from gateway.tokens.dialects.base import Cookie
+from gateway.tokens.cookies import Cookie, parse_cookie_header
 
 PATH_TOKEN_PREFIX = b"/t/"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
@@ -47,11 +46,7 @@ def cookie_value(scope: Mapping[str, Any], name: str) -> str | None:
     raw = header(scope, b"cookie")
     if not raw or name not in raw:
         return None
-    for pair in raw.split(";"):
-        key, _, value = pair.strip().partition("=")
-        if key == name and value:
-            return value
-    return None
+    return parse_cookie_header(raw).get(name) or None
 
 
 def is_plain_http_localhost(scope: Mapping[str, Any]) -> bool:
@@ -71,36 +66,14 @@ def set_cookie(
     same_site: SameSite,
     partitioned: bool = False,
 ) -> str:
-    """A `Set-Cookie` value: HttpOnly always; Max-Age to the token's expiry.
+    """The gateway's own `Set-Cookie` value: HttpOnly always; Max-Age to the token's expiry.
 
     Secure unless plain-HTTP localhost, and always with `SameSite=None` or `Partitioned`: browsers drop
     either attribute's cookie without it. `Partitioned` (CHIPS) keys the cookie to the top-level site, the
     form browsers that block third-party cookies still accept for a player embedded on another site.
     """
-    cookie: SimpleCookie = SimpleCookie()
-    cookie[name] = token
-    morsel = cookie[name]
-    morsel["path"] = path
-    morsel["max-age"] = str(max(0, int(expires_at - now)))
-    morsel["httponly"] = True
-    morsel["samesite"] = same_site
-    if secure or same_site is SameSite.NONE or partitioned:
-        morsel["secure"] = True
-    # SimpleCookie knows no `Partitioned` before Python 3.14; it is a bare flag attribute like HttpOnly.
-    return morsel.OutputString() + ("; Partitioned" if partitioned else "")
-
-
-def format_cookie(cookie: Cookie, *, now: float) -> str:
-    """A dialect's cookie as a `Set-Cookie` value (a CDN's cookies usually carry a parent `Domain`)."""
-    jar: SimpleCookie = SimpleCookie()
-    jar[cookie.name] = cookie.value
-    morsel = jar[cookie.name]
-    morsel["path"] = cookie.path
-    if cookie.domain:
-        morsel["domain"] = cookie.domain
-    if cookie.expires_at is not None:
-        morsel["max-age"] = str(max(0, int(cookie.expires_at - now)))
-    morsel["httponly"] = cookie.http_only
-    morsel["secure"] = cookie.secure
-    morsel["samesite"] = cookie.same_site
-    return morsel.OutputString()
+    secure = secure or same_site is SameSite.NONE or partitioned
+    cookie = Cookie(
+        name, token, path=path, expires_at=expires_at, secure=secure, same_site=same_site.value, partitioned=partitioned
+    )
+    return cookie.set_cookie(now=now)

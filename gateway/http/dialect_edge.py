@@ -28,11 +28,9 @@ tokens/dialects/base.py): nothing here knows one dialect from another.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import re
 from collections.abc import Mapping
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +40,7 @@ from gateway.http.access import Access, EdgeCarry, Incoming, origin_url_for
 from gateway.http.links import Carry
 from gateway.http.request_facts import ProxyTrust, client_address, header, split_query, upstream_params, upstream_query
 from gateway.tokens.acl import normalise_path
+from gateway.tokens.cookies import parse_cookie_header
 from gateway.tokens.dialects.base import Dialect, EdgeRequest
 from gateway.tokens.grant import Grant, Scope
 
@@ -63,12 +62,9 @@ def edge_request(scope: Mapping[str, Any], raw_path: bytes, trust: ProxyTrust) -
     query = scope.get("query_string", b"").decode("latin-1")
     url = f"{scope.get('scheme', 'http')}://{host}{raw_path.decode('latin-1')}" + (f"?{query}" if query else "")
     headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope.get("headers", ())}
-    cookies: dict[str, str] = {}
-    if "cookie" in headers:
-        jar: SimpleCookie = SimpleCookie()
-        with contextlib.suppress(CookieError):  # a malformed Cookie header carries no token: `missing`
-            jar.load(headers["cookie"])
-        cookies = {name: morsel.value for name, morsel in jar.items()}
+    # Every Cookie header (HTTP/2 may split them); another site's malformed cookie never hides the dialect's.
+    sent = [value.decode("latin-1") for key, value in scope.get("headers", ()) if key == b"cookie"]
+    cookies = parse_cookie_header("; ".join(sent)) if sent else {}
     return EdgeRequest(url, cookies, headers, client_address(scope, trust), str(scope.get("method", "GET")))
 
 

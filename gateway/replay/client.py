@@ -6,7 +6,6 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.cookies import CookieError, SimpleCookie
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -14,6 +13,7 @@ import httpx
 
 from gateway.errors import TokenDenied
 from gateway.replay.events import PlayerLog, TokenSpan
+from gateway.tokens.cookies import parse_set_cookie
 from gateway.tokens.grant import Grant
 from gateway.tokens.native import inspect_token
 
@@ -196,15 +196,12 @@ class CookieJar:
 
     def update(self, set_cookies: tuple[str, ...], now: float) -> None:
         for header in set_cookies:
-            jar: SimpleCookie = SimpleCookie()
-            try:
-                jar.load(header)
-            except CookieError:
+            cookie = parse_set_cookie(header)
+            if cookie is None:
                 continue
-            for name, morsel in jar.items():
-                max_age = morsel["max-age"]
-                expires = now + float(max_age) if max_age.isdigit() else float("inf")
-                self.values[name] = (morsel.value, expires, morsel["path"] or "/")
+            max_age = cookie.attributes.get("max-age", "")
+            expires = now + float(max_age) if max_age.isdigit() else float("inf")
+            self.values[cookie.name] = (cookie.value, expires, cookie.attributes.get("path") or "/")
 
     def _sent(self, now: float, path: str) -> list[tuple[str, str]]:
         return [(n, v) for n, (v, expires, prefix) in self.values.items() if expires > now and path.startswith(prefix)]

@@ -511,3 +511,27 @@ def test_split_query_keeps_both_halves_in_order() -> None:
         "Policy=p&Signature=s&Key-Pair-Id=K",
     )
     assert split_query("", ("a",)) == ("", "") and split_query("a=1", ()) == ("a=1", "")
+
+
+async def test_a_cookie_credential_is_read_beside_other_sites_cookies_and_from_old_quoted_writers(
+    origin_app: RecordingApp,
+) -> None:
+    """An edge reads the dialect's cookie as a CDN does: '=' and '/' in the value, another site's malformed
+    cookie in the same header beside it (SimpleCookie dropped every cookie then: `missing`), and the quoted
+    form the old writer sent browsers, whose quotes are no part of a valid value."""
+    table = {"key": "aabbccddeeff00112233445566778899", "delivery": "cookie", "token_name": "hdnts"}
+    client, dialect = client_for(origin_app, "akamai", table)
+    (cookie,) = dialect.sign(Grant((TITLE,), NOW + 600)).cookies
+    assert "=" in cookie.value and "/" in cookie.value
+    async with client:
+        for header in (
+            f"hdnts={cookie.value}",
+            f'junk=a b; flag; hdnts={cookie.value}; x="y',
+            f'hdnts="{cookie.value}"',
+        ):
+            response = await client.get(f"{TITLE}v1/index.m3u8", headers={"cookie": header})
+            assert response.status_code == 200, (header, response.text)
+        outside = await client.get(
+            "/vod/title-9001/v1/index.m3u8", headers={"cookie": f"junk=a b; hdnts={cookie.value}"}
+        )
+        assert outside.status_code == 403 and outside.json()["error"] == "acl"

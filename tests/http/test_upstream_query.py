@@ -20,9 +20,9 @@ from gateway.errors import ConfigError
 from gateway.http.dialect_edge import token_query_params
 from gateway.http.request_facts import LL_HLS_PARAMS, upstream_params, upstream_query
 from gateway.tokens.dialects import load_dialect
-from tests.tokens.dialects.test_cdn_contract import CASES as CONTRACT_CASES
-from tests.tokens.dialects.test_cdn_contract import URL, Case, base_grant
-from tests.tokens.dialects.test_cdn_contract import dialect as contract_dialect
+from tests.tokens.dialects.test_dialect_contract import CASES as CONTRACT_CASES
+from tests.tokens.dialects.test_dialect_contract import Case, base_grant, signed
+from tests.tokens.dialects.test_dialect_contract import dialect as contract_dialect
 
 KEY = "k1:" + "A" * 43
 PASS = upstream_params((), delta_updates=DeltaUpdates.PASS, token_params=("token",))
@@ -161,7 +161,7 @@ def test_every_registered_dialect_names_its_query_parameters() -> None:
 def test_the_declared_names_cover_what_each_dialect_signs(case: Case) -> None:
     """Guards the table against drift: every query name a dialect puts on a URL is one it declares."""
     built = contract_dialect(case)
-    credentials = built.sign(base_grant(case), url=URL)
+    credentials, _ = signed(case, base_grant(case))
     names = {name for name, _ in credentials.query}
     if credentials.url is not None:
         names |= {name for name, _ in parse_qsl(urlsplit(credentials.url).query, keep_blank_values=True)}

@@ -11,7 +11,6 @@ from __future__ import annotations
 from gateway.config import Route
 from gateway.http.access import Access
 from gateway.http.cdn import CdnSigner, make_cdn_rewriter
-from gateway.http.delivery import format_cookie
 from gateway.http.writers.base import TokenWriter
 from gateway.manifests.hls import RewriteUri
 from gateway.manifests.template import PreparedManifest, Slot
@@ -62,4 +61,4 @@ class CdnWriter:
         if manifest is None:
             return own
         cdn = self.signer.cookies(self.cdn_grant(manifest, access))  # signed once per grant: cached
-        return [format_cookie(cookie, now=access.now) for cookie in cdn] + own
+        return [cookie.set_cookie(now=access.now) for cookie in cdn] + own

@@ -20,19 +20,8 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from gateway.errors import UnsupportedGrant
+from gateway.tokens.cookies import Cookie as Cookie  # re-exported: a dialect's cookie, checked when made
 from gateway.tokens.grant import Grant, IPAddress
-
-
-@dataclass(frozen=True, slots=True)
-class Cookie:
-    name: str
-    value: str
-    path: str = "/"
-    domain: str | None = None
-    expires_at: int | None = None
-    http_only: bool = True
-    secure: bool = True
-    same_site: str = "Lax"
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,7 +187,7 @@ class CatDialect:
             cookie = Cookie(
                 self.cookie_names[0],
                 token,
-                path=grant.path_prefixes[0],
+                path=_encoded_prefix(grant.path_prefixes[0]),  # browsers match Path against the encoded path
                 expires_at=grant.expires_at,
                 same_site="None",
             )

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.config_schema import NO_ENVIRONMENT, refuse_unknown
-from gateway.errors import ConfigError, Denial, TokenDenied
+from gateway.errors import ConfigError, Denial, TokenDenied, UnsupportedGrant
 from gateway.tokens.acl import normalise_path
 from gateway.tokens.dialects.base import NO_OPTIONS, Credentials, DialectDefaults, EdgePath, EdgeRequest, SigningOptions
 from gateway.tokens.dialects.support import jwt_common, jwt_keys
@@ -102,7 +102,8 @@ class CloudflareStreamDialect(DialectDefaults):
     def claims(self, grant: Grant, kid: str) -> dict[str, Any]:
         """The JWT payload for `grant`, keys in the order Cloudflare documents them."""
         if len(grant.path_prefixes) != 1:
-            raise ValueError(f"{NAME}: a token names one video; the grant has {len(grant.path_prefixes)} prefixes")
+            count = len(grant.path_prefixes)
+            raise UnsupportedGrant(f"{NAME}: a token names one video; the grant has {count} prefixes")
         uid = self.prefix_template.id_of(grant.path_prefixes[0])
         payload: dict[str, Any] = {"sub": uid, "kid": kid, "exp": grant.expires_at}
         if grant.not_before is not None:
@@ -112,10 +113,10 @@ class CloudflareStreamDialect(DialectDefaults):
         rules = [dict(rule) for rule in self.access_rules]
         if grant.client_network is not None:
             if any(rule["action"] == "allow" for rule in rules):
-                raise ValueError(f"{NAME}: configured allow rules cannot be combined with a grant's client network")
+                raise UnsupportedGrant(f"{NAME}: configured allow rules cannot be combined with a grant's network")
             rules += _network_rules(grant.client_network)
         if len(rules) > MAX_ACCESS_RULES:
-            raise ValueError(f"{NAME}: {len(rules)} access rules, Cloudflare accepts at most {MAX_ACCESS_RULES}")
+            raise UnsupportedGrant(f"{NAME}: {len(rules)} access rules, Cloudflare accepts at most {MAX_ACCESS_RULES}")
         if rules:
             payload["accessRules"] = rules
         return payload

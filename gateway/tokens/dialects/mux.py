@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from gateway.config_schema import NO_ENVIRONMENT, refuse_unknown
-from gateway.errors import ConfigError, Denial, TokenDenied
+from gateway.errors import ConfigError, Denial, TokenDenied, UnsupportedGrant
 from gateway.tokens.acl import normalise_path
 from gateway.tokens.dialects.base import NO_OPTIONS, Credentials, DialectDefaults, EdgePath, EdgeRequest, SigningOptions
 from gateway.tokens.dialects.support import jwt_common, jwt_keys
@@ -84,9 +84,9 @@ class MuxDialect(DialectDefaults):
     def claims(self, grant: Grant, audience: str | None = None) -> dict[str, Any]:
         """The JWT payload for `grant` (audience defaults to the configured one)."""
         if len(grant.path_prefixes) != 1:
-            raise ValueError(f"{NAME}: a token names one playback id; the grant has {len(grant.path_prefixes)}")
+            raise UnsupportedGrant(f"{NAME}: a token names one playback id; the grant has {len(grant.path_prefixes)}")
         if grant.client_network is not None and not self.drop_client_network:
-            raise ValueError(f"{NAME}: Mux tokens cannot restrict the client network (set drop_client_network)")
+            raise UnsupportedGrant(f"{NAME}: Mux tokens cannot restrict the client network (set drop_client_network)")
         payload: dict[str, Any] = {
             "sub": self.prefix_template.id_of(grant.path_prefixes[0]),
             "aud": audience or self.audience,

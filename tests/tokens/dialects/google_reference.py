@@ -104,3 +104,21 @@ def signed_cookie_value(
     """The signed cookie's value: the ':'-joined policy, then its Signature (Media CDN's is unpadded)."""
     policy = f"URLPrefix={_b64(prefix.encode('utf-8'), strip=False)}:Expires={expires}:KeyName={key_name}"
     return f"{policy}:Signature={_sign(algorithm, base64_key, policy, strip=strip)}"
+
+
+# The cookie samples return the whole `Name=value` string (`test_cookie_forms` compares the gateway's with it).
+def cloud_cdn_cookie(url_prefix: str, key_name: str, b64_key: str, expires: int) -> str:
+    return "Cloud-CDN-Cookie=" + signed_cookie_value(url_prefix, key_name, b64_key, expires, algorithm="sha1")
+
+
+def media_cdn_cookie(url_prefix: str, key_name: str, b64_seed: str, expires: int) -> str:
+    value = signed_cookie_value(url_prefix, key_name, b64_seed, expires, algorithm="ed25519", strip=True)
+    return "Edge-Cache-Cookie=" + value
+
+
+def dual_token_cookie(
+    path_globs: str, algorithm: str, b64_key: str, expires: int, session_id: str | None = None
+) -> str:
+    """`Edge-Cache-Cookie=<sign_token(...)>` for a PathGlobs token (of the optional fields, SessionID only)."""
+    token = dual_token(b64_key, algorithm, expires=expires, path_globs=path_globs, session_id=session_id)
+    return "Edge-Cache-Cookie=" + token

@@ -28,6 +28,7 @@ from gateway.tokens.dialects.cat import from_config
 from gateway.tokens.dialects.support import cat_claims as c
 from gateway.tokens.dialects.support.cat_cbor import Tagged, encode
 from gateway.tokens.dialects.support.cat_cose import HmacCatKey
+from gateway.tokens.dialects.support.cdn_request import encoded_prefix
 from gateway.tokens.grant import Grant, Scope
 from gateway.tokens.keys import b64url_decode, b64url_encode
 from tests.tokens.dialects_jwt_cat.support import (
@@ -169,7 +170,8 @@ def test_round_trip_returns_the_grant(original: Grant, session: str | None, scop
         request = EdgeRequest(url=f"{url}?a=1&{credentials.query_string()}", client_ip=inside(original.client_network))
     elif delivery == "cookie":
         (cookie,) = credentials.cookies
-        assert cookie.path == original.path_prefixes[0] and cookie.expires_at == original.expires_at
+        # the Path a browser matches against the request path: percent-encoded, like the URL
+        assert cookie.path == encoded_prefix(original.path_prefixes[0]) and cookie.expires_at == original.expires_at
         request = EdgeRequest(url=url, cookies={cookie.name: cookie.value}, client_ip=inside(original.client_network))
     else:
         assert credentials.headers == (("CTA-Common-Access-Token", token),)

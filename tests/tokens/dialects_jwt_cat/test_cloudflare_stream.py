@@ -157,16 +157,6 @@ def test_expired_and_not_yet_valid() -> None:
     assert lenient.verify(request(token), now=NOW + 62).expires_at == NOW + 60
 
 
-@pytest.mark.parametrize("part", [0, 1, 2])
-def test_tampering_any_part_is_refused(part: int) -> None:
-    token = CF.sign(grant()).token
-    assert token is not None
-    pieces = token.split(".")
-    pieces[part] = pieces[part][:-2] + ("AA" if pieces[part][-2:] != "AA" else "BB")
-    reason = denial(lambda: CF.verify(request(".".join(pieces)), now=NOW))
-    assert reason in (Denial.BAD_SIGNATURE, Denial.MALFORMED)
-
-
 def test_payload_swap_keeps_the_signature_from_verifying() -> None:
     cf = CF
     token = cf.sign(grant()).token

@@ -145,15 +145,6 @@ def test_expired_not_yet_valid_missing_and_duplicated_token() -> None:
     assert denial(lambda: MUX.verify(request(f"{url}?token={token}&token={token}"), now=NOW)) is Denial.MALFORMED
 
 
-@pytest.mark.parametrize("part", [0, 1, 2])
-def test_tampering_is_refused(part: int) -> None:
-    token = MUX.sign(grant()).token or ""
-    pieces = token.split(".")
-    pieces[part] = pieces[part][:-2] + ("AA" if pieces[part][-2:] != "AA" else "BB")
-    url = f"https://stream.mux.com/{PLAYBACK_ID}.m3u8?token={'.'.join(pieces)}"
-    assert denial(lambda: MUX.verify(request(url), now=NOW)) in (Denial.BAD_SIGNATURE, Denial.MALFORMED)
-
-
 def test_algorithm_confusion_is_refused() -> None:
     # PyJWT itself refuses to HMAC with a PEM, which is the point: build the forgery by hand.
     import hashlib

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
+from gateway.tokens.cookies import cookie_pair
 from gateway.tokens.dialects.support.cat_cbor import CborValue
 from gateway.tokens.dialects.support.cat_claims import malformed
 
@@ -146,7 +147,7 @@ def deliver(
         headers.append(("Access-Control-Expose-Headers", ", ".join(names)))
         return RenewalResult(token, expires_at, 200, tuple(headers), "header")
     if kind == TYPES["cookie"]:
-        cookie = "; ".join((f"{renewal.cookie_name or STANDARD_HEADER}={token}", *renewal.cookie_params))
+        cookie = "; ".join((cookie_pair(renewal.cookie_name or STANDARD_HEADER, token), *renewal.cookie_params))
         return RenewalResult(token, expires_at, 200, (("Set-Cookie", cookie),), "cookie")
     location = _with_token(urlsplit(request_url), token, query_param, token_params)
     status = renewal.code or DEFAULT_REDIRECT_STATUS
