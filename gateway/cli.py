@@ -275,7 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sign = sub.add_parser("sign", help="print a token (last line) that `serve` accepts under the prefix")
     sign.add_argument("--path-prefix", action="append", required=True, help="e.g. /vod/title/ (repeatable)")
-    sign.add_argument("--ttl", type=int, required=True, help="seconds from now")
+    sign.add_argument(
+        "--ttl", "--window", type=int, required=True, help="seconds valid from --start or now (Akamai's window)"
+    )
     sign.add_argument("--ip", help="bind to a client IP or CIDR (IPv4 or IPv6)")
     sign.add_argument("--session", help="session id")
     sign.add_argument("--user", help="user id")

@@ -45,6 +45,8 @@ class Credentials:
     path_token: a path segment carrying the token (Cloudflare Stream's video-id slot, Media CDN path tokens)
     url:        for per-URL dialects, the complete signed URL
     token:      the bare token string, when the dialect has one (what the CLI prints last)
+    query_encoded: the query values are already in the bytes the CDN reads (escapes included, as Akamai's
+                token travels) and are written as they are; the dialect guarantees they are query characters
     """
 
     query: tuple[tuple[str, str], ...] = ()
@@ -53,9 +55,12 @@ class Credentials:
     path_token: str | None = None
     url: str | None = None
     token: str | None = None
+    query_encoded: bool = False
 
     def query_string(self) -> str:
         """`a=b&c=d`, percent-encoding only what a query value cannot carry (dialect alphabets pass as is)."""
+        if self.query_encoded:
+            return "&".join(f"{name}={value}" for name, value in self.query)
         return "&".join(f"{name}={quote(value, safe='-_.~!*=:/,+')}" for name, value in self.query)
 
 
