@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,25 +19,10 @@ from gateway.tokens.dialects.base import EdgeRequest
 from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant, encoded_prefix
 from gateway.tokens.dialects.support.google_signed import b64url
 from gateway.tokens.grant import Grant
-from tests.support.servers import nginx_static, raw_http_get
+from tests.support.servers import raw_http_get
 from tests.tokens.dialects.dialect_helpers import load_vectors, plain_segments, prefixes, rich_segments
 
 LOCAL = ipaddress.ip_address("127.0.0.1")
-_SECURE = """
-    secure_link $arg_md5,$arg_expires;
-    secure_link_md5 "{expression}";
-    if ($secure_link = "") {{ return 403; }}
-    if ($secure_link = "0") {{ return 410; }}
-    return 200 "ok";
-"""
-LOCATIONS = "\n".join(
-    f"location {where} {{{_SECURE.format(expression=expression)}}}"
-    for where, expression in (
-        ("/u/", "$secure_link_expires$uri uri-secret"),
-        ("/ip/", "$secure_link_expires$uri$remote_addr ip-secret"),
-        ("~ ^(?<tokdir>/d/[^/]+/)", "$secure_link_expires$tokdir dir-secret"),
-    )
-)
 DIALECTS = {
     "/u": nginx_secure_link.from_config({"secret": "uri-secret"}, base_dir=Path()),
     "/ip": nginx_secure_link.from_config(
@@ -48,15 +32,6 @@ DIALECTS = {
         {"secret": "dir-secret", "expression": "{expires}{prefix} {secret}", "padded": True}, base_dir=Path()
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Debian's nginx with secure_link locations; started once per module, stopped by PID."""
-    tmp = tmp_path_factory.mktemp("secure_link")
-    (tmp / "www").mkdir()
-    with nginx_static(tmp / "www", tmp / "nginx", LOCATIONS) as (base_url, _log):
-        yield base_url.rstrip("/")
 
 
 def get(base: str, url: str) -> int:
