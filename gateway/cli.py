@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from gateway.config import Settings, load_key_ring, load_settings, load_toml
 from gateway.errors import ConfigError, GatewayError, NoRoute, TokenDenied
@@ -112,7 +112,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
         headers=_header_pairs(args.sign_header),
     )
     if args.dialect:
-        _print_credentials(_dialect(args).sign(grant, url=args.url, options=options))
+        url = as_sent(args.url) if args.url else None
+        _print_credentials(_dialect(args).sign(grant, url=url, options=options))
         return 0
     options.refuse_unsupported("the native token")
     token = sign_grant(grant, _keys_from(args.config))
@@ -206,12 +207,19 @@ def request_scope(url: str, *, client_ip: str | None, cookies: Sequence[str], he
     }
 
 
+def as_sent(url: str) -> str:
+    """The URL as a browser sends it: spaces, non-ASCII and other characters a request line cannot carry
+    percent-encoded (UTF-8); escapes already in it, and every URL delimiter, kept as they are."""
+    return quote(url, safe="!#$%&'()*+,/:;=?@[]~")
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Judge a URL through the same gate as `serve` (routes, token parameter, leeway, scope, dialect-edge
     routes, revocations), so the answer is `serve`'s, not a re-implementation's."""
     from gateway.http.gate import Gate
 
     now = args.now if args.now is not None else time.time()
+    args.url = as_sent(args.url)
     if args.dialect:
         return _verify_dialect(args, now)
     settings = _verify_settings(args)

@@ -119,8 +119,10 @@ class CloudFront(DialectDefaults):
         ]
         if hash_name != HASH_SHA1:
             signed.append((HASH_ALGORITHM, hash_name))
-        if url is not None:
+        if url is not None and not options.resources:
             edge.url_in_grant(grant, url)
+        elif url is not None and not edge.glob_match(self._resource(options.resources), url):
+            raise ValueError(f"cloudfront: URL {url[:200]} is outside the Resource {options.resources[0][:200]}")
         full_url = edge.with_query(url, signed) if url is not None else None
         if self.delivery == "cookie":
             custom = self.policy == "custom" and not options.resources

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.dialects import nginx_secure_link
-from gateway.tokens.dialects.base import EdgeRequest
+from gateway.tokens.dialects.base import EdgeRequest, SigningOptions
 from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant, encoded_prefix
 from gateway.tokens.dialects.support.google_signed import b64url
 from gateway.tokens.grant import Grant
@@ -114,6 +114,20 @@ def test_verify_refuses_traversal_and_missing_parts() -> None:
     assert verdict(dialect, "http://h/u/vod/a.ts", 0) is Denial.MISSING
     assert verdict(dialect, signed.replace("&expires=2000000000", ""), 0) is Denial.MALFORMED
     assert verdict(dialect, signed + "&md5=AAAA", 0) is Denial.MALFORMED
+
+
+def test_options_nginx_cannot_express_are_refused() -> None:
+    # secure_link_md5 has no wildcard, no method, no header and no start time of its own.
+    grant, url = Grant(("/u/vod/",), 2_000_000_000), "http://h/u/vod/a.ts"
+    for options, message in (
+        (SigningOptions(resources=("/u/*",)), "resources"),
+        (SigningOptions(method="GET"), "method"),
+        (SigningOptions(headers=(("X-A", "1"),)), "headers"),
+    ):
+        with pytest.raises(UnsupportedGrant, match=message):
+            DIALECTS["/u"].sign(grant, url=url, options=options)
+    with pytest.raises(UnsupportedGrant, match="start time"):
+        DIALECTS["/u"].sign(Grant(("/u/vod/",), 2_000_000_000, 1_900_000_000), url=url)
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,10 @@ def single_param(pairs: Sequence[tuple[str, str]], name: str) -> str | None:
 
 
 def check_path(raw_path: str) -> CheckedPath:
-    """Normalise the raw request path (raises TokenDenied(acl) on traversal tricks)."""
+    """Normalise the raw request path (raises TokenDenied(acl) on traversal tricks and on raw non-ASCII,
+    which a request line carries percent-encoded)."""
+    if not raw_path.isascii():
+        raise TokenDenied(Denial.ACL, "path has raw non-ASCII characters (unencoded)", {"path": raw_path[:99]})
     return normalise_path(raw_path)
 
 
