@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given, settings
@@ -220,6 +221,18 @@ def test_signing_refuses_what_travels_badly() -> None:
     assert "~acl=/v/a%26b/*~" in (make().sign(Grant(("/v/a&b/",), NOW + 60)).token or "")
     with pytest.raises(UnsupportedGrant, match="session_id"):
         make().sign(Grant(("/v/",), NOW + 60, session_id="a~b"))
+
+
+def test_a_token_encoded_again_in_transit_is_still_judged_expired_when_expired() -> None:
+    # acl=/vod/a%20b/* arrives as acl=/vod/a%2520b/* from a client that encodes query values: the raw form fails
+    # the HMAC, the once-decoded form matches; then expiry is what is wrong, not the signature.
+    token = make().sign(Grant(("/vod/a b/",), NOW + 60)).token or ""
+    url = HOST + "/vod/a%20b/x.ts?__token__=" + quote(token, safe="=~/*")
+    assert "%2520" in url
+    assert make().verify(EdgeRequest(url), now=NOW).path_prefixes == ("/vod/a b/",)
+    with pytest.raises(TokenDenied) as caught:
+        make().verify(EdgeRequest(url), now=NOW + 61)
+    assert caught.value.reason is Denial.EXPIRED
 
 
 # -- signing options: start, window, session id, custom ACLs (issue 11.3) -------------------------------
