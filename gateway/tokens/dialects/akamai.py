@@ -3,14 +3,19 @@
 What is signed: HMAC-<sha256|sha1|md5>(hex-decoded key, string-to-sign) as lowercase hex, where the
 string-to-sign is the present fields of `ip=~st=~exp=~acl=~id=~data=~url=~salt=` in that fixed order, joined
 by the field delimiter (`~`). The token is the same minus `url=` and `salt=`, plus `~hmac=<hex>` last.
-- ACL token (prefix signing, the HLS/DASH form): `acl=<prefix>*` per grant prefix, several joined by `!`.
-  ONE token per grant. `*` matches any run of characters (including '/'), `?` exactly one.
+- ACL token (prefix signing, the HLS/DASH form): `acl=<prefix>*` per grant prefix (or the custom patterns of
+  `SigningOptions.resources`), several joined by `!`. ONE token per grant. `*` matches any run of characters
+  (including '/'), `?` exactly one. The reference never escapes an ACL, so it is written as the request
+  carries the path (canonical percent-encoding, plus `%XX` for `~ ! * & , '`) and matched against the
+  decoded path (any spelling of one file matches).
 - URL token (per URL): `url=<path>` is signed but not sent; the edge recomputes it from the request.
 - escape_early ("Escape token input" in Property Manager): ip, id, data and url are `quote_plus`-ed with
   lower-case `%xx`; acl and salt never are.
 Grant mapping: not_before -> st (0 means unset, as in the reference), expires_at -> exp, session_id -> id,
 user_id -> data, client_network -> ip (a single address only: a wider network raises `UnsupportedGrant`
 unless `ip_binding = "best-effort"`). Scope is not carried (the edge has none).
+Start, window and session: `Grant.not_before` (CLI `--start`), `expires_at` = start + window (`--window`),
+`session_id`. Method and client headers are refused (`UnsupportedGrant`).
 Where it goes: query `<token_name>=<token>` (unencoded, as the EdgeAuth README shows), cookie
 `<token_name>=<token>`, or header `<token_name>: <token>`. Key rotation: Akamai has no key id; the edge
 tries the key and the transition key, and so does `verify`.

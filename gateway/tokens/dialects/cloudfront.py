@@ -3,8 +3,10 @@
 What is signed: a JSON policy statement (see `cloudfront_policy`), with RSA PKCS#1 v1.5 over SHA-1 (the
 default, no extra parameter) or SHA-256 (`Hash-Algorithm=SHA256`), or ECDSA P-256/SHA-256 (DER signature,
 always with `Hash-Algorithm=SHA256`).
-- custom policy (prefix signing, the HLS/DASH form): Resource `<base_url><prefix>*`, DateLessThan =
-  expires_at, DateGreaterThan = not_before, IpAddress = the grant's IPv4 network. ONE signature per grant.
+- custom policy (prefix signing, the HLS/DASH form): Resource `<base_url><prefix>*` (or the one custom
+  pattern of `SigningOptions.resources`, `*`/`?` wildcards, a path or a URL), DateLessThan = expires_at,
+  DateGreaterThan = not_before, IpAddress = the grant's IPv4 network. ONE signature per grant. Resources are
+  the URL percent-encoded as the viewer sends it; the edge matches the request as sent or canonical.
 - canned policy (per URL): Resource = the exact URL, DateLessThan only; the edge rebuilds the policy.
 Where it goes: query `Policy|Expires`, `Signature`, `Key-Pair-Id`[, `Hash-Algorithm`] appended in that order
 (botocore's order), or cookies `CloudFront-Policy|CloudFront-Expires`, `CloudFront-Signature`,
