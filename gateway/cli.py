@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from gateway.config import Settings, load_key_ring, load_settings, load_toml
 from gateway.errors import ConfigError, GatewayError, NoRoute, TokenDenied
@@ -110,7 +110,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
         headers=_header_pairs(args.sign_header),
     )
     if args.dialect:
-        _print_credentials(_dialect(args).sign(grant, url=args.url, options=options))
+        url = as_sent(args.url) if args.url else None
+        _print_credentials(_dialect(args).sign(grant, url=url, options=options))
         return 0
     options.refuse_unsupported("the native token")
     token = sign_grant(grant, _keys_from(args.config))
@@ -204,12 +205,19 @@ def request_scope(url: str, *, client_ip: str | None, cookies: Sequence[str], he
     }
 
 
+def as_sent(url: str) -> str:
+    """The URL as a browser sends it: spaces, non-ASCII and other characters a request line cannot carry
+    percent-encoded (UTF-8); escapes already in it, and every URL delimiter, kept as they are."""
+    return quote(url, safe="!#$%&'()*+,/:;=?@[]~")
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Judge a URL through the same gate as `serve` (routes, token parameter, leeway, scope, dialect-edge
     routes, revocations), so the answer is `serve`'s, not a re-implementation's."""
     from gateway.http.gate import Gate
 
     now = args.now if args.now is not None else time.time()
+    args.url = as_sent(args.url)
     if args.dialect:
         return _verify_dialect(args, now)
     settings = _verify_settings(args)
@@ -273,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sign = sub.add_parser("sign", help="print a token (last line) that `serve` accepts under the prefix")
     sign.add_argument("--path-prefix", action="append", required=True, help="e.g. /vod/title/ (repeatable)")
-    sign.add_argument("--ttl", type=int, required=True, help="seconds from now")
+    sign.add_argument(
+        "--ttl", "--window", type=int, required=True, help="seconds valid from --start or now (Akamai's window)"
+    )
     sign.add_argument("--ip", help="bind to a client IP or CIDR (IPv4 or IPv6)")
     sign.add_argument("--session", help="session id")
     sign.add_argument("--user", help="user id")

@@ -342,3 +342,47 @@ def test_cat_signs_method_headers_and_catu_matches_and_verify_judges_them(tmp_pa
     ]:
         judged = gateway("verify", target, "--dialect", "cat", "--config", str(config), "--method", method, *headers)
         assert judged.stdout.startswith(expected), (target, method, judged.stdout, judged.stderr)
+
+
+def test_sign_options_and_verify_method_for_akamai_cloudfront_nginx(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sign --dialect` with --start/--window/--session/--resource, and `verify --dialect --method`, on paths
+    that need escaping (typed raw, as an operator pastes them); what a dialect cannot express is refused."""
+    from gateway.cli import main as cli_main
+    from tests.tokens.dialects.dialect_helpers import RSA_PEM
+
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        '[dialects.akamai]\nkey = "aabbccddeeff00112233445566778899"\ntoken_name = "hdnts"\n'
+        '[dialects.cloudfront]\nbase_url = "https://cdn.example.com"\n'
+        f'[[dialects.cloudfront.keys]]\nid = "K2JCJMDEHXQW5F"\nprivate_key_file = "{RSA_PEM}"\n'
+        '[dialects.nginx_secure_link]\nsecret = "s"\n'
+    )
+
+    def run(*argv: str) -> tuple[int, list[str]]:
+        status = cli_main([*argv, "--config", str(config)])
+        return status, capsys.readouterr().out.splitlines()
+
+    status, out = run(
+        "sign", "--dialect", "akamai", "--path-prefix", "/vod/café/", "--start", "now", "--window", "300",
+        "--session", "s-1", "--resource", "/vod/café/*", "--resource", "/vod/t?/*.ts",
+    )  # fmt: skip
+    token = out[-1]
+    start = int(token.split("st=")[1].split("~")[0])
+    assert status == 0 and abs(start - time.time()) < 5
+    assert f"~exp={start + 300}~acl=/vod/caf%C3%A9/*!/vod/t?/*.ts~id=s-1~hmac=" in token
+    for path, expected in (("/vod/café/a/b.ts", "ALLOW"), ("/vod/t1/x.ts", "ALLOW"), ("/vod/t12/x.ts", "DENY acl")):
+        status, out = run("verify", "--dialect", "akamai", "--method", "HEAD", f"http://cdn{path}?hdnts={token}")
+        assert out[0].startswith(expected), out
+
+    status, out = run(
+        "sign", "--dialect", "cloudfront", "--path-prefix", "/vod/", "--ttl", "60", "--start", "now",
+        "--resource", "http*://cdn.example.com/vod/café x/*", "--url", "https://cdn.example.com/vod/café x/a.ts",
+    )  # fmt: skip
+    assert status == 0 and out[-1].startswith("https://cdn.example.com/vod/caf%C3%A9%20x/a.ts?Policy=")
+    assert run("verify", "--dialect", "cloudfront", out[-1])[1][0].startswith("ALLOW /vod/caf%C3%A9%20x/a.ts")
+
+    for argv in (("--resource", "/vod/*"), ("--method", "GET"), ("--start", "now")):
+        status, _ = run("sign", "--dialect", "nginx_secure_link", "--path-prefix", "/v/", "--ttl", "9", *argv)
+        assert status == 2  # unsupported_grant: refused, never dropped

@@ -21,9 +21,13 @@ MAX_SEGMENTS = 64
 
 # RFC 3986 pchar minus ';' (path parameters are refused) and '%' (we re-encode it ourselves).
 _SEGMENT_SAFE = "-._~!$&'()*+,=:@"
+SEGMENT_SAFE = _SEGMENT_SAFE  # what the canonical encoding leaves raw in a segment (dialects encode patterns alike)
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _BAD_RAW = re.compile(rb"[\x00-\x20\x7f-\xff\\;#?\"<>`{}|^]")
-_BAD_DECODED = re.compile(r"[\x00-\x1f\x7f/\\;%]")
+_BAD_DECODED = re.compile(r"[\x00-\x1f\x7f/\\;]")
+# A literal '%' is a file-name character ('100%.ts', 'a%b'), but one that reads as an escape once decoded
+# ('%252e' -> '%2e') is double encoding: an origin or proxy that decodes again would see another path.
+_ESCAPE_AFTER_DECODING = re.compile(r"%[0-9A-Fa-f]{2}")
 _LOOKALIKE_SEPARATORS = ("/", "\\")
 # The common case, taken without decoding: unreserved/sub-delim segments that are not dot-only and do not
 # end in '.'. Anything else goes through the full check below.
@@ -90,6 +94,8 @@ def _check_segment(segment: str, raw: bytes) -> None:
     bad = _BAD_DECODED.search(segment)
     if bad:
         raise _refuse(f"path segment contains an encoded {bad.group()!r}", raw)
+    if _ESCAPE_AFTER_DECODING.search(segment):
+        raise _refuse("path segment is double-encoded (a '%XX' escape once decoded)", raw)
     if segment.strip(".") == "":
         raise _refuse("path contains a dot segment", raw)
     if segment.endswith((".", " ")):

@@ -42,6 +42,8 @@ HOSTILE_PATHS: list[bytes] = [
     b"/vod/title-9000/%252e%252e/title-9001/seg.ts",
     b"/vod/title-9000/%252e%252e%252ftitle-9001/seg.ts",
     b"/vod/title-9000/%25%32%65%25%32%65/title-9001/seg.ts",
+    b"/vod/title-9000/a%25%34%31.ts",
+    b"/vod/title-9000/%25c0%25ae/seg.ts",
     # encoded slashes and backslashes
     b"/vod/title-9000/..%2ftitle-9001/seg.ts",
     b"/vod/title-9000/..%2Ftitle-9001%2Fseg.ts",
@@ -104,6 +106,8 @@ GOOD_PATHS: list[tuple[bytes, str]] = [
     (b"/vod/title-9000/.well-known/x", "/vod/title-9000/.well-known/x"),
     (b"/vod/title-9000/caf%C3%A9/x.ts", "/vod/title-9000/caf%C3%A9/x.ts"),
     (b"/vod/title-9000/a,b=c(1)/x.ts", "/vod/title-9000/a,b=c(1)/x.ts"),
+    # a literal '%' that is no escape once decoded is a file-name character
+    (b"/vod/title-9000/100%25/a%25g+~.ts", "/vod/title-9000/100%25/a%25g+~.ts"),
 ]
 
 

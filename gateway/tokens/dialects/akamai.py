@@ -3,14 +3,19 @@
 What is signed: HMAC-<sha256|sha1|md5>(hex-decoded key, string-to-sign) as lowercase hex, where the
 string-to-sign is the present fields of `ip=~st=~exp=~acl=~id=~data=~url=~salt=` in that fixed order, joined
 by the field delimiter (`~`). The token is the same minus `url=` and `salt=`, plus `~hmac=<hex>` last.
-- ACL token (prefix signing, the HLS/DASH form): `acl=<prefix>*` per grant prefix, several joined by `!`.
-  ONE token per grant. `*` matches any run of characters (including '/'), `?` exactly one.
+- ACL token (prefix signing, the HLS/DASH form): `acl=<prefix>*` per grant prefix (or the custom patterns of
+  `SigningOptions.resources`), several joined by `!`. ONE token per grant. `*` matches any run of characters
+  (including '/'), `?` exactly one. The reference never escapes an ACL, so it is written as the request
+  carries the path (canonical percent-encoding, plus `%XX` for `~ ! * & , '`) and matched against the
+  decoded path (any spelling of one file matches).
 - URL token (per URL): `url=<path>` is signed but not sent; the edge recomputes it from the request.
 - escape_early ("Escape token input" in Property Manager): ip, id, data and url are `quote_plus`-ed with
   lower-case `%xx`; acl and salt never are.
 Grant mapping: not_before -> st (0 means unset, as in the reference), expires_at -> exp, session_id -> id,
 user_id -> data, client_network -> ip (a single address only: a wider network raises `UnsupportedGrant`
 unless `ip_binding = "best-effort"`). Scope is not carried (the edge has none).
+Start, window and session: `Grant.not_before` (CLI `--start`), `expires_at` = start + window (`--window`),
+`session_id`. Method and client headers are refused (`UnsupportedGrant`).
 Where it goes: query `<token_name>=<token>` (unencoded, as the EdgeAuth README shows), cookie
 `<token_name>=<token>`, or header `<token_name>: <token>`. Key rotation: Akamai has no key id; the edge
 tries the key and the transition key, and so does `verify`.
@@ -20,6 +25,7 @@ Spec/reference: https://github.com/akamai/EdgeAuth-Token-Python (`akamai-edgeaut
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import ipaddress
@@ -56,7 +62,9 @@ ALGORITHMS: dict[str, Callable[[], Any]] = {
 KEY_LABELS = ("key", "transition_key")  # what `verify` reports as Grant.key_id (the token has no key id)
 # Values that survive query/cookie placement unescaped (escape_early off); '~' and '!' are delimiters.
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9._:@/+-]+")
-_PLAIN_ACL = re.compile(r"[A-Za-z0-9/._:@=$'()-]+")
+# Percent-encoded in an ACL although the canonical path encoding leaves them raw: the wildcard, and what
+# would end a query parameter ('&'), a cookie value (',') or a quoted playlist attribute (').
+ACL_ESCAPED = "*&,'"
 
 
 def escape_early(text: str) -> str:
@@ -110,7 +118,8 @@ class Akamai(DialectDefaults):
     # -- signing ---------------------------------------------------------------------------------------
 
     def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
-        options.refuse_unsupported(NAME)
+        # Custom ACLs (`options.resources`) replace the grant's prefixes; a URL token signs the URL it is for.
+        options.refuse_unsupported(NAME, supported=frozenset({"resources"} if self.token_type == "acl" else ()))
         fields: list[tuple[str, str]] = []
         network = edge.bindable_network(grant, dialect=NAME, ip_binding=self.ip_binding, single_host=True)
         if network is not None:
@@ -120,7 +129,8 @@ class Akamai(DialectDefaults):
         fields.append(("exp", str(grant.expires_at)))
         extra: list[tuple[str, str]] = []
         if self.token_type == "acl":
-            fields.append(("acl", self.acl_delimiter.join(self._acl(prefix) for prefix in grant.path_prefixes)))
+            acls = [self._resource(r) for r in options.resources] or [self._acl(p) for p in grant.path_prefixes]
+            fields.append(("acl", self.acl_delimiter.join(acls)))
         else:
             if url is None:
                 raise ValueError("akamai: a URL token signs one URL; pass url=")
@@ -134,29 +144,43 @@ class Akamai(DialectDefaults):
         join = self.field_delimiter.join
         mac = self._mac(self.keys[0], join(f"{k}={v}" for k, v in fields + extra))
         token = join([*(f"{k}={v}" for k, v in fields), f"hmac={mac}"])
-        return self._deliver(token, grant, url)
+        return self._deliver(token, grant, url, custom=bool(options.resources))
+
+    @property
+    def _acl_escaped(self) -> str:
+        """What an ACL carries percent-encoded beyond the canonical path encoding: the token's own delimiters
+        and wildcard, and what cannot travel raw in a query, a cookie or a playlist URI."""
+        return ACL_ESCAPED + self.field_delimiter + self.acl_delimiter
 
     def _acl(self, prefix: str) -> str:
-        # The ACL is never escaped and travels raw in a query/cookie: plain characters only (no wildcard,
-        # delimiter, '%', '&', ';', '+'), so every edge reads it exactly as signed.
-        path = edge.encoded_prefix(prefix)
-        if not _PLAIN_ACL.fullmatch(path) or self.acl_delimiter in path or self.field_delimiter in path:
-            raise edge.UnsupportedGrant(f"akamai: prefix {path!r} has characters an ACL cannot carry raw")
-        return path + "*"
+        # The reference never escapes an ACL: it is signed and sent as written, and the edge compares it with
+        # the request path. So it is written as the viewer's request carries the path (percent-encoded).
+        return edge.encoded_prefix(prefix, escape=self._acl_escaped) + "*"
+
+    def _resource(self, pattern: str) -> str:
+        if not pattern.startswith("/"):
+            raise edge.UnsupportedGrant(f"akamai: an ACL is a path pattern starting with '/', not {pattern[:200]!r}")
+        try:
+            return edge.encode_glob(pattern, escape=self._acl_escaped)
+        except edge.UnsupportedGrant as refused:
+            raise edge.UnsupportedGrant(f"akamai: {refused.detail}") from None
 
     def _signed_url(self, encoded_path: str, url: str) -> str:
         query = url.partition("?")[2] if self.url_query else ""
         return encoded_path + ("?" + query if query else "")
 
-    def _deliver(self, token: str, grant: Grant, url: str | None) -> Credentials:
+    def _deliver(self, token: str, grant: Grant, url: str | None, *, custom: bool = False) -> Credentials:
         if self.delivery == "cookie":
-            path = edge.encoded_prefix(grant.path_prefixes[0]) if len(grant.path_prefixes) == 1 else "/"
+            single = len(grant.path_prefixes) == 1 and not custom
+            path = edge.encoded_prefix(grant.path_prefixes[0]) if single else "/"
             cookie = Cookie(self.token_name, token, path=path, domain=self.cookie_domain)
             return Credentials(cookies=(cookie,), token=token, url=url)
         if self.delivery == "header":
             return Credentials(headers=((self.token_name, token),), token=token, url=url)
-        full_url = edge.with_query(url, [(self.token_name, token)]) if url is not None else None
-        return Credentials(query=((self.token_name, token),), token=token, url=full_url)
+        # As the EdgeAuth README does: the token goes into the query as it is (its escapes are the signed bytes).
+        query = Credentials(query=((self.token_name, token),), token=token, query_ready=True)
+        full_url = url + ("&" if "?" in url else "?") + query.query_string() if url is not None else None
+        return dataclasses.replace(query, url=full_url)
 
     # -- verifying (what the Akamai edge does) --------------------------------------------------------
 
@@ -207,21 +231,31 @@ class Akamai(DialectDefaults):
                 return self._verify_token(token, url, checked, request, now)
             except TokenDenied as exc:
                 errors.append(exc)
-        raise min(errors, key=lambda exc: exc.reason is Denial.MALFORMED)  # prefer the informative denial
+        # The informative denial: a check after the HMAC matched (expired, acl, ip) over a mismatch over junk.
+        raise min(errors, key=lambda exc: (exc.reason is Denial.BAD_SIGNATURE) + 2 * (exc.reason is Denial.MALFORMED))
+
+    def _messages(self, body: list[tuple[str, str]], url: edge.RequestUrl, checked: CheckedPath) -> list[str]:
+        """The strings the edge may have signed: a URL token's `url=` is the path as the request carries it
+        (what Akamai's edge reads) or its canonical spelling (what the gateway signs)."""
+        paths = list(dict.fromkeys([url.raw_path, checked.encoded])) if self.token_type == "url" else [""]
+        messages = []
+        for path in paths:
+            extra = []
+            if self.token_type == "url":
+                own_url = url.without([self.token_name])  # the URL as the viewer was given it
+                extra.append(f"url={self._escape(self._signed_url(path, own_url))}")
+            if self.salt:
+                extra.append(f"salt={self.salt}")
+            messages.append(self.field_delimiter.join([*(f"{k}={v}" for k, v in body), *extra]))
+        return messages
 
     def _verify_token(
         self, token: str, url: edge.RequestUrl, checked: CheckedPath, request: EdgeRequest, now: float
     ) -> Grant:
         body, mac = self._parse(token)
         values = dict(body)
-        extra = []
-        if self.token_type == "url":
-            own_url = url.without([self.token_name])  # the URL as the viewer was given it
-            extra.append(f"url={self._escape(self._signed_url(checked.encoded, own_url))}")
-        if self.salt:
-            extra.append(f"salt={self.salt}")
-        message = self.field_delimiter.join([*(f"{k}={v}" for k, v in body), *extra])
-        matches = [hmac.compare_digest(self._mac(key, message), mac) for key in self.keys]
+        messages = self._messages(body, url, checked)
+        matches = [any(hmac.compare_digest(self._mac(key, m), mac) for m in messages) for key in self.keys]
         if not any(matches):
             raise TokenDenied(Denial.BAD_SIGNATURE, "hmac does not match the key or transition key", {"field": "hmac"})
         key_label = KEY_LABELS[matches.index(True)]
@@ -232,14 +266,14 @@ class Akamai(DialectDefaults):
         )
         prefixes: list[str] = []
         if self.token_type == "acl":
-            acls = values["acl"].split(self.acl_delimiter)
-            if not any(edge.glob_match(acl, checked.encoded) for acl in acls):
+            globs = [edge.decoded_glob(acl) for acl in values["acl"].split(self.acl_delimiter)]
+            if not any(edge.decoded_glob_match(atoms, checked) for atoms in globs):
                 raise TokenDenied(
                     Denial.ACL,
                     f"path {checked.decoded} matches no ACL {values['acl'][:200]}",
                     {"path": checked.decoded, "acl": values["acl"][:200]},
                 )
-            prefixes = [p for acl in acls if acl.endswith("/*") and (p := edge.decoded_dir_prefix(acl[:-1]))]
+            prefixes = [p for atoms in globs if (p := edge.decoded_glob_prefix(atoms))]
         network = None
         if "ip" in values:
             unescape = unquote_plus if self.escape_early else str

@@ -35,7 +35,8 @@ class Credentials:
     url:        for per-URL dialects, the complete signed URL
     token:      the bare token string, when the dialect has one (what the CLI prints last)
     query_ready: the query values are already what the CDN must receive byte for byte (a token whose signed text
-                carries its own percent-escapes, as Media CDN's dual token does): written as they are
+                carries its own percent-escapes, as Media CDN's dual token and Akamai's escaped ACL do): written
+                as they are; the dialect guarantees they are query characters
     """
 
     query: tuple[tuple[str, str], ...] = ()

@@ -3,8 +3,10 @@
 What is signed: a JSON policy statement (see `cloudfront_policy`), with RSA PKCS#1 v1.5 over SHA-1 (the
 default, no extra parameter) or SHA-256 (`Hash-Algorithm=SHA256`), or ECDSA P-256/SHA-256 (DER signature,
 always with `Hash-Algorithm=SHA256`).
-- custom policy (prefix signing, the HLS/DASH form): Resource `<base_url><prefix>*`, DateLessThan =
-  expires_at, DateGreaterThan = not_before, IpAddress = the grant's IPv4 network. ONE signature per grant.
+- custom policy (prefix signing, the HLS/DASH form): Resource `<base_url><prefix>*` (or the one custom
+  pattern of `SigningOptions.resources`, `*`/`?` wildcards, a path or a URL), DateLessThan = expires_at,
+  DateGreaterThan = not_before, IpAddress = the grant's IPv4 network. ONE signature per grant. Resources are
+  the URL percent-encoded as the viewer sends it; the edge matches the request as sent or canonical.
 - canned policy (per URL): Resource = the exact URL, DateLessThan only; the edge rebuilds the policy.
 Where it goes: query `Policy|Expires`, `Signature`, `Key-Pair-Id`[, `Hash-Algorithm`] appended in that order
 (botocore's order), or cookies `CloudFront-Policy|CloudFront-Expires`, `CloudFront-Signature`,
@@ -17,6 +19,7 @@ reference: botocore `CloudFrontSigner` (byte-identical for SHA-1, see tests/toke
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +63,7 @@ POLICY, EXPIRES, SIGNATURE, KEY_PAIR_ID, HASH_ALGORITHM = (
 )
 QUERY_PARAMS = (POLICY, EXPIRES, SIGNATURE, KEY_PAIR_ID, HASH_ALGORITHM)
 COOKIE_PREFIX = "CloudFront-"
+_RESOURCE_URL = re.compile(r"https?://|http\*://|\*://")
 KEY_PAIR_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -101,11 +105,12 @@ class CloudFront(DialectDefaults):
     # -- signing ---------------------------------------------------------------------------------------
 
     def sign(self, grant: Grant, *, url: str | None = None, options: SigningOptions = NO_OPTIONS) -> Credentials:
-        options.refuse_unsupported(NAME)
+        # A custom Resource (`options.resources`, one: a policy has one statement) replaces the grant's prefix.
+        options.refuse_unsupported(NAME, supported=frozenset({"resources"} if self.policy == "custom" else ()))
         key = self.signing_key
         hash_name = self._hash_for(key)
         if self.policy == "custom":
-            policy, first = self._custom(grant), POLICY
+            policy, first = self._custom(grant, options.resources), POLICY
         else:
             url = self._canonical_url(grant, url)
             policy, first = canned_policy(url, grant.expires_at), EXPIRES
@@ -116,18 +121,24 @@ class CloudFront(DialectDefaults):
         ]
         if hash_name != HASH_SHA1:
             signed.append((HASH_ALGORITHM, hash_name))
-        if url is not None:
+        if url is not None and not options.resources:
             edge.url_in_grant(grant, url)
+        elif url is not None and not edge.glob_match(self._resource(options.resources), url):
+            raise ValueError(f"cloudfront: URL {url[:200]} is outside the Resource {options.resources[0][:200]}")
         full_url = edge.with_query(url, signed) if url is not None else None
         if self.delivery == "cookie":
-            path = edge.encoded_prefix(grant.path_prefixes[0]) if self.policy == "custom" else "/"
+            custom = self.policy == "custom" and not options.resources
+            path = edge.encoded_prefix(grant.path_prefixes[0]) if custom else "/"
             cookies = tuple(
                 Cookie(COOKIE_PREFIX + name, value, path=path, domain=self.cookie_domain) for name, value in signed
             )
             return Credentials(cookies=cookies, url=url)
         return Credentials(query=tuple(signed), url=full_url)
 
-    def _custom(self, grant: Grant) -> bytes:
+    def _custom(self, grant: Grant, resources: tuple[str, ...]) -> bytes:
+        network = edge.bindable_network(grant, dialect=NAME, ip_binding=self.ip_binding, ipv4_only=True)
+        if resources:
+            return custom_policy(self._resource(resources), grant.expires_at, grant.not_before, network)
         if len(grant.path_prefixes) != 1:
             raise edge.UnsupportedGrant(
                 f"cloudfront: one resource per policy; the grant has {len(grant.path_prefixes)} prefixes"
@@ -135,8 +146,22 @@ class CloudFront(DialectDefaults):
         path = edge.encoded_prefix(grant.path_prefixes[0])
         if "*" in path:
             raise edge.UnsupportedGrant(f"cloudfront: prefix {path!r} contains '*', a policy wildcard")
-        network = edge.bindable_network(grant, dialect=NAME, ip_binding=self.ip_binding, ipv4_only=True)
         return custom_policy(self.base_url + path + "*", grant.expires_at, grant.not_before, network)
+
+    def _resource(self, resources: tuple[str, ...]) -> str:
+        """A custom Resource: a URL (`http*://` allowed) or a path on `base_url`, with `*` and `?` wildcards,
+        percent-encoded as the viewer's request carries it (no space, quote or non-ASCII reaches the JSON)."""
+        if len(resources) != 1:
+            raise edge.UnsupportedGrant(f"cloudfront: a policy has one Resource; {len(resources)} given")
+        pattern = resources[0]
+        if pattern.startswith("/"):
+            pattern = self.base_url + pattern
+        elif not _RESOURCE_URL.match(pattern):
+            raise edge.UnsupportedGrant(f"cloudfront: a Resource is a URL or a path, not {pattern[:200]!r}")
+        try:
+            return edge.encode_glob(pattern)
+        except edge.UnsupportedGrant as refused:
+            raise edge.UnsupportedGrant(f"cloudfront: {refused.detail}") from None
 
     def _canonical_url(self, grant: Grant, url: str | None) -> str:
         if url is None:
@@ -192,11 +217,13 @@ class CloudFront(DialectDefaults):
             exclusive=True,
         )
         query = resource_url.partition("?")[2]
-        matched_url = url.origin + checked.encoded + ("?" + query if query else "")
-        if not edge.glob_match(statement.resource, matched_url):
+        # The URL as CloudFront sees it (the request's own encoding), or in the canonical encoding the gateway
+        # signs: one resource, two spellings of its path.
+        seen = [url.origin + path + ("?" + query if query else "") for path in (url.raw_path, checked.encoded)]
+        if not any(edge.glob_match(statement.resource, candidate) for candidate in seen):
             raise TokenDenied(
                 Denial.ACL,
-                f"URL {matched_url[:200]} does not match the policy resource {statement.resource[:200]}",
+                f"URL {seen[0][:200]} does not match the policy resource {statement.resource[:200]}",
                 {"path": checked.decoded, "resource": statement.resource[:200]},
             )
         edge.check_client([statement.network] if statement.network else [], request.client_ip)
@@ -221,10 +248,7 @@ class CloudFront(DialectDefaults):
         start = self.base_url + "/"
         if not resource.startswith(start) or not resource.endswith("/*"):
             return []
-        path = resource[len(self.base_url) : -1]
-        if "*" in path or "?" in path:
-            return []
-        prefix = edge.decoded_dir_prefix(path)
+        prefix = edge.decoded_glob_prefix(edge.decoded_glob(resource[len(self.base_url) :]))
         return [prefix] if prefix else []
 
 

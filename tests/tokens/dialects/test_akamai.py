@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.dialects import akamai
-from gateway.tokens.dialects.base import Credentials, EdgeRequest
+from gateway.tokens.dialects.base import Credentials, EdgeRequest, SigningOptions
 from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant, encoded_prefix
 from gateway.tokens.grant import Grant
 from tests.support.tools import require_module
@@ -216,10 +217,85 @@ def test_signing_refuses_what_travels_badly() -> None:
         .token
         or ""
     )
-    with pytest.raises(UnsupportedGrant, match="ACL"):
-        make().sign(Grant(("/v/a&b/",), NOW + 60))
+    # '&' would end the query parameter: the ACL carries it encoded (the edge matches the decoded path)
+    assert "~acl=/v/a%26b/*~" in (make().sign(Grant(("/v/a&b/",), NOW + 60)).token or "")
     with pytest.raises(UnsupportedGrant, match="session_id"):
         make().sign(Grant(("/v/",), NOW + 60, session_id="a~b"))
+
+
+def test_a_token_encoded_again_in_transit_is_still_judged_expired_when_expired() -> None:
+    # acl=/vod/a%20b/* arrives as acl=/vod/a%2520b/* from a client that encodes query values: the raw form fails
+    # the HMAC, the once-decoded form matches; then expiry is what is wrong, not the signature.
+    token = make().sign(Grant(("/vod/a b/",), NOW + 60)).token or ""
+    url = HOST + "/vod/a%20b/x.ts?__token__=" + quote(token, safe="=~/*")
+    assert "%2520" in url
+    assert make().verify(EdgeRequest(url), now=NOW).path_prefixes == ("/vod/a b/",)
+    with pytest.raises(TokenDenied) as caught:
+        make().verify(EdgeRequest(url), now=NOW + 61)
+    assert caught.value.reason is Denial.EXPIRED
+
+
+# -- signing options: start, window, session id, custom ACLs (issue 11.3) -------------------------------
+
+OPTION_CASES: list[tuple[tuple[str, ...], str]] = [
+    # (resources as an operator writes them, the ACL the token carries)
+    (("/vod/title-9000/*",), "/vod/title-9000/*"),
+    (("/vod/title-9000/*.m3u8", "/vod/title-9000/720p/*"), "/vod/title-9000/*.m3u8!/vod/title-9000/720p/*"),
+    (("/vod/t?/seg-??.ts",), "/vod/t?/seg-??.ts"),
+    (("/vod/café x/*",), "/vod/caf%C3%A9%20x/*"),
+    (("/vod/caf%c3%a9%20x/*",), "/vod/caf%C3%A9%20x/*"),  # already encoded: read, then written canonically
+    (("/vod/a~b!c&d/*",), "/vod/a%7Eb%21c%26d/*"),  # the token's delimiters and '&' cannot travel raw
+]
+
+
+@pytest.mark.parametrize(("resources", "acl"), OPTION_CASES)
+def test_custom_acls_start_window_and_session_match_the_reference(resources: tuple[str, ...], acl: str) -> None:
+    start, window = 1_700_000_000, 300
+    grant = Grant(("/unused/",), start + window, start, session_id="sess-1")
+    ours = make().sign(grant, options=SigningOptions(resources=resources)).token
+    case = {"key": KEY, "start": start, "window": window, "session_id": "sess-1", "acl": acl.split("!")}
+    assert ours == reference_tokens([case])[0]
+    assert ours is not None and f"st={start}~exp={start + window}~acl={acl}~id=sess-1~" in ours
+
+
+def test_custom_acl_wildcards_match_as_akamai_does() -> None:
+    dialect = make(delivery="header")
+    options = SigningOptions(resources=("/vod/t?/seg-??.ts", "/vod/café/*.m3u8", "/live/*"))
+    token = dialect.sign(Grant(("/x/",), 1700003600), options=options).token or ""
+    for path, reason in (
+        ("/vod/t1/seg-01.ts", None),
+        ("/vod/t1/seg-001.ts", Denial.ACL),  # '?' is exactly one character
+        ("/vod/t12/seg-01.ts", Denial.ACL),
+        ("/vod/caf%C3%A9/a/b/master.m3u8", None),  # '*' crosses '/'
+        ("/vod/caf%c3%a9/x.m3u8", None),  # any spelling of the same path
+        ("/vod/cafe/x.m3u8", Denial.ACL),
+        ("/vod/caf%C3%A9/x.ts", Denial.ACL),
+        ("/live/a/b/c.ts", None),
+        ("/livex/a.ts", Denial.ACL),
+    ):
+        try:
+            verified = _verify(dialect, token, path)
+        except TokenDenied as denied:
+            assert denied.reason is reason, path
+        else:
+            assert reason is None, path
+            if path.startswith("/live/"):
+                assert "/live/" in verified.path_prefixes  # '/live/*' is a directory prefix
+
+
+def test_options_akamai_cannot_express_are_refused() -> None:
+    grant = Grant(("/vod/t/",), NOW + 60)
+    for options, message in (
+        (SigningOptions(method="POST"), "method"),
+        (SigningOptions(headers=(("X-A", "1"),)), "headers"),
+        (SigningOptions(resources=("vod/*",)), "starting with '/'"),
+        (SigningOptions(resources=("/vod/a%2Fb/*",)), "encoded '/'"),
+        (SigningOptions(resources=('/vod/"q"/*',)), "quote"),
+    ):
+        with pytest.raises(UnsupportedGrant, match=message):
+            make().sign(grant, options=options)
+    with pytest.raises(UnsupportedGrant, match="resources"):  # a URL token signs the URL it is for
+        make(token_type="url").sign(grant, url=HOST + "/vod/t/a.ts", options=SigningOptions(resources=("/vod/*",)))
 
 
 @pytest.mark.parametrize(

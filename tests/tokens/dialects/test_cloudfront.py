@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.dialects import cloudfront
-from gateway.tokens.dialects.base import EdgeRequest
+from gateway.tokens.dialects.base import EdgeRequest, SigningOptions
 from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant, encoded_prefix
 from gateway.tokens.grant import Grant
 from tests.tokens.dialects.dialect_helpers import (
@@ -201,6 +201,64 @@ def test_canned_policy_refuses_what_it_cannot_carry(rsa_pem: str) -> None:
         dialect.sign(Grant(("/vod/t/",), NOW + 600, NOW - 5), url=HOST + "/vod/t/a.ts")
     with pytest.raises(ValueError, match="outside"):
         dialect.sign(Grant(("/vod/t/",), NOW + 600), url=HOST + "/vod/other/a.ts")
+
+
+# -- signing options: start time, one custom Resource with wildcards (issue 11.3) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("resource", "signed"),
+    [
+        ("/vod/title-9000/*", HOST + "/vod/title-9000/*"),
+        ("/vod/*/720p/seg-?.ts", HOST + "/vod/*/720p/seg-?.ts"),
+        ("http*://cdn.example.com/vod/café x/*", "http*://cdn.example.com/vod/caf%C3%A9%20x/*"),
+        ("https://cdn.example.com/vod/caf%c3%a9/*", HOST + "/vod/caf%C3%A9/*"),
+    ],
+)
+def test_custom_resource_and_start_match_botocore(rsa_pem: str, resource: str, signed: str) -> None:
+    grant = Grant(("/unused/",), NOW + 600, NOW - 60, ipaddress.ip_network("203.0.113.0/24"))
+    url = signed.replace("http*", "https").replace("*", "a").replace("?", "1")  # a URL the Resource covers
+    ours = make(rsa_pem).sign(grant, url=url, options=SigningOptions(resources=(resource,)))
+    signer = botocore_signer(rsa_pem)
+    policy = signer.build_policy(signed, utc(NOW + 600), utc(NOW - 60), "203.0.113.0/24")
+    assert ours.url == signer.generate_presigned_url(url, policy=policy)
+    assert json.loads(cf_decode(dict(ours.query)["Policy"]))["Statement"][0]["Resource"] == signed
+
+
+def test_custom_resource_wildcards_match_as_cloudfront_does(rsa_pem: str) -> None:
+    dialect = make(rsa_pem)
+    options = SigningOptions(resources=("http*://cdn.example.com/vod/t?/seg-??.ts*",))
+    query = dialect.sign(Grant(("/x/",), NOW + 600), options=options).query_string()
+    for url, reason in (
+        (HOST + "/vod/t1/seg-01.ts", None),
+        ("http://cdn.example.com/vod/t1/seg-01.ts", None),  # 'http*' covers both schemes
+        (HOST + "/vod/t1/seg-01.ts?x=1", None),  # the trailing '*' covers the viewer's query
+        (HOST + "/vod/t1/seg-001.ts", Denial.ACL),  # '?' is exactly one character
+        (HOST + "/vod/t12/seg-01.ts", Denial.ACL),
+        ("https://other.example.com/vod/t1/seg-01.ts", Denial.ACL),
+    ):
+        request = EdgeRequest(url + ("&" if "?" in url else "?") + query)
+        if reason is None:
+            assert dialect.verify(request, now=NOW).expires_at == NOW + 600
+        else:
+            assert _denial(dialect, request).reason is reason, url
+
+
+def test_options_cloudfront_cannot_express_are_refused(rsa_pem: str) -> None:
+    grant = Grant(("/vod/t/",), NOW + 600)
+    for options, message in (
+        (SigningOptions(resources=("/a/*", "/b/*")), "one Resource"),
+        (SigningOptions(resources=("vod/*",)), "URL or a path"),
+        (SigningOptions(resources=("/vod/a\\b/*",)), "backslash"),
+        (SigningOptions(method="GET"), "method"),
+        (SigningOptions(headers=(("X-A", "1"),)), "headers"),
+    ):
+        with pytest.raises(UnsupportedGrant, match=message):
+            make(rsa_pem).sign(grant, options=options)
+    with pytest.raises(ValueError, match="outside the Resource"):
+        make(rsa_pem).sign(grant, url=HOST + "/vod/t/a.ts", options=SigningOptions(resources=("/live/*",)))
+    with pytest.raises(UnsupportedGrant, match="resources"):  # a canned policy is one exact URL
+        make(rsa_pem, policy="canned").sign(grant, url=HOST + "/vod/t/a.ts", options=SigningOptions(resources=("/*",)))
 
 
 # -- the edge's decisions ------------------------------------------------------------------------------

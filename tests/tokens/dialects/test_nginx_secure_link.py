@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,29 +15,14 @@ from hypothesis import strategies as st
 
 from gateway.errors import ConfigError, Denial, TokenDenied
 from gateway.tokens.dialects import nginx_secure_link
-from gateway.tokens.dialects.base import EdgeRequest
+from gateway.tokens.dialects.base import EdgeRequest, SigningOptions
 from gateway.tokens.dialects.support.cdn_request import UnsupportedGrant, encoded_prefix
 from gateway.tokens.dialects.support.google_signed import b64url
 from gateway.tokens.grant import Grant
-from tests.support.servers import nginx_static, raw_http_get
+from tests.support.servers import raw_http_get
 from tests.tokens.dialects.dialect_helpers import load_vectors, plain_segments, prefixes, rich_segments
 
 LOCAL = ipaddress.ip_address("127.0.0.1")
-_SECURE = """
-    secure_link $arg_md5,$arg_expires;
-    secure_link_md5 "{expression}";
-    if ($secure_link = "") {{ return 403; }}
-    if ($secure_link = "0") {{ return 410; }}
-    return 200 "ok";
-"""
-LOCATIONS = "\n".join(
-    f"location {where} {{{_SECURE.format(expression=expression)}}}"
-    for where, expression in (
-        ("/u/", "$secure_link_expires$uri uri-secret"),
-        ("/ip/", "$secure_link_expires$uri$remote_addr ip-secret"),
-        ("~ ^(?<tokdir>/d/[^/]+/)", "$secure_link_expires$tokdir dir-secret"),
-    )
-)
 DIALECTS = {
     "/u": nginx_secure_link.from_config({"secret": "uri-secret"}, base_dir=Path()),
     "/ip": nginx_secure_link.from_config(
@@ -48,15 +32,6 @@ DIALECTS = {
         {"secret": "dir-secret", "expression": "{expires}{prefix} {secret}", "padded": True}, base_dir=Path()
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Debian's nginx with secure_link locations; started once per module, stopped by PID."""
-    tmp = tmp_path_factory.mktemp("secure_link")
-    (tmp / "www").mkdir()
-    with nginx_static(tmp / "www", tmp / "nginx", LOCATIONS) as (base_url, _log):
-        yield base_url.rstrip("/")
 
 
 def get(base: str, url: str) -> int:
@@ -139,6 +114,20 @@ def test_verify_refuses_traversal_and_missing_parts() -> None:
     assert verdict(dialect, "http://h/u/vod/a.ts", 0) is Denial.MISSING
     assert verdict(dialect, signed.replace("&expires=2000000000", ""), 0) is Denial.MALFORMED
     assert verdict(dialect, signed + "&md5=AAAA", 0) is Denial.MALFORMED
+
+
+def test_options_nginx_cannot_express_are_refused() -> None:
+    # secure_link_md5 has no wildcard, no method, no header and no start time of its own.
+    grant, url = Grant(("/u/vod/",), 2_000_000_000), "http://h/u/vod/a.ts"
+    for options, message in (
+        (SigningOptions(resources=("/u/*",)), "resources"),
+        (SigningOptions(method="GET"), "method"),
+        (SigningOptions(headers=(("X-A", "1"),)), "headers"),
+    ):
+        with pytest.raises(UnsupportedGrant, match=message):
+            DIALECTS["/u"].sign(grant, url=url, options=options)
+    with pytest.raises(UnsupportedGrant, match="start time"):
+        DIALECTS["/u"].sign(Grant(("/u/vod/",), 2_000_000_000, 1_900_000_000), url=url)
 
 
 @pytest.mark.parametrize(

@@ -19,11 +19,11 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from gateway.errors import Denial, TokenDenied
 from gateway.errors import UnsupportedGrant as UnsupportedGrant  # re-exported: the dialects raise edge.UnsupportedGrant
-from gateway.tokens.acl import CheckedPath, canonical_prefix, normalise_path
+from gateway.tokens.acl import SEGMENT_SAFE, CheckedPath, canonical_prefix, normalise_path
 from gateway.tokens.dialects.base import Credentials
 from gateway.tokens.grant import Grant, IPAddress, IPNetwork
 from gateway.tokens.validity import check_window as check_window  # re-exported: the dialects call edge.check_window
@@ -77,7 +77,10 @@ def single_param(pairs: Sequence[tuple[str, str]], name: str) -> str | None:
 
 
 def check_path(raw_path: str) -> CheckedPath:
-    """Normalise the raw request path (raises TokenDenied(acl) on traversal tricks)."""
+    """Normalise the raw request path (raises TokenDenied(acl) on traversal tricks and on raw non-ASCII,
+    which a request line carries percent-encoded)."""
+    if not raw_path.isascii():
+        raise TokenDenied(Denial.ACL, "path has raw non-ASCII characters (unencoded)", {"path": raw_path[:99]})
     return normalise_path(raw_path)
 
 
@@ -112,10 +115,14 @@ def check_client(networks: Sequence[IPNetwork], client_ip: IPAddress | None) -> 
 
 def glob_match(pattern: str, text: str, *, single: str | None = "?") -> bool:
     """`*` = any run of characters (including '/'), `single` = exactly one; linear-time, no regex."""
+    return _glob(pattern, text, "*", single)
+
+
+def _glob(pattern: Sequence[str], text: str, any_run: str, single: str | None) -> bool:
     p = t = 0
     star_p, star_t = -1, 0
     while t < len(text):
-        if p < len(pattern) and pattern[p] == "*":
+        if p < len(pattern) and pattern[p] == any_run:
             star_p, star_t = p, t
             p += 1
         elif p < len(pattern) and (pattern[p] == text[t] or (single is not None and pattern[p] == single)):
@@ -126,14 +133,85 @@ def glob_match(pattern: str, text: str, *, single: str | None = "?") -> bool:
             t = star_t
         else:
             return False
-    while p < len(pattern) and pattern[p] == "*":
+    while p < len(pattern) and pattern[p] == any_run:
         p += 1
     return p == len(pattern)
 
 
-def encoded_prefix(prefix: str) -> str:
-    """The canonical percent-encoded form of a grant prefix (what a CDN compares against the URL)."""
-    return normalise_path(quote(prefix, safe="/")).encoded
+# -- path patterns (Akamai ACLs, CloudFront resources) ---------------------------------------------------
+# Signed in the canonical percent-encoding (the bytes the viewer's request carries, since the gateway writes
+# every URL in that encoding); matched against the decoded, normalised path, so that '%7E' and '~', or
+# '%c3%a9' and '%C3%A9', name the same file whichever spelling the signer or the player used.
+
+ANY_RUN, ONE_CHAR = "*\x00", "?\x00"  # wildcard atoms: two characters, never equal to one path character
+_WILDCARDS = re.compile(r"([*?])")
+_ENCODED_SLASH = re.compile(r"(%2[Ff])")
+_UNSIGNABLE = re.compile(r"[\x00-\x20\x7f\\\"]|%2[Ff]")
+
+
+def escape_chars(encoded: str, chars: str) -> str:
+    """Percent-encode each of the ASCII `chars` in an already encoded path (a dialect's own delimiters)."""
+    return "".join(f"%{ord(char):02X}" if char in chars else char for char in encoded) if chars else encoded
+
+
+def encode_glob(pattern: str, *, escape: str = "") -> str:
+    """A custom resource pattern in the bytes a CDN compares: '*' and '?' stay wildcards, every literal run
+    is read (its escapes decoded: '/caf%C3%A9/*' and '/café/*' are one pattern) and written in the canonical
+    path encoding, `escape` characters percent-encoded as well. Raw spaces are encoded; control characters,
+    backslashes, quotes and an encoded '/' are refused (UnsupportedGrant)."""
+    out: list[str] = []
+    for part in _WILDCARDS.split(pattern):
+        if part in ("*", "?"):
+            out.append(part)
+            continue
+        try:
+            literal = unquote(part, errors="strict")
+        except UnicodeDecodeError:
+            raise UnsupportedGrant(f"resource {pattern[:200]!r} has escapes that are not UTF-8") from None
+        if _UNSIGNABLE.search(literal.replace(" ", "")) or _ENCODED_SLASH.search(part):
+            raise UnsupportedGrant(
+                f"resource {pattern[:200]!r} has a control character, quote, backslash or encoded '/'"
+            )
+        out.append(escape_chars(quote(literal, safe="/" + SEGMENT_SAFE.replace("*", "")), escape))
+    return "".join(out)
+
+
+def decoded_glob(pattern: str) -> tuple[str, ...]:
+    """A signed pattern as atoms to match against a decoded path: `ANY_RUN` for '*', `ONE_CHAR` for '?', and
+    each character of the literal runs once their escapes are decoded. An escape no decoded path can hold
+    ('%2F', bytes that are not UTF-8) stays as its characters, which never match."""
+    atoms: list[str] = []
+    for part in _WILDCARDS.split(pattern):
+        if part in ("*", "?"):
+            atoms.append(ANY_RUN if part == "*" else ONE_CHAR)
+            continue
+        for piece in _ENCODED_SLASH.split(part):
+            try:
+                atoms.extend(piece if _ENCODED_SLASH.fullmatch(piece) else unquote(piece, errors="strict"))
+            except UnicodeDecodeError:
+                atoms.extend(piece)
+    return tuple(atoms)
+
+
+def decoded_glob_match(atoms: Sequence[str], checked: CheckedPath) -> bool:
+    return _glob(atoms, checked.decoded, ANY_RUN, ONE_CHAR)
+
+
+def decoded_glob_prefix(atoms: Sequence[str]) -> str | None:
+    """'/vod/t/' for the atoms of '/vod/t/*' when that is a canonical grant prefix; None otherwise."""
+    literal = atoms[:-1]
+    if not atoms or atoms[-1] != ANY_RUN or ANY_RUN in literal or ONE_CHAR in literal:
+        return None
+    try:
+        return canonical_prefix("".join(literal))
+    except ValueError:
+        return None
+
+
+def encoded_prefix(prefix: str, *, escape: str = "") -> str:
+    """The canonical percent-encoded form of a grant prefix (what a CDN compares against the URL), with the
+    `escape` characters (a dialect's delimiters) percent-encoded too."""
+    return escape_chars(normalise_path(quote(prefix, safe="/")).encoded, escape)
 
 
 def decoded_dir_prefix(encoded_path: str) -> str | None:
