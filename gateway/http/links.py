@@ -43,6 +43,12 @@ def gateway_reference(uri: str, *, manifest_origin_url: str, route: Route) -> st
     return path + query + fragment
 
 
+def on_route(url: str, *, manifest_origin_url: str, route: Route) -> bool:
+    """Whether the absolute `url` is on the route's origin: a place it may carry the gateway's token to (the
+    DASH rewriter asks this of every URL a place resolves to through its BaseURLs)."""
+    return gateway_reference(url, manifest_origin_url=manifest_origin_url, route=route) is not None
+
+
 def make_uri_rewriter(*, manifest_origin_url: str, route: Route, token_param: str | None) -> RewriteUri:
     """The callback for `prepare_playlist`: query-token slots, or (token_param None) plain rewriting."""
 

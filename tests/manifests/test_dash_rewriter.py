@@ -79,6 +79,7 @@ def test_golden_cases_reach_every_place_but_a_few_documented_ones() -> None:
         ("Period", "xlink:href"),
         ("EventStream", "xlink:href"),
         ("InitializationSet", "xlink:href"),
+        ("CryptoPeriod", "keyUriTemplate"),  # fixtures/dash/places (tests/http/test_dash_places.py)
     }
 
 
