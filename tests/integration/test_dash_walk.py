@@ -196,14 +196,14 @@ class Walker:
                         self.walk_template(_as_mpd(shared), _as_mpd(representation), mpd_bases, shared.get("media", ""))
             target = re.fullmatch(TEMPLATE_MEDIA_SEL, sel)
             if target is not None:  # the template's new media value, under the target's BaseURLs
-                period = mpd.find(f"d:Period[@id='{target.group(1)}']", NS)
-                assert period is not None
-                adaptation_set = period.find(f"d:AdaptationSet[@id='{target.group(2)}']", NS)
-                assert adaptation_set is not None
-                bases = self.bases(adaptation_set, self.bases(period, mpd_bases))
-                template = adaptation_set.find("d:SegmentTemplate", NS)
+                target_period = mpd.find(f"d:Period[@id='{target.group(1)}']", NS)
+                assert target_period is not None
+                target_set = target_period.find(f"d:AdaptationSet[@id='{target.group(2)}']", NS)
+                assert target_set is not None
+                bases = self.bases(target_set, self.bases(target_period, mpd_bases))
+                template = target_set.find("d:SegmentTemplate", NS)
                 assert template is not None
-                for representation in adaptation_set.findall("d:Representation", NS):
+                for representation in target_set.findall("d:Representation", NS):
                     self.walk_template(template, representation, bases, (operation.text or "").strip())
 
 
