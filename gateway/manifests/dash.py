@@ -51,7 +51,7 @@ from gateway.manifests.hls import RewriteUri, UriPlace
 from gateway.manifests.template import PreparedManifest, Slot
 from gateway.manifests.uris import as_browsers_read
 
-__all__ = ["URI_PLACES", "RewriteUri", "UriPlace", "prepare_mpd"]
+__all__ = ["URI_PLACES", "RewriteUri", "UriPlace", "located_places", "prepare_mpd"]
 
 _MPD_NAMESPACES = ("urn:mpeg:dash:schema:mpd:2011", "urn:mpeg:DASH:schema:MPD:2011")
 # An MPD Patch document (23009-1 5.15, `.mpp`): its root, its RFC 5261 operations and (as livesim2 writes
@@ -156,6 +156,12 @@ _TEMPLATE_TOKEN = re.compile(r"\$(?:[A-Za-z]+(?:%0[0-9]+[diouxX])?)?\$")
 _SLOT_MARK = "\x00"
 
 
+def located_places(data: bytes) -> list[Found]:
+    """Every value `prepare_mpd` may rewrite (and MPD@type), with its byte span: outside these spans a
+    rewritten MPD keeps the origin's bytes. Raises ManifestError like `prepare_mpd`."""
+    return locate_values(data, _LOCATED_ATTRIBUTES, _TEXT_ELEMENTS, _TEXT_RULES)
+
+
 def prepare_mpd(
     data: bytes,
     rewrite_uri: RewriteUri,
@@ -185,7 +191,7 @@ def prepare_mpd(
     pieces: list[str] = []
     kept_until = 0
     reloaded = False  # MPD@type defaults to "static"; an xlinked fragment is resolved once
-    located = locate_values(data, _LOCATED_ATTRIBUTES, _TEXT_ELEMENTS, _TEXT_RULES)
+    located = located_places(data)
     bases = None if document_url is None or is_ours is None else EffectiveBases(located, document_url, is_ours)
     for found in located:
         if found.attribute == "type":
