@@ -33,14 +33,33 @@ def gateway_reference(uri: str, *, manifest_origin_url: str, route: Route) -> st
         return uri
     absolute = urlsplit(urljoin(manifest_origin_url, uri))
     origin = urlsplit(route.origin)
-    if (absolute.scheme, absolute.netloc) != (origin.scheme, origin.netloc) or not absolute.path.startswith(
+    # urljoin removes dot segments from a relative reference but not from an absolute URI: remove them here
+    # too, so the path is judged as browsers resolve it and a rewritten reference rewrites to itself.
+    absolute_path = remove_dot_segments(absolute.path) if "/." in absolute.path else absolute.path
+    if (absolute.scheme, absolute.netloc) != (origin.scheme, origin.netloc) or not absolute_path.startswith(
         origin.path
     ):
         return None  # another host (or outside the route): not protected by this gateway
-    path = route.mount + absolute.path[len(origin.path) :]
+    path = route.mount + absolute_path[len(origin.path) :]
     query = f"?{absolute.query}" if absolute.query else ""
     fragment = f"#{absolute.fragment}" if absolute.fragment else ""
     return path + query + fragment
+
+
+def remove_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4 for an absolute path: `/a/./b/../c` -> `/a/c` (no climbing above the root)."""
+    segments = path.split("/")
+    out: list[str] = []
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment in (".", ".."):
+            if segment == ".." and len(out) > 1:
+                out.pop()
+            if last:
+                out.append("")
+            continue
+        out.append(segment)
+    return "/".join(out)
 
 
 def on_route(url: str, *, manifest_origin_url: str, route: Route) -> bool:
