@@ -32,6 +32,7 @@ _TAG_END = re.compile(rb"\s*(/?)>")
 _REFERENCE = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]+)|#x([0-9a-fA-F]+));")
 _PREDEFINED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 _XML_SPACE = " \t\r\n"
+_LINE_BREAK = re.compile(rb"\r\n?|\n")
 # Control characters in a URI are percent-encoded: XML cannot hold NUL, and attribute-value normalisation
 # would turn a literal TAB/CR/LF into a space.
 _CONTROLS = {c: f"%{c:02X}" for c in range(0x20)} | {0x7F: "%7F"}
@@ -181,7 +182,8 @@ def locate_values(
     try:
         parser.Parse(data, True)
     except expat.ExpatError as error:
-        line = data.split(b"\n")[error.lineno - 1].decode("utf-8", "replace") if error.lineno else None
+        lines = _LINE_BREAK.split(data)  # as expat counts lines: a lone CR ends one too
+        line = lines[error.lineno - 1].decode("utf-8", "replace") if 0 < error.lineno <= len(lines) else None
         message = f"not well-formed XML: {expat.errors.messages[error.code]} (column {error.offset + 1})"
         raise ManifestError(message, line_no=error.lineno, line=line) from None
     return found
