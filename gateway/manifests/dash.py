@@ -15,7 +15,12 @@ Places (`UriPlace(tag=<element local name>, attribute=<attribute or None for tex
   `urn:mpeg:dash:resolve-to-zero:2013`, which is never reported;
 * ContentProtection license places: text of `dashif:Laurl|Certurl|Authzurl` (`https://dashif.org/CPS`)
   and `clearkey:Laurl` (MEDIA). They are reported; a callback should tokenize only *relative* ones (which
-  resolve through the gateway) — an absolute license URL is a DRM vendor's and must not get our token.
+  resolve through the gateway) — an absolute license URL is a DRM vendor's and must not get our token;
+* `sea:CryptoPeriod@keyUriTemplate` (23009-4 segment encryption key; MEDIA, a template);
+* MPD Patch documents (`urn:mpeg:dash:schema:mpd-patch:2020`): the places of their `<add>`/`<replace>`
+  payloads (in the patch or the MPD namespace), and the text of an operation on one attribute or text
+  (`sel=".../SegmentTemplate/@media"`, `type="@initialization"`, `sel=".../BaseURL/text()"`), reported as
+  that attribute's or element's place.
 
 Elements count in the MPD namespace (`urn:mpeg:dash:schema:mpd:2011`, also the early upper-case
 spelling) or in no namespace. Not reported (left byte-identical): UTCTiming, ContentSteering, Event
@@ -26,9 +31,12 @@ BaseURL and relative leaves (ISO/IEC 23009-1 §5.6): a query on a BaseURL is los
 segments. This rewriter just reports every place; the gateway's callback tokenizes the leaves (templates,
 SegmentURL, sourceURL) *and* the BaseURLs (a BaseURL is itself fetched when it names a single-segment file).
 
+Effective bases: given the document's URL and an `is_ours` predicate, every place is resolved through
+the BaseURLs in scope (`EffectiveBases`) and left byte-identical unless every URL it may resolve to is ours.
+
 Escaping: what the callback returns is XML-escaped for its context (`&amp;`, the quote used, `<`; control
-characters are percent-encoded), and in SegmentTemplate values every `$` the callback introduced is
-written `$$` while the template's own `$Identifier$`s and `$$`s stay as they were. A token slot is
+characters are percent-encoded), and in template values every `$` the callback introduced is written `$$`
+while the template's own bytes from its first to its last `$` stay as they were. A token slot is
 written raw: tokens are base64url / URL-safe (`[A-Za-z0-9_=.~-]`), so they need no XML or `$` escaping.
 
 `PreparedManifest.reloaded` is True for `MPD@type="dynamic"` (players reload it every
