@@ -12,6 +12,7 @@ import posixpath
 from urllib.parse import urljoin, urlsplit
 
 from gateway.config import Route
+from gateway.manifests.dash import BASE_URL_BESIDE_ANOTHER_HOST
 from gateway.manifests.hls import RewriteUri, UriPlace
 from gateway.manifests.template import Rewrite, Slot
 from gateway.manifests.uris import as_browsers_read, is_rewritable_reference, with_query_credentials, with_query_slot
@@ -76,7 +77,11 @@ def make_uri_rewriter(*, manifest_origin_url: str, route: Route, token_param: st
         if reference is None:
             return None
         if token_param is None:
-            return None if reference == uri else Rewrite(reference, None)
+            return None if reference == uri or place is BASE_URL_BESIDE_ANOTHER_HOST else Rewrite(reference, None)
+        if place is BASE_URL_BESIDE_ANOTHER_HOST:
+            # A query on a BaseURL never reaches what resolves below it, and those places carry no token of
+            # their own (the other host must not see one): the token rides in the path, `/t/<token>/…`.
+            return Rewrite("/t/", place.slot, reference)
         return with_query_slot(reference, token_param, place.slot)
 
     return rewrite

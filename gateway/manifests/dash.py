@@ -59,7 +59,7 @@ from gateway.manifests.hls import RewriteUri, UriPlace
 from gateway.manifests.template import PreparedManifest, Slot
 from gateway.manifests.uris import as_browsers_read
 
-__all__ = ["URI_PLACES", "RewriteUri", "UriPlace", "located_places", "prepare_mpd"]
+__all__ = ["BASE_URL_BESIDE_ANOTHER_HOST", "URI_PLACES", "RewriteUri", "UriPlace", "located_places", "prepare_mpd"]
 
 _MPD_NAMESPACES = ("urn:mpeg:dash:schema:mpd:2011", "urn:mpeg:DASH:schema:MPD:2011")
 # An MPD Patch document (23009-1 5.15, `.mpp`): its root, its RFC 5261 operations and (as livesim2 writes
@@ -87,6 +87,10 @@ _LICENSE_ELEMENTS = {
 }
 _TEMPLATE_TAGS = frozenset({"SegmentTemplate", "CryptoPeriod"})  # values in which `$` is template syntax
 _KEY_TEMPLATE = UriPlace("CryptoPeriod", "keyUriTemplate", _MEDIA)
+# A BaseURL on the gateway's origin beside an alternative on another host (see EffectiveBases): the relative
+# places below both keep their bytes (no token may reach the other host), so a token for this alternative
+# must travel in its path. The callback gets its effective absolute URL, not its raw value.
+BASE_URL_BESIDE_ANOTHER_HOST = UriPlace("BaseURL", "#beside-another-host", _MEDIA)
 
 
 def _qualified(namespace: str, local: str) -> str:
@@ -205,9 +209,14 @@ def prepare_mpd(
         if found.attribute == "type":
             reloaded = found.value == "dynamic"
             continue
-        if bases is not None and found.value and not bases.all_ours(found):
-            continue  # resolves (or may resolve) to another host: no token goes there
-        new = _rewrite(found, rewrite_uri, slots)
+        place = None
+        if bases is not None and found.value:
+            if not bases.all_ours(found):
+                continue  # resolves (or may resolve) to another host: no token goes there
+            beside = bases.beside_another_host(found)
+            if beside is not None:
+                found, place = found._replace(value=beside), BASE_URL_BESIDE_ANOTHER_HOST
+        new = _rewrite(found, rewrite_uri, slots, place)
         if new is not None:
             pieces += (data[kept_until : found.start + found.lead].decode(), new)
             kept_until = found.end - found.trail
@@ -218,12 +227,12 @@ def prepare_mpd(
     return PreparedManifest(chunks=tuple(text.split(_SLOT_MARK)), slots=tuple(slots), reloaded=reloaded)
 
 
-def _rewrite(found: Found, rewrite_uri: RewriteUri, slots: list[Slot]) -> str | None:
+def _rewrite(found: Found, rewrite_uri: RewriteUri, slots: list[Slot], place: UriPlace | None) -> str | None:
     """The escaped replacement of one value (its surrounding whitespace excluded), or None to keep it."""
     uri = found.value
     if not uri or (found.attribute == _XLINK_HREF and uri == RESOLVE_TO_ZERO):
         return None
-    place = _PLACES[found.element, found.attribute]
+    place = place or _PLACES[found.element, found.attribute]
     rewrite = rewrite_uri(uri, place)
     if rewrite is None:
         return None
@@ -326,6 +335,20 @@ class EffectiveBases:
         if _is_relative_path(value):
             return ours  # resolves on each base's host (whether it climbs out of the route is the rim's call)
         return all(self._ours(_join(base, value)) for base in bases)
+
+    def beside_another_host(self, found: Found) -> str | None:
+        """For a BaseURL that is ours (`all_ours`) with a sibling that is not: its one effective URL (None
+        otherwise, or when it has several)."""
+        if found.attribute is not None or found.element not in _BASE_URLS or len(found.scope) < 2:
+            return None
+        resolved = self._bases(tuple(a for a in found.scope[:-2] if a in self.groups))
+        siblings = self.groups[found.scope[-2]]
+        if resolved is None or len(resolved[0]) != 1 or len(siblings) < 2:
+            return None
+        base = resolved[0][0]
+        if all(self._ours(_join(base, sibling)) for sibling in siblings):
+            return None
+        return _join(base, as_browsers_read(found.value))
 
     def _bases(self, key: tuple[int, ...]) -> tuple[tuple[str, ...], bool] | None:
         if key in self._resolved:

@@ -62,3 +62,19 @@ def test_only_token_values_differ() -> None:
         for old, new in zip(before, after, strict=True):
             if old != new:
                 assert b"TOKEN" in new, (case, new)
+
+
+def test_an_alternative_beside_another_host_carries_its_token_in_the_path_only_where_a_token_is_written() -> None:
+    url = "https://origin.example/vod/title/manifest.mpd"
+    mpd = (
+        b'<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"><Period><AdaptationSet>'
+        b"<BaseURL>a/</BaseURL><BaseURL>https://cdn.other.example/a/</BaseURL>"
+        b'<SegmentTemplate media="$Number$.m4s"/></AdaptationSet></Period></MPD>'
+    )
+
+    def rendered(token_param: str | None) -> bytes:
+        rewriter = make_uri_rewriter(manifest_origin_url=url, route=ROUTE, token_param=token_param)
+        return prepare_manifest(url, mpd, rewriter, max_bytes=1 << 20, route=ROUTE).render(TOKENS)
+
+    assert rendered("token") == mpd.replace(b"<BaseURL>a/", b"<BaseURL>/t/MEDIA-TOKEN/vod/title/a/")
+    assert rendered(None) == mpd  # cookie delivery: the cookie rides along, nothing is written

@@ -2,8 +2,9 @@
 
 A real uvicorn gateway (query delivery) fronts a real HTTP origin serving fixtures/dash/walk: a dynamic MPD
 with Location, PatchLocation, an xlinked Period, SegmentTemplate (index, `$Number%03d$`, a literal `$$`),
-SegmentTimeline, SegmentList, SegmentBase, a 23009-4 key template, a ClearKey licence URL, a Period and a
-licence server on other hosts, and an MPD patch whose operations replace a template and add a Period.
+SegmentTimeline, SegmentList, SegmentBase, BaseURL alternatives on the origin and on a CDN, a 23009-4 key
+template, a ClearKey licence URL, a Period and a licence server on other hosts, and an MPD patch whose
+operations replace a template and add a Period.
 The walker resolves every place as a player does (BaseURL hierarchy, templates expanded for the first
 numbers and times of each Representation), starting from one session token. Every request to the gateway
 must answer 200 (never 401/403), each carrying the token the gateway wrote for its kind (playlist scope
@@ -94,16 +95,21 @@ class Walker:
     def follow(self, url: str, kind: str) -> bytes:
         parts = urlsplit(url)
         if parts.netloc != self.host:
-            assert "token=" not in url, f"a token goes to another host: {url}"
+            assert "token=" not in url and "/t/" not in url, f"a token goes to another host: {url}"
             self.foreign.append(url)
             return b""
         tokens = parse_qs(parts.query).get("token", [])
+        path = parts.path
+        if path.startswith("/t/"):  # a path token (a BaseURL beside another host's)
+            _, _, token, path = path.split("/", 3)
+            tokens.append(token)
+            path = "/" + path
         assert len(tokens) == 1, f"{kind} {url}: {len(tokens)} tokens"
         self.scopes.setdefault(kind, set()).add(inspect_token(tokens[0]).scope)
         response = self.client.get(url)
         assert response.status_code == 200, f"{kind} {url}: {response.status_code} {response.text}"
         query = "&".join(p for p in parts.query.split("&") if not p.startswith("token="))
-        self.fetched[parts.path + (f"?{query}" if query else "")] = kind
+        self.fetched[path + (f"?{query}" if query else "")] = kind
         return response.content
 
     @staticmethod
@@ -232,7 +238,7 @@ EXPECTED = {
     "segment": [
         *(f"video/{r}/seg-00{n}-$.m4s" for r in ("v1", "v2") for n in (1, 2, 3)),
         *(f"video/{r}/t-{t}.m4s" for r in ("v1", "v2") for t in (0, 2000, 4000)),
-        "audio/a1/1.m4s", "audio/a1/2.m4s?part=b", "audio/a2.mp4",
+        "audio/a1/1.m4s", "audio/a1/2.m4s?part=b", "audio/a2.mp4", "subs/en/1.vtt", "subs/en/2.vtt", "subs/en/3.vtt",
         *(f"p2/v1/{n}.m4s" for n in (5, 6, 7)),
         *(f"p4/{n}.m4s" for n in (1, 2, 3)),
     ],
@@ -255,6 +261,7 @@ def test_a_dash_client_follows_every_place_with_the_token_the_gateway_accepts(
     # Other hosts: the Period on a CDN and a DRM vendor's licence server, never with a token.
     assert sorted({urlsplit(u).netloc for u in walker.foreign}) == ["cdn.other.example", "license.other.example"]
     assert any(u.endswith("/walk/v1/init.mp4") for u in walker.foreign)
+    assert any(u.endswith("/walk/subs/en/1.vtt") for u in walker.foreign)
     assert not any("token" in request.target for request in origin_seen)  # no credential reaches the origin
 
 
