@@ -4,6 +4,7 @@
     .venv/bin/python scripts/update_goldens.py          # every set below
     .venv/bin/python scripts/update_goldens.py cdn      # fixtures/cdn/<case>.expected.m3u8
     .venv/bin/python scripts/update_goldens.py dash     # fixtures/dash/<case>.expected.mpd
+    .venv/bin/python scripts/update_goldens.py dash-places  # fixtures/dash/places/<case>.expected.<ext>
 
 Then read `git diff fixtures/` line by line before committing: the tests compare against these bytes, so
 whatever is written here becomes the specification (fixtures/cdn/README.md and fixtures/dash/README.md
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.http import test_cdn_manifests as cdn  # noqa: E402
+from tests.http import test_dash_places as dash_places  # noqa: E402
 from tests.manifests import test_dash_rewriter as dash  # noqa: E402
 from tests.support.servers import static_origin  # noqa: E402
 
@@ -49,7 +51,12 @@ def update_dash() -> list[Path]:
     return [path for case, path in paths.items() if write(path, dash.render_case(case))]
 
 
-SETS: dict[str, Callable[[], list[Path]]] = {"cdn": update_cdn, "dash": update_dash}
+def update_dash_places() -> list[Path]:
+    paths = {case: dash_places.expected_path(case) for case in dash_places.CASES}
+    return [path for case, path in paths.items() if write(path, dash_places.render(case))]
+
+
+SETS: dict[str, Callable[[], list[Path]]] = {"cdn": update_cdn, "dash": update_dash, "dash-places": update_dash_places}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,6 +61,9 @@ class Access(NamedTuple):
     headers: tuple[tuple[str, str], ...] = ()  # to add to the response (a renewal: CAT's catr)
     redirect_status: int | None = None  # answer with this status and `headers` only (a renewal by redirect)
     edge: EdgeCarry | None = None  # set on dialect-edge routes
+    # A DASH remote element (xlink:href) opened by the playlist-scoped token the gateway wrote on it: served
+    # as a manifest (an MPD fragment, rewritten like one) whatever its path says.
+    remote_element: bool = False
 
     @property
     def route(self) -> Route:
@@ -76,7 +79,7 @@ class Access(NamedTuple):
 
     @property
     def is_manifest(self) -> bool:
-        return is_manifest(self.resource.decoded)
+        return self.remote_element or is_manifest(self.resource.decoded)
 
 
 def origin_url_for(route: Route, resource: CheckedPath, query: str) -> str:

@@ -77,6 +77,7 @@ class Edge:
         origin_url = access.origin_url
 
         def prepare(body: bytes) -> PreparedManifest:
-            return prepare_manifest(origin_url, body, writer.rewriter(access), max_bytes=self.max_manifest_bytes)
+            rewriter = writer.rewriter(access)
+            return prepare_manifest(origin_url, body, rewriter, max_bytes=self.max_manifest_bytes, route=access.route)
 
         return self.manifests.get(origin_url, writer.variant(access), prepare, now=access.now)

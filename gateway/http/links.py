@@ -12,6 +12,7 @@ import posixpath
 from urllib.parse import urljoin, urlsplit
 
 from gateway.config import Route
+from gateway.manifests.dash import BASE_URL_BESIDE_ANOTHER_HOST
 from gateway.manifests.hls import RewriteUri, UriPlace
 from gateway.manifests.template import Rewrite, Slot
 from gateway.manifests.uris import as_browsers_read, is_rewritable_reference, with_query_credentials, with_query_slot
@@ -33,14 +34,39 @@ def gateway_reference(uri: str, *, manifest_origin_url: str, route: Route) -> st
         return uri
     absolute = urlsplit(urljoin(manifest_origin_url, uri))
     origin = urlsplit(route.origin)
-    if (absolute.scheme, absolute.netloc) != (origin.scheme, origin.netloc) or not absolute.path.startswith(
+    # urljoin removes dot segments from a relative reference but not from an absolute URI: remove them here
+    # too, so the path is judged as browsers resolve it and a rewritten reference rewrites to itself.
+    absolute_path = remove_dot_segments(absolute.path) if "/." in absolute.path else absolute.path
+    if (absolute.scheme, absolute.netloc) != (origin.scheme, origin.netloc) or not absolute_path.startswith(
         origin.path
     ):
         return None  # another host (or outside the route): not protected by this gateway
-    path = route.mount + absolute.path[len(origin.path) :]
+    path = route.mount + absolute_path[len(origin.path) :]
     query = f"?{absolute.query}" if absolute.query else ""
     fragment = f"#{absolute.fragment}" if absolute.fragment else ""
     return path + query + fragment
+
+
+def remove_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4 for an absolute path: `/a/./b/../c` -> `/a/c` (no climbing above the root)."""
+    segments = path.split("/")
+    out: list[str] = []
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment in (".", ".."):
+            if segment == ".." and len(out) > 1:
+                out.pop()
+            if last:
+                out.append("")
+            continue
+        out.append(segment)
+    return "/".join(out)
+
+
+def on_route(url: str, *, manifest_origin_url: str, route: Route) -> bool:
+    """Whether the absolute `url` is on the route's origin: a place it may carry the gateway's token to (the
+    DASH rewriter asks this of every URL a place resolves to through its BaseURLs)."""
+    return gateway_reference(url, manifest_origin_url=manifest_origin_url, route=route) is not None
 
 
 def make_uri_rewriter(*, manifest_origin_url: str, route: Route, token_param: str | None) -> RewriteUri:
@@ -51,7 +77,11 @@ def make_uri_rewriter(*, manifest_origin_url: str, route: Route, token_param: st
         if reference is None:
             return None
         if token_param is None:
-            return None if reference == uri else Rewrite(reference, None)
+            return None if reference == uri or place is BASE_URL_BESIDE_ANOTHER_HOST else Rewrite(reference, None)
+        if place is BASE_URL_BESIDE_ANOTHER_HOST:
+            # A query on a BaseURL never reaches what resolves below it, and those places carry no token of
+            # their own (the other host must not see one): the token rides in the path, `/t/<token>/…`.
+            return Rewrite("/t/", place.slot, reference)
         return with_query_slot(reference, token_param, place.slot)
 
     return rewrite

@@ -5,12 +5,13 @@ from __future__ import annotations
 import posixpath
 
 PLAYLIST_EXTENSIONS = frozenset({".m3u8", ".m3u"})
-MPD_EXTENSIONS = frozenset({".mpd"})
+MPD_EXTENSIONS = frozenset({".mpd", ".mpp"})  # an MPD, an MPD Patch document
 
 CONTENT_TYPES: dict[str, str] = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".m3u": "application/vnd.apple.mpegurl",
     ".mpd": "application/dash+xml",
+    ".mpp": "application/dash-patch+xml",
     ".ts": "video/mp2t",
     ".m4s": "video/iso.segment",
     ".mp4": "video/mp4",
@@ -63,6 +64,13 @@ def is_hls_playlist(path: str) -> bool:
 def is_manifest(path: str) -> bool:
     ext = extension(path)
     return ext in PLAYLIST_EXTENSIONS or ext in MPD_EXTENSIONS
+
+
+def may_be_remote_element(path: str) -> bool:
+    """Whether `path` may name a DASH remote element (an xlinked Period, AdaptationSet, …): no manifest and
+    no file type of ours (media, keys, JSON). Remote elements have no extension of their own (`.xml`,
+    `period.php`, none); a playlist-scoped token presented for one opens it as an MPD fragment."""
+    return extension(path) not in CONTENT_TYPES
 
 
 def is_key(path: str) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from gateway.config import Route, Settings
 from gateway.errors import Denial, TokenDenied
 from gateway.http.access import Access, Incoming, origin_url_for
-from gateway.http.media_types import is_manifest
+from gateway.http.media_types import is_manifest, may_be_remote_element
 from gateway.http.request_facts import client_address, upstream_params, upstream_query
 from gateway.sessions.revocations import RevocationStore
 from gateway.tokens.grant import Scope
@@ -39,14 +39,23 @@ class NativeGuard:
                 Denial.MISSING, f"no token (query parameter {self.settings.token_param!r}, cookie or path)"
             )
         path, now, scope = incoming.path, incoming.now, incoming.scope
-        grant = self.verifier.verify(
-            token,
-            path=path,
-            client_ip=client_address(scope, self.settings.proxy_trust),
-            needed_scope=Scope.PLAYLIST if is_manifest(path.decoded) else Scope.MEDIA,
-            now=now,
-        )
+        client_ip = client_address(scope, self.settings.proxy_trust)
+        needed = Scope.PLAYLIST if is_manifest(path.decoded) else Scope.MEDIA
+        remote_element = False
+        try:
+            grant = self.verifier.verify(token, path=path, client_ip=client_ip, needed_scope=needed, now=now)
+        except TokenDenied as denial:
+            # The token the gateway writes on an xlink:href is playlist-scoped: the fragment is an MPD's part.
+            if not (
+                denial.reason is Denial.SCOPE
+                and denial.values.get("token_scope") == Scope.PLAYLIST.value
+                and may_be_remote_element(path.decoded)
+            ):
+                raise
+            grant = self.verifier.verify(token, path=path, client_ip=client_ip, needed_scope=Scope.PLAYLIST, now=now)
+            remote_element = True
         if grant.session_id is not None and self.revocations.is_revoked(grant.session_id, now):
             raise TokenDenied(Denial.REVOKED, f"session {grant.session_id} was revoked", {"session": grant.session_id})
         query = upstream_query(scope.get("query_string", b"").decode("latin-1"), self.forwarded)
-        return Access(incoming, grant, path, origin_url_for(incoming.route, path, query), token)
+        origin_url = origin_url_for(incoming.route, path, query)
+        return Access(incoming, grant, path, origin_url, token, remote_element=remote_element)

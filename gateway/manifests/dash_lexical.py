@@ -13,7 +13,7 @@ and character references exist, which `xml_unescape` decodes.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 from xml.parsers import expat
 
@@ -32,6 +32,7 @@ _TAG_END = re.compile(rb"\s*(/?)>")
 _REFERENCE = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]+)|#x([0-9a-fA-F]+));")
 _PREDEFINED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 _XML_SPACE = " \t\r\n"
+_LINE_BREAK = re.compile(rb"\r\n?|\n")
 # Control characters in a URI are percent-encoded: XML cannot hold NUL, and attribute-value normalisation
 # would turn a literal TAB/CR/LF into a space.
 _CONTROLS = {c: f"%{c:02X}" for c in range(0x20)} | {0x7F: "%7F"}
@@ -59,6 +60,12 @@ class Found(NamedTuple):
     quote: str | None
     lead: int
     trail: int
+    scope: tuple[int, ...] = ()
+
+
+# Decides, from an element's expat name and attributes (name, value, name, value, ...), whether its text is a
+# value to locate, and under which name to report it (Found.element); None: not located.
+TextRule = Callable[[str, list[str]], str | None]
 
 
 def xml_unescape(raw: str) -> str:
@@ -102,8 +109,11 @@ def locate_values(
     data: bytes,
     attributes: Mapping[str, frozenset[str]],
     text_elements: frozenset[str],
+    text_rules: Mapping[str, TextRule] | None = None,
 ) -> list[Found]:
     """Every value of `attributes[element]` and the text of every `text_elements` element, in document order.
+
+    `text_rules[element]` decides per element occurrence whether its text is located too (see TextRule).
 
     Names are expat's namespace-qualified names (see NS_SEPARATOR). Raises ManifestError (with line and
     column) if `data` is not well-formed, namespace-well-formed XML, has a DOCTYPE, or a text element that
@@ -115,13 +125,22 @@ def locate_values(
     parser.EntityDeclHandler = _refuse_dtd
     parser.ordered_attributes = True
     found: list[Found] = []
-    # (element name, start of its content) while inside a text element; they cannot nest.
-    open_text: list[tuple[str, int]] = []
+    rules = text_rules or {}
+    # (element name, name to report, start of its content, depth) while inside a text element.
+    open_text: list[tuple[str, str, int, int]] = []
+    # Serial numbers of the open elements: a value's `scope`.
+    stack: list[int] = []
+    serial = 0
 
     def start_element(name: str, attrs: list[str]) -> None:
+        nonlocal serial
+        serial += 1
+        stack.append(serial)
         wanted = attributes.get(name)
-        is_text = name in text_elements
-        if not is_text and (wanted is None or wanted.isdisjoint(attrs[0::2])):
+        reported: str | None = name if name in text_elements else None
+        if reported is None and name in rules:
+            reported = rules[name](name, attrs)
+        if reported is None and (wanted is None or wanted.isdisjoint(attrs[0::2])):
             return  # nothing to locate: skip lexing the start tag
         pos = parser.CurrentByteIndex
         match = _TAG_NAME.match(data, pos)
@@ -138,41 +157,45 @@ def locate_values(
                 break  # more attributes than expat reported: refused below rather than misplaced
             if wanted is not None and names[index] in wanted:
                 start, end = match.span(2)
-                found.append(_value(data, name, names[index], start + 1, end - 1, attrs[2 * index + 1]))
+                found.append(_value(data, name, names[index], start + 1, end - 1, attrs[2 * index + 1], stack))
             index += 1
         end_match = _TAG_END.match(data, pos)
         if index != len(names) or end_match is None:
             raise ManifestError("start tag could not be located", line_no=_line_of(data, pos)[0])
-        if is_text and not end_match.group(1):
-            open_text.append((name, end_match.end()))
+        if reported is not None and not end_match.group(1):
+            open_text.append((name, reported, end_match.end(), len(stack)))
 
     def end_element(name: str) -> None:
-        if open_text and open_text[-1][0] == name:
-            _, start = open_text.pop()
+        if open_text and open_text[-1][0] == name and open_text[-1][3] == len(stack):
+            _, reported, start, _ = open_text.pop()
             end = parser.CurrentByteIndex
             raw = data[start:end]
             if b"<" in raw:
                 line_no, line = _line_of(data, start)
                 raise ManifestError("markup inside a URI element is not supported", line_no=line_no, line=line)
             text = raw.decode("utf-8")
-            found.append(_value(data, name, None, start, end, xml_unescape(text.strip(_XML_SPACE))))
+            found.append(_value(data, reported, None, start, end, xml_unescape(text.strip(_XML_SPACE)), stack))
+        stack.pop()
 
     parser.StartElementHandler = start_element
     parser.EndElementHandler = end_element
     try:
         parser.Parse(data, True)
     except expat.ExpatError as error:
-        line = data.split(b"\n")[error.lineno - 1].decode("utf-8", "replace") if error.lineno else None
+        lines = _LINE_BREAK.split(data)  # as expat counts lines: a lone CR ends one too
+        line = lines[error.lineno - 1].decode("utf-8", "replace") if 0 < error.lineno <= len(lines) else None
         message = f"not well-formed XML: {expat.errors.messages[error.code]} (column {error.offset + 1})"
         raise ManifestError(message, line_no=error.lineno, line=line) from None
     return found
 
 
-def _value(data: bytes, element: str, attribute: str | None, start: int, end: int, value: str) -> Found:
+def _value(
+    data: bytes, element: str, attribute: str | None, start: int, end: int, value: str, stack: list[int]
+) -> Found:
     lead = trail = 0
     if start < end and (data[start] <= 0x20 or data[end - 1] <= 0x20):
         raw = data[start:end]
         lead = len(raw) - len(raw.lstrip())
         trail = len(raw) - len(raw.rstrip()) if lead < len(raw) else 0
     quote = None if attribute is None else chr(data[start - 1])
-    return Found(element, attribute, start, end, value.strip(_XML_SPACE), quote, lead, trail)
+    return Found(element, attribute, start, end, value.strip(_XML_SPACE), quote, lead, trail, tuple(stack))

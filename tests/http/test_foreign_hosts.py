@@ -43,3 +43,17 @@ def test_a_backslash_path_on_the_origin_is_written_as_browsers_resolve_it() -> N
     playlist = b"#EXTM3U\n#EXTINF:2,\nsub\\seg.ts\n#EXTINF:2,\n\\vod\\title\\v1\\b.ts\n"
     rendered = prepare_playlist(playlist, rewriter).render(TOKENS).decode()
     assert "\nsub/seg.ts?token=M\n" in rendered and "\n/vod/title/v1/b.ts?token=M\n" in rendered
+
+
+@pytest.mark.parametrize(
+    ("uri", "written"),
+    [
+        ("http://origin.test/vod/title/a/../b/./seg.ts", "/vod/title/b/seg.ts?token=M"),
+        ("http://origin.test/vod/../secret/x.ts", None),  # climbs out of the route: not ours
+    ],
+)
+def test_dot_segments_of_an_absolute_origin_uri_are_resolved_as_browsers_do(uri: str, written: str | None) -> None:
+    rewriter = make_uri_rewriter(manifest_origin_url=MANIFEST, route=ROUTE, token_param="token")
+    rendered = prepare_playlist(f"#EXTM3U\n#EXTINF:2,\n{uri}\n".encode(), rewriter).render(TOKENS).decode()
+    assert rendered.splitlines()[-1] == (written or uri)
+    assert prepare_playlist(rendered.encode(), rewriter).render(TOKENS).decode() == rendered  # idempotent

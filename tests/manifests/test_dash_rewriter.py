@@ -79,6 +79,7 @@ def test_golden_cases_reach_every_place_but_a_few_documented_ones() -> None:
         ("Period", "xlink:href"),
         ("EventStream", "xlink:href"),
         ("InitializationSet", "xlink:href"),
+        ("CryptoPeriod", "keyUriTemplate"),  # fixtures/dash/places (tests/http/test_dash_places.py)
     }
 
 
@@ -246,6 +247,8 @@ XXE = b'<?xml version="1.0"?><!DOCTYPE MPD [<!ENTITY x SYSTEM "file:///etc/passw
         (b"<MPD>\n  <BaseURL>a</Base>\n</MPD>", "line 2: not well-formed XML: mismatched tag (column 15)"),
         (b"<MPD><foo:bar/></MPD>", "unbound prefix"),
         (b"", "no element found"),
+        (b"\r", "line 2: not well-formed XML: no element found"),  # expat counts a lone CR as a line end
+        (b"<MPD>\r\r<a></MPD>", "line 3: not well-formed XML: mismatched tag"),
         (b"<MPD><BaseURL>caf\xe9/</BaseURL></MPD>", "not UTF-8"),
         (b"\xff\xfe<\x00M\x00P\x00D\x00/\x00>\x00", "not UTF-8"),
         (b"<MPD><BaseURL>a/<!-- b --></BaseURL></MPD>", "markup inside a URI element"),

@@ -8,12 +8,15 @@ and which cookies go with a response (`cookies`, for manifests and for the segme
 
 from __future__ import annotations
 
+import functools
 from typing import Protocol
 
 from starlette.responses import Response
 
+from gateway.config import Route
 from gateway.http.access import Access
-from gateway.http.media_types import content_type_for, is_hls_playlist
+from gateway.http.links import on_route
+from gateway.http.media_types import CONTENT_TYPES, extension, is_hls_playlist
 from gateway.manifests.dash import prepare_mpd
 from gateway.manifests.hls import RewriteUri, prepare_playlist
 from gateway.manifests.template import PreparedManifest, Slot
@@ -51,14 +54,21 @@ def same_token(token: str) -> dict[Slot, str]:
     return {Slot.PLAYLIST: token, Slot.MEDIA: token}
 
 
-def prepare_manifest(origin_url: str, body: bytes, rewriter: RewriteUri, *, max_bytes: int) -> PreparedManifest:
-    """HLS playlists and DASH MPDs share one slot model; the URL's extension picks the rewriter."""
+def prepare_manifest(
+    origin_url: str, body: bytes, rewriter: RewriteUri, *, max_bytes: int, route: Route | None = None
+) -> PreparedManifest:
+    """HLS playlists and DASH MPDs share one slot model; the URL's extension picks the rewriter (everything
+    not HLS is DASH: MPDs, patches, remote elements). With `route`, a DASH place whose effective base
+    (BaseURL hierarchy) is off the route's origin keeps its bytes, as a foreign URI does in HLS."""
     if is_hls_playlist(origin_url.split("?", 1)[0]):
         return prepare_playlist(body, rewriter, max_bytes=max_bytes)
-    return prepare_mpd(body, rewriter, max_bytes=max_bytes)
+    is_ours = None if route is None else functools.partial(on_route, manifest_origin_url=origin_url, route=route)
+    return prepare_mpd(body, rewriter, max_bytes=max_bytes, document_url=origin_url, is_ours=is_ours)
 
 
 def manifest_response(origin_url: str, body: bytes, *, head: bool) -> Response:
-    """A tokenized manifest: never cached by anyone but this viewer."""
-    headers = {"cache-control": PRIVATE, "content-type": content_type_for(origin_url.split("?", 1)[0])}
+    """A tokenized manifest: never cached by anyone but this viewer. A DASH remote element has no manifest
+    extension of its own: it is an MPD fragment (never a type a browser would render)."""
+    content_type = CONTENT_TYPES.get(extension(origin_url.split("?", 1)[0]), "application/dash+xml")
+    headers = {"cache-control": PRIVATE, "content-type": content_type}
     return Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})
