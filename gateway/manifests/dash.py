@@ -40,7 +40,8 @@ while the template's own bytes from its first to its last `$` stay as they were.
 written raw: tokens are base64url / URL-safe (`[A-Za-z0-9_=.~-]`), so they need no XML or `$` escaping.
 
 `PreparedManifest.reloaded` is True for `MPD@type="dynamic"` (players reload it every
-minimumUpdatePeriod), False for a static MPD (the default type) and for an xlinked fragment.
+minimumUpdatePeriod) and for a Patch document (patches exist only for dynamic MPDs), False for a static MPD
+(the default type) and for an xlinked fragment.
 
 Refused with ManifestError: input over `max_bytes`, bytes that are not UTF-8 (an XML declaration naming
 another encoding is ignored: the document is read as UTF-8), XML that is not (namespace-)well-formed —
@@ -129,7 +130,9 @@ def _build_tables() -> tuple[dict[str, frozenset[str]], dict[tuple[str, str | No
 _ATTRIBUTES, _PLACES = _build_tables()
 # MPD@type is located too (it is no URI place): a dynamic MPD is reloaded by the player, a static one not.
 _MPD_TYPE = {_qualified(namespace, "MPD"): frozenset({"type"}) for namespace in ("", *_MPD_NAMESPACES)}
-_LOCATED_ATTRIBUTES = _ATTRIBUTES | _MPD_TYPE
+# A Patch document (root `Patch`, its mpdId required) exists only for a dynamic MPD: it is reloaded too.
+_PATCH_ROOT = _qualified(PATCH_NAMESPACE, "Patch")
+_LOCATED_ATTRIBUTES = _ATTRIBUTES | _MPD_TYPE | {_PATCH_ROOT: frozenset({"mpdId"})}
 _TEXT_ELEMENTS = frozenset(
     element for element, attribute in _PLACES if attribute is None and not element.startswith("patch:")
 )
@@ -208,6 +211,9 @@ def prepare_mpd(
     for found in located:
         if found.attribute == "type":
             reloaded = found.value == "dynamic"
+            continue
+        if found.element == _PATCH_ROOT:
+            reloaded = True
             continue
         place = None
         if bases is not None and found.value:

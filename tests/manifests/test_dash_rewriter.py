@@ -378,6 +378,17 @@ def test_dynamic_mpds_are_reloaded_and_static_ones_loaded_once(root: str, reload
     assert prepare_mpd(data, lambda uri, place: None).reloaded is reloaded
 
 
+def test_a_patch_document_is_reloaded_like_the_dynamic_mpd_it_patches() -> None:
+    # Its media tokens must roll like the MPD's: a player applies patches for as long as the live MPD runs.
+    patch = (
+        b'<Patch xmlns="urn:mpeg:dash:schema:mpd-patch:2020" mpdId="live" originalPublishTime="2026-01-01T00:00:00Z"'
+        b' publishTime="2026-01-01T00:00:02Z"><replace sel="/MPD/@publishTime">2026-01-01T00:00:02Z</replace>'
+        b"</Patch>"
+    )
+    assert prepare_mpd(patch, lambda uri, place: None).reloaded
+    assert not prepare_mpd(b'<Patch xmlns="urn:other" mpdId="x"/>', lambda uri, place: None).reloaded
+
+
 def test_golden_static_and_dynamic_cases_say_what_they_are() -> None:
     def reloaded(case: str) -> bool:
         return prepare_mpd((FIXTURES / f"{case}.mpd").read_bytes(), lambda uri, place: None).reloaded
