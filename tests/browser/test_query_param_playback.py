@@ -16,6 +16,7 @@ fail in CI.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -23,8 +24,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
+from gateway.config_schema import Delivery
+from gateway.dev.demo import build_demo_origin, demo_routes, demo_settings
+from gateway.http.app import build_app
 from tests.browser import test_demo_playback as vod
 from tests.browser import test_vod_no_refresh as no_refresh
+from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -36,6 +41,10 @@ CASES = {
     "shaka-hls": ("shaka", "/queryparam/vod/title-9000/master.m3u8"),
     "dashjs-dash": ("dashjs", "/queryparam/vod/dash-9000/manifest.mpd"),
     "shaka-dash": ("shaka", "/queryparam/vod/dash-9000/manifest.mpd"),
+    # `[[routes]] request_param = true`: the MPD also carries the 6th edition's RequestParam (shaka reads it,
+    # dash.js must not trip over it)
+    "dashjs-dash-request-param": ("dashjs", "/queryparam/vod/dash-9000/manifest.mpd"),
+    "shaka-dash-request-param": ("shaka", "/queryparam/vod/dash-9000/manifest.mpd"),
 }
 MANIFEST_SUFFIXES = (".m3u8", ".mpd")
 
@@ -44,6 +53,19 @@ MANIFEST_SUFFIXES = (".m3u8", ".mpd")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[vod.Demo]:
     with vod.running_demo(tmp_path_factory.mktemp("queryparam")) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def request_param_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[vod.Demo]:
+    """The demo with `request_param = true` on its queryparam route."""
+    with serve_app(build_demo_origin()) as origin_url:
+        settings = demo_settings(tmp_path_factory.mktemp("queryparam-rp"), f"{origin_url}/")
+        routes = tuple(
+            dataclasses.replace(route, request_param=route.delivery is Delivery.QUERYPARAM) for route in settings.routes
+        )
+        app = build_app(dataclasses.replace(settings, routes=routes), extra_routes=demo_routes())
+        with serve_app(app) as gateway_url:
+            yield vod.Demo(gateway_url, {})
 
 
 def start_session(demo: vod.Demo, asset: str) -> dict[str, Any]:
@@ -77,9 +99,11 @@ def token_in(url: str) -> str | None:
 
 @pytest.mark.parametrize("case_id", sorted(CASES))
 def test_queryparam_plays_with_no_token_in_any_manifest(
-    players: str, demo: vod.Demo, case_id: str, record_property: vod.RecordProperty
+    players: str, request: pytest.FixtureRequest, case_id: str, record_property: vod.RecordProperty
 ) -> None:
     player, asset = CASES[case_id]
+    with_request_param = case_id.endswith("-request-param")
+    demo: vod.Demo = request.getfixturevalue("request_param_demo" if with_request_param else "demo")
     session = start_session(demo, asset)
     src = str(session["playback_url"])
     # The manifest is the same for every viewer: another session gets the very same bytes.
@@ -87,6 +111,7 @@ def test_queryparam_plays_with_no_token_in_any_manifest(
     first = httpx.get(demo.url + src, timeout=10)
     assert first.content == httpx.get(demo.url + str(other["playback_url"]), timeout=10).content
     assert session["token"] not in first.text and first.headers["cache-control"].startswith("public, max-age=")
+    assert ("<RequestParam " in first.text) is with_request_param
 
     query = {"player": player, "src": src, "rate": str(no_refresh.RATE), "buffer": str(no_refresh.BUFFER_SECONDS)}
     result = no_refresh.seek_back(players, f"{demo.url}/players/plain.html?{urlencode(query)}")
