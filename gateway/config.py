@@ -46,7 +46,8 @@ redis_url = ""                 # GATEWAY_REDIS_URL
 [[routes]]                     # GATEWAY_ORIGIN adds/overrides the route mounted at "/"
 mount = "/"
 origin = "http://127.0.0.1:8080/"
-delivery = "query"             # query | cookie | hybrid | path
+delivery = "query"             # query | cookie | hybrid | path | queryparam
+request_param = false          # queryparam: DASH MPDs also get the 6th edition's RequestParam (shaka)
 forward_query = []             # query parameters the origin needs (besides _HLS_msn/_HLS_part/_HLS_skip)
 cdn_scope = "segments"         # segments | media (routes with cdn = "<dialect>")
 ```
@@ -76,6 +77,7 @@ from gateway.config_schema import (
 from gateway.errors import ConfigError
 from gateway.http.cors import CorsPolicy, check_origin
 from gateway.http.request_facts import ProxyTrust, normalised_network
+from gateway.manifests.query_param import is_variable_name
 from gateway.sessions.entitlements import CatalogEntitlements, catalog_from_config
 from gateway.tokens.acl import canonical_prefix
 from gateway.tokens.grant import IPNetwork, parse_network
@@ -122,10 +124,19 @@ class Route:
     # Query parameters the origin needs, forwarded besides the LL-HLS directives; everything else a
     # client sends stays at the gateway (and out of the manifest cache key).
     forward_query: tuple[str, ...] = ()
+    # queryparam delivery: DASH MPDs also carry the 6th edition's `RequestParam` (gateway/manifests/query_param.py).
+    request_param: bool = False
 
     def __post_init__(self) -> None:
         # Strings are accepted and checked here, so every way of building a route gets members.
         object.__setattr__(self, "delivery", choice("routes.delivery", self.delivery, Delivery))
+        if self.delivery is Delivery.QUERYPARAM and (self.cdn or self.edge):
+            # One manifest for every viewer cannot carry per-viewer CDN credentials or a dialect's own.
+            raise ConfigError(f'routes: {self.mount} has delivery = "queryparam", which takes no cdn or edge')
+        if not isinstance(self.request_param, bool):
+            raise ConfigError(f"routes.request_param must be true or false, got {self.request_param!r}")
+        if self.request_param and self.delivery is not Delivery.QUERYPARAM:
+            raise ConfigError(f'routes: {self.mount} sets request_param, which only delivery = "queryparam" uses')
         object.__setattr__(self, "cdn_scope", choice("routes.cdn_scope", self.cdn_scope, CdnScope))
         for name in self.forward_query:
             if not _QUERY_NAME.fullmatch(name):
@@ -238,6 +249,11 @@ class Settings:
                 f"got {self.client_ip_header!r}"
             )
         for route in self.routes:
+            if route.delivery is Delivery.QUERYPARAM and not is_variable_name(self.token_param):
+                raise ConfigError(
+                    f"gateway.token_param {self.token_param!r} cannot name an HLS variable ([A-Za-z0-9_-]+), "
+                    f'which delivery = "queryparam" ({route.mount}) needs'
+                )
             for name in route.forward_query:
                 if name in self.token_params:
                     raise ConfigError(
@@ -374,8 +390,8 @@ def _route(table: Mapping[str, Any], number: int) -> Route:
     for name, value in table.items():
         if name == "forward_query":
             values[name] = _query_names(table)
-        elif name in ("delivery", "cdn_scope"):
-            values[name] = value  # checked against its enum by Route, naming the allowed values
+        elif name in ("delivery", "cdn_scope", "request_param"):
+            values[name] = value  # checked by Route (an enum's allowed values, a bool)
         else:
             values[name] = _text(f"routes.{name}", value)
     return Route(**values)

@@ -23,6 +23,7 @@ class Delivery(enum.StrEnum):
     COOKIE = "cookie"
     HYBRID = "hybrid"
     PATH = "path"
+    QUERYPARAM = "queryparam"  # the standards' propagation: HLS EXT-X-DEFINE QUERYPARAM, DASH UrlQueryInfo
 
 
 class DeltaUpdates(enum.StrEnum):

@@ -111,7 +111,7 @@ def test_the_documented_example_files_load_under_the_strict_rules(tmp_path: Path
     [
         (
             f'[[routes]]\n{ROUTE}delivery = "cookies"\n',
-            "routes.delivery must be one of query, cookie, hybrid, path, got 'cookies'",
+            "routes.delivery must be one of query, cookie, hybrid, path, queryparam, got 'cookies'",
         ),
         ('[gateway]\ndelta_updates = "ful"\n', "gateway.delta_updates must be one of pass, full, got 'ful'"),
         (f'[[routes]]\n{ROUTE}cdn_scope = "keys"\n', "routes.cdn_scope must be one of segments, media, got 'keys'"),
@@ -119,7 +119,10 @@ def test_the_documented_example_files_load_under_the_strict_rules(tmp_path: Path
             '[sessions]\ncookie_same_site = "lax"\n',
             "sessions.cookie_same_site must be one of Lax, Strict, None, got 'lax'",
         ),
-        (f"[[routes]]\n{ROUTE}delivery = 1\n", "routes.delivery must be one of query, cookie, hybrid, path, got 1"),
+        (
+            f"[[routes]]\n{ROUTE}delivery = 1\n",
+            "routes.delivery must be one of query, cookie, hybrid, path, queryparam, got 1",
+        ),
     ],
 )
 def test_a_mode_outside_its_enum_fails_naming_the_setting_and_the_choices(
@@ -278,3 +281,36 @@ def test_origin_pools_load_from_the_file_and_nonsense_is_refused(tmp_path: Path)
     assert "max_streams_per_client must not be negative" in refusal(
         tmp_path, f"[[routes]]\n{ROUTE}[origin]\nmax_streams_per_client = -1\n"
     )
+
+
+# --- queryparam delivery ---------------------------------------------------------------------------------
+
+
+def test_queryparam_routes_load_with_the_request_param_option(tmp_path: Path) -> None:
+    settings = load(tmp_path, f'[[routes]]\n{ROUTE}delivery = "queryparam"\nrequest_param = true\n')
+    route = next(r for r in settings.routes if r.mount == "/vod/")
+    assert route.delivery is Delivery.QUERYPARAM and route.request_param is True
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (f'[[routes]]\n{ROUTE}delivery = "queryparam"\nrequest_param = "yes"\n', "request_param must be true or false"),
+        (f"[[routes]]\n{ROUTE}request_param = true\n", 'only delivery = "queryparam" uses'),
+        (
+            f'[dialects.akamai]\nkey = "{AKAMAI_KEY}"\n[[routes]]\n{ROUTE}delivery = "queryparam"\ncdn = "akamai"\n'
+            'cdn_base_url = "https://cdn.example/"\n',
+            "takes no cdn or edge",
+        ),
+        (
+            f'[dialects.akamai]\nkey = "{AKAMAI_KEY}"\n[[routes]]\n{ROUTE}delivery = "queryparam"\nedge = "akamai"\n',
+            "takes no cdn or edge",
+        ),
+        (
+            f'[gateway]\ntoken_param = "tökén"\n[[routes]]\n{ROUTE}delivery = "queryparam"\n',
+            "cannot name an HLS variable",
+        ),
+    ],
+)
+def test_queryparam_refusals(tmp_path: Path, body: str, message: str) -> None:
+    assert message in refusal(tmp_path, body)

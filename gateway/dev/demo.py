@@ -86,6 +86,7 @@ DEMO_MODES = (
     (Delivery.COOKIE, "/cookie/vod/"),
     (Delivery.HYBRID, "/hybrid/vod/"),
     (Delivery.PATH, "/pathmode/vod/"),
+    (Delivery.QUERYPARAM, "/queryparam/vod/"),
 )
 LIVE_MODES = ((Delivery.QUERY, "/live/"), (Delivery.COOKIE, "/cookie/live/"))
 

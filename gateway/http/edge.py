@@ -23,7 +23,13 @@ from gateway.http.access import Access
 from gateway.http.download_slots import DownloadSlots, viewer_key
 from gateway.http.gate import Gate
 from gateway.http.stream import stream_from_origin
-from gateway.http.writers import ManifestWriter, manifest_response, prepare_manifest, writer_for
+from gateway.http.writers import (
+    ManifestWriter,
+    manifest_response,
+    prepare_manifest,
+    shared_cache_control,
+    writer_for,
+)
 from gateway.manifests.template import PreparedManifest
 from gateway.origin.client import OriginClient
 from gateway.origin.manifest_cache import ManifestCache
@@ -60,7 +66,14 @@ class Edge:
         manifest: PreparedManifest | None = None
         if access.is_manifest:
             manifest = await self.prepared(writer, access)
-            response = manifest_response(access.origin_url, writer.render(manifest, access), head=access.head)
+            body = writer.render(manifest, access)
+            if writer.shared:  # one manifest for every viewer: any cache may keep it while ours is fresh
+                fresh = self.manifests.fresh_for(access.origin_url, writer.variant(access), now=access.now)
+                response = manifest_response(
+                    access.origin_url, body, head=access.head, cache_control=shared_cache_control(fresh)
+                )
+            else:
+                response = manifest_response(access.origin_url, body, head=access.head)
         else:
             viewer = viewer_key(access.grant, access.incoming.scope, self.proxy_trust)
             response = await stream_from_origin(self.origin, access, self.downloads, viewer)
@@ -77,7 +90,9 @@ class Edge:
         origin_url = access.origin_url
 
         def prepare(body: bytes) -> PreparedManifest:
+            declared = writer.declare(access, body)
             rewriter = writer.rewriter(access)
-            return prepare_manifest(origin_url, body, rewriter, max_bytes=self.max_manifest_bytes, route=access.route)
+            max_bytes = self.max_manifest_bytes
+            return prepare_manifest(origin_url, declared, rewriter, max_bytes=max_bytes, route=access.route)
 
         return self.manifests.get(origin_url, writer.variant(access), prepare, now=access.now)

@@ -87,6 +87,21 @@ def make_uri_rewriter(*, manifest_origin_url: str, route: Route, token_param: st
     return rewrite
 
 
+def make_query_param_rewriter(*, manifest_origin_url: str, route: Route, param: str) -> RewriteUri:
+    """queryparam delivery (HLS): `<param>={$<param>}` on every URI of ours, for the player to fill in from
+    the playlist's own URL (EXT-X-DEFINE QUERYPARAM); the same bytes for every viewer, no slot."""
+    reference = "{$" + param + "}"
+
+    def rewrite(uri: str, place: UriPlace) -> Rewrite | None:
+        target = gateway_reference(uri, manifest_origin_url=manifest_origin_url, route=route)
+        if target is None:
+            return None
+        head, _, tail = with_query_slot(target, param, place.slot)
+        return Rewrite(head + reference + tail, None)
+
+    return rewrite
+
+
 def make_path_token_rewriter(*, manifest_origin_url: str, route: Route) -> RewriteUri:
     """Path-token mode: relative URIs inherit `/t/<token>/` untouched; absolute ones get it spliced in."""
 

@@ -13,6 +13,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 from gateway.config import OriginSettings
 from gateway.errors import OriginTimeout
@@ -31,16 +32,39 @@ class _Entry:
     validators: dict[str, str]
 
 
-def freshness_seconds(prepared: PreparedManifest, cache_control: str | None, settings: OriginSettings) -> float:
-    """The origin's max-age if it gave one; else long for manifests players load once (a master, a VOD
-    playlist, a static MPD), short for those they reload (live and EVENT playlists, dynamic MPDs)."""
+def freshness_seconds(
+    prepared: PreparedManifest,
+    cache_control: str | None,
+    settings: OriginSettings,
+    *,
+    expires: str | None = None,
+    date: str | None = None,
+    now: float = 0.0,
+) -> float:
+    """The origin's max-age (s-maxage) if it gave one, else its `Expires` (against its `Date`, else `now`);
+    else long for manifests players load once (a master, a VOD playlist, a static MPD), short for those
+    they reload (live and EVENT playlists, dynamic MPDs)."""
     if cache_control:
         if "no-store" in cache_control.lower() or "no-cache" in cache_control.lower():
             return 0.0
         match = _MAX_AGE.search(cache_control)
         if match:
             return float(match.group(1))
+    if expires is not None:
+        expires_at = _http_date(expires)
+        if expires_at is None:
+            return 0.0  # RFC 9111 §5.3: an invalid Expires (e.g. "0") means already expired
+        return max(0.0, expires_at - (_http_date(date) or now))
     return settings.live_manifest_cache_seconds if prepared.reloaded else settings.vod_manifest_cache_seconds
+
+
+def _http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 # A manifest larger than this is prepared in a worker thread: preparing costs ~1.6 us a line, so anything
@@ -76,6 +100,12 @@ class ManifestCache:
     def cached_bytes(self) -> int:
         """What the prepared manifests held here take in memory (bounded by `max_cache_bytes`)."""
         return self._cached_bytes
+
+    def fresh_for(self, url: str, variant: str, *, now: float) -> float:
+        """How long the cached copy of `url` as `variant` stays fresh from `now` (0: not cached, or stale).
+        What a shared manifest tells downstream caches: never longer than the origin allowed us."""
+        entry = self._entries.get((variant, url))
+        return 0.0 if entry is None else max(0.0, entry.fresh_until - now)
 
     async def get(self, url: str, variant: str, prepare: Prepare, *, now: float) -> PreparedManifest:
         """The prepared manifest for `url`; `variant` names how it was prepared (route, delivery mode)."""
@@ -124,7 +154,18 @@ class ManifestCache:
             validators["if-none-match"] = fetched.headers["etag"]
         if "last-modified" in fetched.headers:
             validators["if-modified-since"] = fetched.headers["last-modified"]
-        ttl = freshness_seconds(prepared, fetched.headers.get("cache-control"), self._settings)
+        headers = fetched.headers
+        ttl = freshness_seconds(
+            prepared,
+            headers.get("cache-control"),
+            self._settings,
+            expires=headers.get("expires"),
+            date=headers.get("date"),
+            now=now,
+        )
+        age = headers.get("age", "")
+        if age.isdigit():  # the origin's own cache already held it this long (RFC 9111 §4.2.3)
+            ttl = max(0.0, ttl - int(age))
         self._store(key, _Entry(prepared, now + ttl, ttl, validators))
         return prepared
 

@@ -155,8 +155,9 @@ class SessionService:
         return grant
 
     def _expiry(self, route: Route, now: float, ends: int) -> int:
-        # Path mode: every relative URI inherits the master's token, so it must live as long as the session.
-        if route.delivery is Delivery.PATH:
+        # Path and queryparam modes: every request carries the master's own token (inherited by relative URIs,
+        # or handed on by the player from the manifest's URL), so it must live as long as the session.
+        if route.delivery in (Delivery.PATH, Delivery.QUERYPARAM):
             return ends
         return min(int(now) + self.settings.sessions.token_ttl_seconds, ends)
 

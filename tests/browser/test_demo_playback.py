@@ -238,7 +238,7 @@ def test_refreshed_token_is_used_by_every_later_request(node: str, demo: Demo, r
     assert {token_of(r["url"]) for r in later} == {refresh["new_token"]}
 
 
-@pytest.mark.parametrize("mode", ["hybrid", "path"])
+@pytest.mark.parametrize("mode", ["hybrid", "path", "queryparam"])
 def test_paid_user_plays_in_the_other_delivery_modes(
     node: str, demo: Demo, record_property: RecordProperty, mode: str
 ) -> None:
@@ -249,6 +249,10 @@ def test_paid_user_plays_in_the_other_delivery_modes(
         requests = [r for r in result["requests"] if urlsplit(r["url"]).path.startswith("/t/")]
         assert len(requests) > 5 and all(demo.mount("path") in r["url"] for r in requests)
         assert {r["status"] for r in requests} == {200}
+    elif mode == "queryparam":  # hls.js hands the master's token on through `{$token}` in every URI
+        requests = media_requests(result, demo.mount(mode))
+        assert len(requests) > 5 and {r["status"] for r in requests} == {200}
+        assert len({token_of(r["url"]) for r in requests}) == 1 and token_of(requests[0]["url"])
     else:  # the signed master URL bootstraps the cookie; everything after it is token-free
         requests = media_requests(result, demo.mount(mode))
         assert {r["status"] for r in requests} == {200}

@@ -178,9 +178,14 @@ class StubGate:
 class RecordingWriter:
     """A writer that marks what it renders and records what the dispatcher asked of it."""
 
+    shared = False
+
     def __init__(self) -> None:
         self.prepared = 0
         self.cookies_asked: list[PreparedManifest | None] = []
+
+    def declare(self, access: Access, body: bytes) -> bytes:
+        return body
 
     def variant(self, access: Access) -> str:
         return "recording"

@@ -53,3 +53,28 @@ def test_ffmpeg_reads_a_whole_vod_title_across_many_media_token_lifetimes(tmp_pa
     read = max(float(s) for s in re.findall(r"time=\d\d:\d\d:(\d\d\.\d+)", result.stderr))
     assert read >= duration - 0.5, result.stderr[-1000:]  # the whole title was decoded
     assert elapsed > 4 * MEDIA_TTL  # the last segments came several media-token lifetimes after the manifest
+
+
+@pytest.mark.parametrize("kind", sorted(TITLES))
+def test_ffmpeg_does_not_hand_on_a_queryparam_token_and_is_refused_cleanly(tmp_path: Path, kind: str) -> None:
+    """ffmpeg (Debian's 5.1) implements neither EXT-X-DEFINE QUERYPARAM nor DASH UrlQueryInfo: in queryparam
+    mode its media requests carry no token (HLS: the literal `{$token}`) and get a typed 401/403, never a
+    500. The README's player table says so; when ffmpeg learns the standards, this test says so."""
+    ffmpeg = require_tool("ffmpeg")
+    asset = "/queryparam" + TITLES[kind][0]
+    gateway = RecordingApp(None)
+    with serve_app(build_demo_origin()) as origin:
+        gateway.app = build_demo(tmp_path, origin)
+        with serve_app(gateway) as url:
+            session = httpx.post(url + "/api/sessions", json={"asset": asset}, headers=PAID)
+            assert session.status_code == 201, session.text
+            result = subprocess.run(
+                [ffmpeg, "-hide_banner", "-nostdin", "-i", url + session.json()["playback_url"], "-f", "null", "-"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+    assert result.returncode != 0
+    statuses = {seen.status for seen in gateway.seen if not seen.path.startswith("/api/")}
+    assert 200 in statuses and statuses <= {200, 401, 403}, statuses  # the manifest opened; then refusals

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable
+from email.utils import formatdate
 
 import httpx
 import pytest
@@ -206,6 +207,28 @@ async def test_freshness_follows_whether_the_player_reloads_the_manifest(
 def test_freshness_seconds(cache_control: str | None, reloaded: bool, expected: float) -> None:
     prepared = PreparedManifest(chunks=("x",), slots=(), reloaded=reloaded)
     assert freshness_seconds(prepared, cache_control, SETTINGS) == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"expires": "Thu, 01 Jan 2026 00:00:30 GMT", "date": "Thu, 01 Jan 2026 00:00:00 GMT"}, 30.0),
+        ({"expires": formatdate(NOW + 40, usegmt=True)}, 40.0),  # no Date: counted from `now`
+        ({"expires": "0", "date": "Thu, 01 Jan 2026 00:00:00 GMT"}, 0.0),  # invalid: already expired
+        ({"expires": "Thu, 01 Jan 2026 00:00:30 GMT", "cache-control": "max-age=5"}, 5.0),  # max-age wins
+        ({"cache-control": "max-age=30", "age": "12"}, 18.0),  # an upstream cache held it 12 s already
+        ({"cache-control": "max-age=30", "age": "99"}, 0.0),
+    ],
+)
+async def test_expires_and_age_bound_the_freshness(
+    client_for: Callable[[Origin], OriginClient], headers: dict[str, str], expected: float
+) -> None:
+    """What `fresh_for` reports is what queryparam manifests tell shared caches (`public, max-age`)."""
+    cache = cache_for(client_for(Origin(serve(VOD, headers))))
+    await cache.get(URL, "queryparam:/vod/", Preparer(), now=NOW)
+    assert cache.fresh_for(URL, "queryparam:/vod/", now=NOW) == expected
+    assert cache.fresh_for(URL, "queryparam:/vod/", now=NOW + 1000) == 0.0
+    assert cache.fresh_for(URL, "another:/vod/", now=NOW) == 0.0  # never cached under that variant
 
 
 async def test_no_store_means_every_request_asks_the_origin(client_for: Callable[[Origin], OriginClient]) -> None:

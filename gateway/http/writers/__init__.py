@@ -1,19 +1,26 @@
-"""Manifest writers, one per delivery: query, cookie, hybrid, path, CDN (around one of those), dialect edge.
+"""Manifest writers, one per delivery: query, cookie, hybrid, path, queryparam, CDN (around one of those), dialect edge.
 `writer_for` picks a route's at start-up (see base.py for what a writer owns)."""
 
 from __future__ import annotations
 
 from gateway.config import Route, Settings
 from gateway.http.cdn import CdnBinding, CdnSigner, cdn_path
-from gateway.http.writers.base import ManifestWriter, TokenWriter, manifest_response, prepare_manifest
+from gateway.http.writers.base import (
+    ManifestWriter,
+    TokenWriter,
+    manifest_response,
+    prepare_manifest,
+    shared_cache_control,
+)
 from gateway.http.writers.cdn import CdnWriter
 from gateway.http.writers.cookie import CookieWriter, HybridWriter
 from gateway.http.writers.dialect import DialectEdgeWriter
 from gateway.http.writers.path import PathWriter
 from gateway.http.writers.query import QueryWriter
+from gateway.http.writers.query_param import QueryParamWriter
 from gateway.tokens.scoped import ScopedTokenMinter
 
-__all__ = ["ManifestWriter", "manifest_response", "prepare_manifest", "writer_for"]
+__all__ = ["ManifestWriter", "manifest_response", "prepare_manifest", "shared_cache_control", "writer_for"]
 
 
 def writer_for(route: Route, settings: Settings, minter: ScopedTokenMinter) -> ManifestWriter:
@@ -26,6 +33,8 @@ def writer_for(route: Route, settings: Settings, minter: ScopedTokenMinter) -> M
         writer = HybridWriter(route, sessions=settings.sessions, minter=minter)
     elif route.delivery == "path":
         writer = PathWriter(route)
+    elif route.delivery == "queryparam":
+        return QueryParamWriter(route, token_param=settings.token_param)  # no cdn: refused by Route
     else:
         writer = QueryWriter(route, token_param=settings.token_param, minter=minter)
     if not route.cdn:

@@ -25,6 +25,16 @@ PRIVATE = "private, no-store"  # a tokenized response is this viewer's alone
 
 
 class ManifestWriter(Protocol):
+    # True where a rendered manifest is the same for every viewer and holds no credential: it may be served
+    # `Cache-Control: public` (gateway/http/edge.py). Cookie delivery's manifests are token-free too, but
+    # their responses may set a viewer's cookie.
+    shared: bool
+
+    def declare(self, access: Access, body: bytes) -> bytes:
+        """The origin's manifest with what this delivery declares in it, before it is prepared (queryparam:
+        EXT-X-DEFINE / UrlQueryInfo); `body` itself for the others."""
+        ...
+
     def variant(self, access: Access) -> str:
         """The manifest cache's name for how this writer prepares manifests for `access` (never per viewer)."""
         ...
@@ -66,9 +76,17 @@ def prepare_manifest(
     return prepare_mpd(body, rewriter, max_bytes=max_bytes, document_url=origin_url, is_ours=is_ours)
 
 
-def manifest_response(origin_url: str, body: bytes, *, head: bool) -> Response:
-    """A tokenized manifest: never cached by anyone but this viewer. A DASH remote element has no manifest
-    extension of its own: it is an MPD fragment (never a type a browser would render)."""
+def shared_cache_control(fresh_seconds: float) -> str:
+    """A manifest identical for every viewer: any cache may keep it, never longer than the gateway's own copy
+    stays fresh (the origin's max-age/Expires, or the gateway's default where the origin gave none)."""
+    seconds = int(fresh_seconds)
+    return f"public, max-age={seconds}" if seconds > 0 else "public, no-cache"
+
+
+def manifest_response(origin_url: str, body: bytes, *, head: bool, cache_control: str = PRIVATE) -> Response:
+    """A manifest response: a tokenized one is never cached by anyone but this viewer (`PRIVATE`). A DASH
+    remote element has no manifest extension of its own: it is an MPD fragment (never a type a browser would
+    render)."""
     content_type = CONTENT_TYPES.get(extension(origin_url.split("?", 1)[0]), "application/dash+xml")
-    headers = {"cache-control": PRIVATE, "content-type": content_type}
+    headers = {"cache-control": cache_control, "content-type": content_type}
     return Response(b"" if head else body, headers=headers | {"content-length": str(len(body))})

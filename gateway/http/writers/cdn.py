@@ -19,6 +19,8 @@ from gateway.tokens.scoped import ScopedTokenMinter
 
 
 class CdnWriter:
+    shared = False
+
     def __init__(
         self, delivery: TokenWriter, route: Route, *, signer: CdnSigner, token_param: str, minter: ScopedTokenMinter
     ) -> None:
@@ -28,6 +30,9 @@ class CdnWriter:
         self.token_param = token_param
         self.minter = minter
         self._suffix = f"+cdn:{route.cdn}"
+
+    def declare(self, access: Access, body: bytes) -> bytes:
+        return self.delivery.declare(access, body)
 
     def variant(self, access: Access) -> str:
         return self.delivery.variant(access) + self._suffix

@@ -27,6 +27,7 @@ from gateway.tokens.scoped import ScopedTokenMinter
 
 
 class CookieWriter:
+    shared = False
     mode = "cookie"
 
     def __init__(self, route: Route, *, sessions: SessionSettings, minter: ScopedTokenMinter) -> None:
@@ -34,6 +35,9 @@ class CookieWriter:
         self.sessions = sessions
         self.minter = minter
         self._variant = f"{self.mode}:{route.mount}"
+
+    def declare(self, access: Access, body: bytes) -> bytes:
+        return body
 
     def variant(self, access: Access) -> str:
         return self._variant

@@ -29,11 +29,16 @@ def _carried(access: Access) -> EdgeCarry:
 
 
 class DialectEdgeWriter:
+    shared = False
+
     def __init__(self, route: Route, dialect: Dialect) -> None:
         self.route = route
         self.dialect = dialect
         # A dialect that signs one URL at a time signs the URIs of the playlists it serves one by one.
         self.signer = None if dialect.prefix_signing else CdnSigner(CdnBinding(dialect, "per_url"), route)
+
+    def declare(self, access: Access, body: bytes) -> bytes:
+        return body
 
     def variant(self, access: Access) -> str:
         edge = _carried(access)

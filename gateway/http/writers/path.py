@@ -13,9 +13,14 @@ from gateway.manifests.template import PreparedManifest, Slot
 
 
 class PathWriter:
+    shared = False
+
     def __init__(self, route: Route) -> None:
         self.route = route
         self._variant = f"path:{route.mount}"
+
+    def declare(self, access: Access, body: bytes) -> bytes:
+        return body
 
     def variant(self, access: Access) -> str:
         return self._variant

@@ -17,11 +17,16 @@ from gateway.tokens.scoped import ScopedTokenMinter
 
 
 class QueryWriter:
+    shared = False
+
     def __init__(self, route: Route, *, token_param: str, minter: ScopedTokenMinter) -> None:
         self.route = route
         self.token_param = token_param
         self.minter = minter
         self._variant = f"query:{route.mount}"
+
+    def declare(self, access: Access, body: bytes) -> bytes:
+        return body
 
     def variant(self, access: Access) -> str:
         return self._variant
