@@ -6,9 +6,12 @@ given `publishTime` is always the same document, so a patch from one to another 
 
 Resources, relative to `/live/<stream>/`:
   `manifest.mpd`                  the dynamic MPD (type="dynamic", SegmentTemplate + SegmentTimeline)
-  `patch/<publish ms>.mpp`        an MPD patch (ISO/IEC 23009-1 §5.15, `application/dash-patch+xml`) from
+  `patch-<publish ms>.mpp`        an MPD patch (ISO/IEC 23009-1 §5.15, `application/dash-patch+xml`) from
                                   the MPD published at that instant to the current one; its URL is the
                                   MPD's `PatchLocation`, path-only (a gateway forwards no unknown query)
+                                  and beside the MPD: players resolve a PatchLocation, even one inside a
+                                  patch, against the MPD's URL (shaka, dash.js), so it resolves the same
+                                  against either
   `<rep>/init.mp4`                the Representation's initialization segment, as in the VOD
   `<rep>/t<time>.m4s`             the media segment starting at `<time>` (`$Time$`, in the set's
                                   timescale, since availabilityStartTime); 404 until it is complete
@@ -149,7 +152,7 @@ class LiveDash:
 
     # ---- documents ------------------------------------------------------------------------------
     def patch_location(self, publish_ms: int) -> str:
-        return f"patch/{publish_ms}.mpp"
+        return f"patch-{publish_ms}.mpp"
 
     def _patch_location_element(self, publish_ms: int) -> str:
         return f'<PatchLocation ttl="{self.config.patch_ttl_seconds}">{self.patch_location(publish_ms)}</PatchLocation>'

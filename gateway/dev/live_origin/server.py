@@ -7,7 +7,7 @@ Routes (one stream, named after the source directory unless `stream_name` is giv
   GET /live/<stream>/keys/<n>.key                                   (404 until in use)
 and, with a `LiveDash` (`dash_routes`; its own stream name, the DASH source directory's by default):
   GET /live/<dash>/manifest.mpd                                     the dynamic MPD
-  GET /live/<dash>/patch/<publish ms>.mpp                           an MPD patch (425 / 410 / 404, see dash.py)
+  GET /live/<dash>/patch-<publish ms>.mpp                           an MPD patch (425 / 410 / 404, see dash.py)
   GET /live/<dash>/<rep>/init.mp4 and <rep>/t<time>.m4s             (404 until complete)
 
 A blocking reload is held until the target exists on the injected clock, bounded by
@@ -186,7 +186,7 @@ def dash_routes(
 
     return [
         Route("/live/{stream}/manifest.mpd", manifest),
-        Route("/live/{stream}/patch/{ms:int}.mpp", patch),
+        Route("/live/{stream}/patch-{ms:int}.mpp", patch),
         Route("/live/{stream}/{rep}/init.mp4", init),
         Route("/live/{stream}/{rep}/t{time:int}.m4s", media),
     ]

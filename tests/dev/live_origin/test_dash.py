@@ -66,7 +66,7 @@ def test_the_mpd_is_dynamic_with_a_sliding_gapless_timeline(live: LiveDash, sour
     assert mpd.availability_start_time == "2025-06-15T15:06:40.000Z" and mpd.publish_time.endswith(".250Z")
     assert mpd.id == "dash-9000" and [loc.text for loc in mpd.locations] == ["manifest.mpd"]
     root = parse(mpd_bytes)
-    assert root.find("m:PatchLocation", MPD_NS).text == f"patch/{round(NOW * 1000)}.mpp"  # type: ignore[union-attr]
+    assert root.find("m:PatchLocation", MPD_NS).text == f"patch-{round(NOW * 1000)}.mpp"  # type: ignore[union-attr]
     for track in source.tracks:
         for rep in track.representations:
             segments = timelines(mpd_bytes)[rep.id]
