@@ -15,11 +15,18 @@
  * time every 250 ms (`samples`: [{at_ms, ct, rs, paused}]). The browser's HTTP cache is off, so every
  * request reaches the gateway. Every HTTP response is recorded from the browser's side (page.on
  * ('response'), whatever the player makes of it): `requests` [{seq, url, status, denial, at_ms,
- * response_ms, cookie_expires_s (when a cookie set by it expires; never its value), headers:
- * {common-access-token, content-type}}]; `bad_responses`: those >= 400; `T`: the
+ * response_ms, cookie_expires_s (when a cookie set by it expires; never its value), cat_sent and
+ * cat_renewed (fingerprints of a CAT request header the player sent and of a renewed CAT the response
+ * carried, either header name), headers: {content-type}}]; `bad_responses`: those >= 400; `T`: the
  * page's record of the player's own events (errors included).
  */
+import { createHash } from 'node:crypto';
 import { launchChromium } from './chromium.mjs';
+
+// A CAT seen in a header, as a short SHA-256 fingerprint (tokens are never printed).
+const fingerprint = (value) => (value ? createHash('sha256').update(value).digest('hex').slice(0, 12) : null);
+const CAT_HEADERS = ['cta-common-access-token', 'common-access-token'];
+const catOf = (headers) => fingerprint(CAT_HEADERS.map((name) => headers[name]).find(Boolean));
 
 function parseArgs(argv) {
   const opts = { url: null, watchS: 30, timeoutMs: 30000, sessionAsset: null, user: null };
@@ -66,7 +73,12 @@ try {
   let seq = 0;
   const sequence = new WeakMap();
   const sentAt = new WeakMap();
-  page.on('request', (request) => { sequence.set(request, ++seq); sentAt.set(request, Date.now()); });
+  const catSent = new WeakMap();
+  page.on('request', (request) => {
+    sequence.set(request, ++seq);
+    sentAt.set(request, Date.now());
+    catSent.set(request, catOf(request.headers()));
+  });
   page.on('response', async (response) => {
     const request = response.request();
     const url = request.url();
@@ -78,7 +90,8 @@ try {
     const entry = { seq: sequence.get(request), url, status: response.status(), denial: headers['x-token-denial'] || null,
       at_ms: sentAt.get(request), response_ms: responseMs,
       cookie_expires_s: maxAge ? Math.floor(responseMs / 1000) + Number(maxAge[1]) : null,
-      headers: { 'common-access-token': headers['common-access-token'] || null, 'content-type': headers['content-type'] || null } };
+      cat_sent: catSent.get(request) || null, cat_renewed: catOf(headers),
+      headers: { 'content-type': headers['content-type'] || null } };
     result.requests.push(entry);
     if (entry.status >= 400) result.bad_responses.push(entry);
   });
