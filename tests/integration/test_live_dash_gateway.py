@@ -165,6 +165,24 @@ async def test_the_gateway_serves_mpd_patches_as_patch_documents() -> None:
         patch = parse(passed.content)
         assert patch.tag == "{urn:mpeg:dash:schema:mpd-patch:2020}Patch" and patch.attrib["mpdId"] == "dash-9000"
 
+        # With the PatchLocation's own token: until the gateway rewrites patch documents (issue 12.1) a `.mpp`
+        # is a media request that a playlist-scoped token does not open. Once it does, the patch must roll
+        # media tokens exactly as an MPD reload does: short-lived ones on the restated templates, and a
+        # playlist-scoped token on the next PatchLocation.
+        own = await client.get(patch_url)
+        if own.status_code == 403:
+            assert own.json()["error"] == "scope", own.text
+            return
+        assert own.status_code == 200 and own.headers["content-type"] == "application/dash-patch+xml", own.text
+        served = clock()
+        for op in parse(own.content):
+            sel = op.attrib["sel"]
+            if sel.endswith(("/@media", "/@initialization")):
+                life = inspect_token(token_of(str(op.text))).expires_at - served
+                assert MEDIA_TTL <= life <= 1.5 * MEDIA_TTL, (sel, life)  # rolling, like an MPD reload's
+            elif sel == "/MPD/PatchLocation[1]":
+                assert inspect_token(token_of(str(op[0].text))).scope is Scope.PLAYLIST
+
 
 async def test_cookie_mode_follows_patches_for_ten_minutes() -> None:
     clock = SimulatedClock(START)
