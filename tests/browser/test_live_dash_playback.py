@@ -7,7 +7,7 @@ session's `playback_url` as given, so what keeps the session going is the gatewa
 - query mode: every MPD reload (from the MPD's rewritten `Location`, which keeps a playlist-scoped token)
   carries freshly minted media tokens on the SegmentTemplate; media tokens live 6 to 9 s here;
 - cookie mode, with MPD patches (PatchLocation): the player follows patch to patch and the gateway
-  re-issues the cookie (6 s) on the responses before it expires;
+  re-issues the cookie (4 s) on the responses before it expires;
 - a CAT edge route (CTA-5007, `catr` header renewal, 6 s tokens renewed in their last 4 s): the player is
   given one CAT on the MPD URL and nothing else; the gateway answers with renewed tokens under both header
   names, and dash.js (`common-access-token`) and shaka (`cta-common-access-token`) send the newest one on
@@ -48,7 +48,7 @@ node = vod.node  # the session fixture: node, npm, chromium, `npm ci`
 
 WATCH = vod.PLAYERS / "tests" / "watch_live.mjs"
 MEDIA_TTL_SECONDS = 6  # media tokens in a reloaded MPD live 6..9 s (now + TTL, rounded up to a 3 s bucket)
-TOKEN_TTL_SECONDS = 6  # the session token, and the cookie in cookie mode (re-issued at half its life)
+TOKEN_TTL_SECONDS = 4  # the session token, and the cookie in cookie mode (re-issued at half its life)
 WATCH_SECONDS = 44
 MIN_EXPIRIES = 10
 MAX_STALL_SECONDS = 2.0
