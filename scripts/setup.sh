@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--system" ]; then
-  declare -A DEB=([ffmpeg]=ffmpeg [nginx]=nginx-light [chromium]=chromium [redis-server]=redis-server [node]=nodejs [npm]=npm [wrk]=wrk)
+  declare -A DEB=([ffmpeg]=ffmpeg [ffprobe]=ffmpeg [nginx]=nginx-light [chromium]=chromium [redis-server]=redis-server [node]=nodejs [npm]=npm [wrk]=wrk)
   missing=()
   for tool in "${!DEB[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("${DEB[$tool]}")

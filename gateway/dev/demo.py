@@ -73,14 +73,17 @@ DASH_TITLE = Title(
     paid=True,
     allowed_countries=PREMIUM_COUNTRIES,
 )
+LIVE_DASH_TITLE = Title("/live/dash-9000/", "Live: Title 9000, DASH (24/7 loop, dynamic MPD)", paid=False)
+LIVE_TITLES = (LIVE_TITLE, LIVE_DASH_TITLE)
 DEMO_TITLES = (
     Title("/vod/title-9000/", "Title 9000 (premium)", paid=True, allowed_countries=PREMIUM_COUNTRIES),
     Title("/vod/free-trailer/", "Free trailer", paid=False),
     LIVE_TITLE,
     DASH_TITLE,
+    LIVE_DASH_TITLE,
 )
 # A title's manifest, below its prefix (the prefix is the manifest's directory: see SessionService).
-MANIFESTS = {DASH_TITLE.prefix: "manifest.mpd"}
+MANIFESTS = {DASH_TITLE.prefix: "manifest.mpd", LIVE_DASH_TITLE.prefix: "manifest.mpd"}
 DEMO_MODES = (
     (Delivery.QUERY, "/vod/"),
     (Delivery.COOKIE, "/cookie/vod/"),
@@ -177,7 +180,7 @@ def demo_routes() -> list[BaseRoute]:
                 "asset": t.prefix + MANIFESTS.get(t.prefix, "master.m3u8"),
                 "name": t.name,
                 "paid": t.paid,
-                "live": t is LIVE_TITLE,
+                "live": t in LIVE_TITLES,
                 "format": "dash" if MANIFESTS.get(t.prefix, "").endswith(".mpd") else "hls",
             }
             for t in DEMO_TITLES
@@ -219,16 +222,26 @@ class _MediaFiles(StaticFiles):
         return response
 
 
-def build_demo_origin(media_root: Path = MEDIA_ROOT, *, clock: Clock = time.time) -> Starlette:
+def build_demo_origin(
+    media_root: Path = MEDIA_ROOT, *, clock: Clock = time.time, dash_patch_ttl_seconds: int | None = 60
+) -> Starlette:
     """The demo origin: the bundled streams as static files (a stand-in for your packager or storage),
-    and the live simulator looping title-9000 at /live/title-9000/ (2 s segments, key rotation, DVR)."""
+    the live simulator looping title-9000 at /live/title-9000/ (2 s segments, key rotation, DVR) and
+    dash-9000 as live DASH at /live/dash-9000/manifest.mpd (dynamic MPD, 30 s time-shift buffer).
+
+    `dash_patch_ttl_seconds` adds a PatchLocation (MPD patches, valid that long) to the live MPD; None leaves
+    patches out (players then reload the whole MPD)."""
     from gateway.dev.live_origin import LiveConfig, LiveStream, load_vod_source
+    from gateway.dev.live_origin.dash import LiveDash, LiveDashConfig
+    from gateway.dev.live_origin.dash_source import load_dash_source
     from gateway.dev.live_origin.server import build_live_app
 
     source = load_vod_source(media_root / "vod" / "title-9000")
     window = 6 * 2.0
     config = LiveConfig(start_time=clock() - window, dvr_window_seconds=60, key_rotation_every=5)
-    live = build_live_app(LiveStream(config, source), clock)
+    dash_config = LiveDashConfig(start_time=clock() - 30, patch_ttl_seconds=dash_patch_ttl_seconds)
+    dash = LiveDash(dash_config, load_dash_source(media_root / "vod" / "dash-9000"))
+    live = build_live_app(LiveStream(config, source), clock, dash=dash)
     return Starlette(routes=[*live.routes, Mount("/", app=_MediaFiles(directory=media_root))])
 
 

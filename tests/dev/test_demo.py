@@ -41,8 +41,10 @@ async def test_catalog_lists_the_dash_title_with_its_manifest(tmp_path: Path) ->
     app = build_demo(tmp_path, "http://127.0.0.1:9/")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         titles = (await client.get("/api/demo/catalog")).json()["titles"]
-    dash = [t for t in titles if t["format"] == "dash"]
+    dash = [t for t in titles if t["format"] == "dash" and not t["live"]]
     assert [t["asset"] for t in dash] == ["/vod/dash-9000/manifest.mpd"] and dash[0]["paid"]
+    live_dash = [t["asset"] for t in titles if t["format"] == "dash" and t["live"]]
+    assert live_dash == ["/live/dash-9000/manifest.mpd"]  # from the live simulator
     assert all(t["asset"].endswith("master.m3u8") for t in titles if t["format"] == "hls")
     for t in titles:  # every VOD title's manifest is bundled (the live one comes from the simulator)
         if not t["live"]:

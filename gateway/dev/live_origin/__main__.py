@@ -1,4 +1,5 @@
-"""Run the live origin: `python -m gateway.dev.live_origin --source fixtures/media/vod/title-9000`."""
+"""Run the live origin: `python -m gateway.dev.live_origin --source fixtures/media/vod/title-9000`
+(add `--dash-source fixtures/media/vod/dash-9000` for live DASH beside it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import uvicorn
 
 from gateway.dev.live_origin.clock import ScaledClock
 from gateway.dev.live_origin.config import LiveConfig, LowLatencyConfig
+from gateway.dev.live_origin.dash import LiveDash, LiveDashConfig
+from gateway.dev.live_origin.dash_source import load_dash_source
 from gateway.dev.live_origin.model import LiveStream
 from gateway.dev.live_origin.server import build_live_app
 from gateway.dev.live_origin.source import load_vod_source
@@ -31,6 +34,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ll-hls", action="store_true", help="LL-HLS: parts, hints, blocking reload")
     parser.add_argument("--part-target", type=float, default=0.5, help="seconds (with --ll-hls)")
     parser.add_argument("--speed", type=float, default=1.0, help="run stream time N x faster")
+    parser.add_argument("--dash-source", default=None, help="static fMP4 DASH directory to serve as live DASH")
+    parser.add_argument("--dash-window", type=float, default=30.0, help="timeShiftBufferDepth in seconds")
+    parser.add_argument("--dash-patch-ttl", type=int, default=None, help="PatchLocation@ttl (default: no patches)")
     return parser.parse_args(argv)
 
 
@@ -52,8 +58,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         program_date_time=not args.no_program_date_time,
     )
     clock: Callable[[], float] = time.time if args.speed == 1.0 else ScaledClock(now, args.speed)
-    app = build_live_app(LiveStream(config, source), clock, stream_name=args.stream_name)
+    dash = None
+    if args.dash_source:
+        dash_config = LiveDashConfig(
+            start_time=now - args.dash_window, time_shift_buffer_seconds=args.dash_window,
+            patch_ttl_seconds=args.dash_patch_ttl,
+        )  # fmt: skip
+        dash = LiveDash(dash_config, load_dash_source(args.dash_source))
+    app = build_live_app(LiveStream(config, source), clock, stream_name=args.stream_name, dash=dash)
     print(f"live origin: http://{args.host}:{args.port}/live/{app.state.stream_name}/master.m3u8", flush=True)
+    if dash is not None:
+        print(f"live DASH:   http://{args.host}:{args.port}/live/{dash.source.name}/manifest.mpd", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

@@ -5,6 +5,10 @@ Routes (one stream, named after the source directory unless `stream_name` is giv
   GET /live/<stream>/<rendition>/index.m3u8[?_HLS_msn=M[&_HLS_part=P]][&_HLS_skip=YES|v2]
   GET /live/<stream>/<rendition>/seg<m>.ts and seg<m>.part<p>.ts   (404 until available)
   GET /live/<stream>/keys/<n>.key                                   (404 until in use)
+and, with a `LiveDash` (`dash_routes`; its own stream name, the DASH source directory's by default):
+  GET /live/<dash>/manifest.mpd                                     the dynamic MPD
+  GET /live/<dash>/patch-<publish ms>.mpp                           an MPD patch (425 / 410 / 404, see dash.py)
+  GET /live/<dash>/<rep>/init.mp4 and <rep>/t<time>.m4s             (404 until complete)
 
 A blocking reload is held until the target exists on the injected clock, bounded by
 `block_limit_seconds` (default 3 x target duration, rfc8216bis §6.2.5.2), then answered 503. With a
@@ -14,7 +18,7 @@ A blocking reload is held until the target exists on the injected clock, bounded
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -24,12 +28,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.dev.live_origin.clock import wait_until
+from gateway.dev.live_origin.dash import LiveDash, PatchError
 from gateway.dev.live_origin.model import DirectiveError, LiveConfig, LiveStream, PlaylistNotReady, Skip
 from gateway.dev.live_origin.source import load_vod_source
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/mp2t"
 KEY_TYPE = "application/octet-stream"
+MPD_TYPE = "application/dash+xml"
+PATCH_TYPE = "application/dash-patch+xml"
 # Media playlists change every part; segments, parts and keys never change once they exist.
 _PLAYLIST_CACHE = "max-age=1"
 _IMMUTABLE = "public, max-age=86400, immutable"
@@ -57,22 +64,17 @@ def build_live_app(
     *,
     stream_name: str | None = None,
     block_limit_seconds: float | None = None,
+    dash: LiveDash | None = None,
+    dash_name: str | None = None,
 ) -> Starlette:
-    """Serve an already-built `LiveStream` (lets tests share one loaded source)."""
+    """Serve an already-built `LiveStream` (lets tests share one loaded source), and `dash` beside it."""
     name = stream_name or stream.source.name
     limit = 3 * stream.target_duration if block_limit_seconds is None else block_limit_seconds
     renditions = frozenset(r.name for r in stream.source.renditions)
-
-    def respond(body: bytes, media_type: str, cache_control: str) -> Response:
-        return Response(body, media_type=media_type, headers={"Cache-Control": cache_control, **_CORS})
+    respond = _respond
 
     def rendition_of(request: Request) -> str:
-        if request.path_params["stream"] != name:
-            raise HTTPException(404, f"no stream {request.path_params['stream']!r}")
-        rendition = str(request.path_params.get("rendition", ""))
-        if rendition and rendition not in renditions:
-            raise HTTPException(404, f"no rendition {rendition!r}")
-        return rendition
+        return _checked(request, name, "rendition", renditions)
 
     async def master(request: Request) -> Response:
         rendition_of(request)
@@ -126,10 +128,68 @@ def build_live_app(
             Route("/live/{stream}/{rendition}/index.m3u8", media),
             Route("/live/{stream}/{rendition}/seg{msn:int}.ts", segment),
             Route("/live/{stream}/{rendition}/seg{msn:int}.part{part:int}.ts", segment),
+            *(dash_routes(dash, clock, stream_name=dash_name) if dash is not None else []),
         ]
     )
     app.state.stream_name, app.state.live_stream = name, stream
     return app
+
+
+def _respond(body: bytes, media_type: str, cache_control: str) -> Response:
+    return Response(body, media_type=media_type, headers={"Cache-Control": cache_control, **_CORS})
+
+
+def _checked(request: Request, stream: str, param: str, known: Collection[str]) -> str:
+    """The request's rendition or Representation (`param`; "" for none): 404 for another stream or an unknown one."""
+    if request.path_params["stream"] != stream:
+        raise HTTPException(404, f"no stream {request.path_params['stream']!r}")
+    value = str(request.path_params.get(param, ""))
+    if value and value not in known:
+        raise HTTPException(404, f"no {param} {value!r}")
+    return value
+
+
+def dash_routes(
+    dash: LiveDash, clock: Callable[[], float] = time.time, *, stream_name: str | None = None
+) -> list[Route]:
+    """The routes of one live DASH stream (see the module docstring)."""
+    name = stream_name or dash.source.name
+    reps = {rep.id: track for track in dash.source.tracks for rep in track.representations}
+    respond = _respond
+
+    def checked(request: Request) -> str:
+        return _checked(request, name, "rep", reps)
+
+    async def manifest(request: Request) -> Response:
+        checked(request)
+        return respond(dash.mpd(clock()), MPD_TYPE, _PLAYLIST_CACHE)
+
+    async def patch(request: Request) -> Response:
+        checked(request)
+        try:
+            body = dash.patch(int(request.path_params["ms"]), clock())
+        except PatchError as error:
+            raise HTTPException(error.status, str(error)) from None
+        return respond(body, PATCH_TYPE, _PLAYLIST_CACHE)
+
+    async def init(request: Request) -> Response:
+        rep = checked(request)
+        return respond(dash.init_bytes(rep), str(reps[rep].mime_type), "public, max-age=3600")
+
+    async def media(request: Request) -> Response:
+        rep = checked(request)
+        try:
+            body = dash.segment_bytes(rep, int(request.path_params["time"]), clock())
+        except LookupError as error:
+            raise HTTPException(404, str(error)) from None
+        return respond(body, str(reps[rep].mime_type), _IMMUTABLE)
+
+    return [
+        Route("/live/{stream}/manifest.mpd", manifest),
+        Route("/live/{stream}/patch-{ms:int}.mpp", patch),
+        Route("/live/{stream}/{rep}/init.mp4", init),
+        Route("/live/{stream}/{rep}/t{time:int}.m4s", media),
+    ]
 
 
 def _directives(query: Mapping[str, str]) -> tuple[int | None, int | None, Skip]:

@@ -25,6 +25,7 @@ from tests.support.paths import REPO
 from tests.support.servers import free_port
 
 TITLE = REPO / "fixtures" / "media" / "vod" / "title-9000"
+DASH_TITLE = REPO / "fixtures" / "media" / "vod" / "dash-9000"
 START = 1_750_000_000.0
 NOW = START + 3 * 3600 + 0.1  # three hours in, 0.1 s into a segment: no part of it exists yet
 BASE = "http://origin.test/live/title-9000/"
@@ -201,7 +202,18 @@ def test_cli_serves_the_stream() -> None:
     port = free_port()
     command = [sys.executable, "-m", "gateway.dev.live_origin", "--source", str(TITLE), "--port", str(port)]
     with subprocess.Popen(
-        [*command, "--ll-hls", "--key-rotation", "5", "--dvr", "60"],
+        [
+            *command,
+            "--ll-hls",
+            "--key-rotation",
+            "5",
+            "--dvr",
+            "60",
+            "--dash-source",
+            str(DASH_TITLE),
+            "--dash-patch-ttl",
+            "60",
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -215,6 +227,10 @@ def test_cli_serves_the_stream() -> None:
             media = httpx.get(urljoin(url, m3u8.loads(master.text).playlists[0].uri), timeout=2)
             playlist = m3u8.loads(media.text)
             assert len([s for s in playlist.segments if s.uri]) == 30 and playlist.part_inf is not None
+            mpd_url = process.stdout.readline().strip().split(" ")[-1]
+            assert mpd_url == f"http://127.0.0.1:{port}/live/dash-9000/manifest.mpd"
+            mpd = httpx.get(mpd_url, timeout=2)
+            assert mpd.status_code == 200 and 'type="dynamic"' in mpd.text and "<PatchLocation" in mpd.text
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=10)
