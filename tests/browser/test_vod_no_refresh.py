@@ -143,9 +143,7 @@ def seek_back(
     """Run seek_back.mjs on `url` and return its JSON result; a crash or a non-JSON answer fails with its stderr."""
     command = [node, str(SEEK_BACK), "--url", url, "--stale-ms", str(stale_ms)]
     command += ["--after-seek-s", str(after_seek_s), "--timeout-ms", str(timeout_s * 1000)]
-    done = subprocess.run(
-        command, cwd=vod.PLAYERS, capture_output=True, text=True, timeout=timeout_s + 20, check=False
-    )
+    done = subprocess.run(command, cwd=vod.PLAYERS, capture_output=True, text=True, timeout=timeout_s + 20, check=False)
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 0 and lines, (
         f"seek_back.mjs exited {done.returncode}\nstdout: {done.stdout[-2000:]}\nstderr: {done.stderr[-2000:]}"
