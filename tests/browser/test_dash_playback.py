@@ -8,7 +8,10 @@ delivery mode the gateway offers for a static MPD (query, cookie, hybrid, path):
   before (the page starts pinned to the lowest) loads and shows it, with no refusal;
 - with a 3 s session token and no leeway, the page outlives at least ten token expiries (query and cookie
   mode) with 0 × 403: it plays the title at 1x, waits at the end, seeks back and plays on, every media
-  request carrying the token current when it was sent, while the first token is refused by then.
+  request carrying the token current when it was sent, while the first token is refused by then;
+- with renewal ahead of expiry off (`renew=reactive`), dash.js recovers from a `403 expired`: the response
+  interceptor marks the token stale, dash.js retries, and the request interceptor refreshes first (shaka
+  never retries a 403, so it has no such path).
 
 Needs node, npm and /usr/bin/chromium: missing ones skip locally and fail in CI.
 """
@@ -180,3 +183,31 @@ def test_dash_outlives_ten_token_expiries_with_no_403(
     record_property("token_expiries", len(expired))
     record_property("wall_ms", result["elapsed_ms"])
     print(f"{player}/{mode}: {len(expired)} token expiries, {len(media)} media requests, all 200")
+
+
+def test_dashjs_refreshes_once_after_403_expired_and_retries(
+    players: str, expiring_demo: vod.Demo, record_property: vod.RecordProperty
+) -> None:
+    # `renew=reactive`: no renewal ahead of expiry, so after a pause longer than the token's life the next
+    # request (the switch's init segment, never loaded) is refused `expired`. The response interceptor marks
+    # the token stale, dash.js retries the download by itself, and the request interceptor refreshes first.
+    idle = TOKEN_TTL_SECONDS + 2
+    result = vod.play(
+        players,
+        expiring_demo,
+        *("--user", vod.PAID_USER, "--asset", dash_asset(expiring_demo, "query"), "--player", "dashjs"),
+        *("--renew", "reactive", "--idle-s", str(idle), "--switch-level", "top", "--rate", "1", "--min-time", "4"),
+    )
+    refused = result["bad_responses"]
+    assert refused and {(r["status"], r["denial"]) for r in refused} == {(403, "expired")}, refused
+    assert {d["reason"] for d in result["T"]["denials"]} == {"expired"}
+    triggers = [e["trigger"] for e in result["T"]["events"] if e["type"] == "refreshed"]
+    assert triggers == ["expired_retry"], triggers
+    for denied in refused:  # the next request for the same path is the retry: new token, and it succeeded
+        path = path_of(denied["url"])
+        retry = next(r for r in result["requests"] if path_of(r["url"]) == path and r["seq"] > denied["seq"])
+        assert retry["status"] == 200 and vod.token_of(retry["url"]) != vod.token_of(denied["url"]), retry
+    assert result["T"]["errors"] == [], "dash.js recovered before raising an error"
+    assert result["switch"] and result["outcome"] == "played", result.get("error")
+    assert result["denial"] is None, "the banner is cleared once the refusal is handled"
+    record_property("wall_ms", result["elapsed_ms"])
