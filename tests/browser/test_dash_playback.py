@@ -198,15 +198,7 @@ def test_dashjs_refreshes_once_after_403_expired_and_retries(
         *("--user", vod.PAID_USER, "--asset", dash_asset(expiring_demo, "query"), "--player", "dashjs"),
         *("--renew", "reactive", "--idle-s", str(idle), "--switch-level", "top", "--rate", "1", "--min-time", "4"),
     )
-    refused = result["bad_responses"]
-    assert refused and {(r["status"], r["denial"]) for r in refused} == {(403, "expired")}, refused
-    assert {d["reason"] for d in result["T"]["denials"]} == {"expired"}
-    triggers = [e["trigger"] for e in result["T"]["events"] if e["type"] == "refreshed"]
-    assert triggers == ["expired_retry"], triggers
-    for denied in refused:  # the next request for the same path is the retry: new token, and it succeeded
-        path = path_of(denied["url"])
-        retry = next(r for r in result["requests"] if path_of(r["url"]) == path and r["seq"] > denied["seq"])
-        assert retry["status"] == 200 and vod.token_of(retry["url"]) != vod.token_of(denied["url"]), retry
+    vod.assert_expired_refreshed_and_retried(result)
     assert result["T"]["errors"] == [], "dash.js recovered before raising an error"
     assert result["switch"] and result["outcome"] == "played", result.get("error")
     assert result["denial"] is None, "the banner is cleared once the refusal is handled"
