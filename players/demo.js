@@ -654,13 +654,15 @@
     const events = dashjs.MediaPlayer.events;
     const videoReps = () => player.getRepresentationsByType('video') || [];
     const levelOfRep = (rep) => (rep ? levelByHeight(rep.height) : -1);
+    const repLevels = () => toLevels(videoReps().map((r) => ({ height: r.height, width: r.width, bitrate: r.bandwidth })));
     player.on(events.STREAM_INITIALIZED, () => {
-      manifestReady(toLevels(videoReps().map((r) => ({ height: r.height, width: r.width, bitrate: r.bandwidth }))));
+      manifestReady(repLevels());
       if (pinned) engineApi.select(startLevel);
     });
     player.on(events.FRAGMENT_LOADING_COMPLETED, (e) => {
       const r = e.request || {};
       if (r.mediaType !== 'video' || r.type !== 'MediaSegment') return;
+      if (!T.levels.length) T.levels = repLevels();   // a segment may complete before STREAM_INITIALIZED
       const rep = r.representation || videoReps().find((x) => x.id === r.representationId);
       T.frags.push({ level: levelOfRep(rep), type: 'main', sn: r.index, url: r.url });
     });
