@@ -1,12 +1,14 @@
 /*
- * Streaming gateway demo: hls.js + the session API, with player-side token renewal.
+ * Streaming gateway demo: hls.js, dash.js or shaka-player + the session API, with player-side token renewal.
  *
  *   POST /api/sessions ──▶ {playback_url, token, expires_at, session_ends_at, refresh_url}
- *   hls.loadSource(playback_url)        every request passes through xhrSetup, which puts the
- *                                        *current* session token into the URL (query or path mode)
+ *   player.load(playback_url)           every request passes through the player's request hook (hls.js
+ *                                        xhrSetup, dash.js request interceptor, shaka request filter), which
+ *                                        puts the *current* session token into the URL (query or path mode)
  *   at 75 % of the token's life ──▶ POST refresh_url {token} ──▶ new token (cookie modes: Set-Cookie too)
- *   a media 403 `expired` ──▶ refresh once, then hls.js retries the same request (xhrSetup runs again)
- *   `?renew=off`: none of the above; hls.js loads the URLs exactly as the gateway's playlists give them
+ *   a media 403 `expired` ──▶ refresh once, then the player retries the same request through its hook
+ *                             (hls.js and dash.js; shaka never retries a 403)
+ *   `?renew=off`: none of the above; the player loads the URLs exactly as the gateway's manifests give them
  *
  * The gateway already writes a token into every URI of every playlist it serves, so a player with no
  * token logic at all plays; this page adds what a real app wants on top: a session it can show,
@@ -18,7 +20,7 @@
  * gateway answers only for origins in its `[cors] allowed_origins`; query and path modes send none and work
  * from any site. A demo hook: a real app knows its gateway and never takes it from its own URL.
  *
- * Plain browser JavaScript, no build step. Needs hls.js (served by the gateway at /players/vendor/).
+ * Plain browser JavaScript, no build step. The players are served by the gateway at /players/vendor/.
  */
 (function () {
   'use strict';
@@ -67,7 +69,7 @@
   const T = (window.T = { errors: [], events: [], frags: [], levels: [], switched: [], denials: [] });
 
   let catalog = { users: [], titles: [], modes: [], live_modes: [] };
-  let hls = null;
+  let engine = null;     // the chosen player's adapter (see Players below)
   let session = null;    // see startSession()
   let refreshTimer = 0;
   let inFlightRefresh = null;        // one refresh at a time; concurrent callers share the promise
@@ -101,10 +103,9 @@
       case 'expired_retry': return `403 expired on ${shortPath(e.url)}: refreshing, then retrying once`;
       case 'revoked': return `session ${e.session_id} revoked`;
       case 'playback_stopped': return `playback stopped: ${e.reason}`;
-      case 'hls_error': return `hls.js ${e.fatal ? 'FATAL ' : ''}${e.details}${e.code ? ' (' + e.code + ')' : ''}`;
+      case 'player_error': return `${e.player} ${e.fatal ? 'FATAL ' : ''}${e.details}${e.code ? ' (' + e.code + ')' : ''}`;
       case 'level_switched': return `playing level ${e.level} (${e.label})`;
       case 'level_selected': return e.level < 0 ? 'quality: auto (ABR)' : `quality: level ${e.level} (${e.label}) selected`;
-      case 'dash_title': return 'a DASH title: open it in the plain player (dash.js or shaka-player), links below the video';
       case 'revoke_failed': return `revoke failed: ${e.error || e.status}`;
       default: return `${e.type} ${JSON.stringify(e)}`;
     }
@@ -202,8 +203,7 @@
     const send = () => {
       const sent = session && !RENEW_OFF ? withCurrentToken(url, session.token) : url;
       xhr.open('GET', sent, true);
-      // Cross-site cookie modes: send (and accept) the gateway's cookie; never to other hosts.
-      if (session && COOKIE_MODES.has(session.mode) && isGatewayUrl(sent)) xhr.withCredentials = true;
+      if (sendsCredentials(sent)) xhr.withCredentials = true;
       watchForDenial(xhr, context, sent);
     };
     if (session && tokenNeedsRenewal()) {
@@ -233,22 +233,44 @@
       if (xhr.status !== 401 && xhr.status !== 403) return;
       const body = parseErrorBody(xhr);
       const reason = xhr.getResponseHeader('x-token-denial') || body.error || `http_${xhr.status}`;
-      recordDenial({ source: 'media request', status: xhr.status, reason, detail: body.detail || '', url: sentUrl });
-      if (reason === 'revoked' && session) stopPlayback(session, reason);   // no refresh can help now
-      // renew=off: nothing renews the session, so an `expired` at or past the session's cap ends it.
-      if (reason === 'expired' && RENEW_OFF && session && serverNow() >= session.sessionEndsAt - 1) {
-        stopPlayback(session, 'session_ended');
-      }
-      // Once per request (hls.js may build a new context for a retry, so count by URL): a second
-      // `expired` right after a refresh is a real failure, e.g. a clock far off, and is left to hls.js.
-      if (reason === 'expired' && !RENEW_OFF && session && session.canRefresh && !retriedOnce.has(context.url)) {
-        retriedOnce.add(context.url);
-        session.stale = true;                 // the retry's xhrSetup refreshes before sending
-        expiredRetries.add(context.url);      // read by shouldRetry() below
-        emit('expired_retry', { url: sentUrl });
-      }
+      handleRefusal({ status: xhr.status, reason, detail: body.detail || '', url: sentUrl, key: context.url });
     });
   }
+
+  /*
+   * A media request refused (any player): show it; `revoked` stops playback. An `expired` marks the token
+   * stale, once per request `key` (players may build a new request object for a retry, so count by URL),
+   * so the retry's request hook refreshes before it sends; a second `expired` right after a refresh is a
+   * real failure, e.g. a clock far off, and is left to the player. Returns whether a retry is arranged.
+   */
+  function handleRefusal({ status, reason, detail, url, key }) {
+    recordDenial({ source: 'media request', status, reason, detail, url });
+    if (reason === 'revoked' && session) stopPlayback(session, reason);   // no refresh can help now
+    // renew=off: nothing renews the session, so an `expired` at or past the session's cap ends it.
+    if (reason === 'expired' && RENEW_OFF && session && serverNow() >= session.sessionEndsAt - 1) {
+      stopPlayback(session, 'session_ended');
+    }
+    if (reason === 'expired' && !RENEW_OFF && session && session.canRefresh && !retriedOnce.has(key)) {
+      retriedOnce.add(key);
+      session.stale = true;                 // the retry's request hook refreshes before sending
+      expiredRetries.add(key);              // read by hls.js's shouldRetry() below
+      emit('expired_retry', { url });
+      return true;
+    }
+    return false;
+  }
+
+  // The request hooks of dash.js and shaka (hls.js: xhrSetup above): renew first when the token is
+  // (nearly) expired or was just refused, then put the current token into the URL.
+  async function currentUrl(url) {
+    if (session && tokenNeedsRenewal()) {
+      await refreshToken(session.stale ? 'expired_retry' : 'before_request').catch(() => {});
+    }
+    return session && !RENEW_OFF ? withCurrentToken(url, session.token) : url;
+  }
+
+  // Cross-site cookie modes: send (and accept) the gateway's cookie; never to other hosts.
+  const sendsCredentials = (url) => Boolean(session && COOKIE_MODES.has(session.mode) && isGatewayUrl(url));
 
   function parseErrorBody(xhr) {
     try {
@@ -348,7 +370,7 @@
     if (target.over) return;   // already stopped (several in-flight requests may be refused)
     endSession(target, reason);
     if (target !== session) return;
-    if (hls) hls.stopLoad();
+    if (engine) engine.stopLoad();
     video.pause();
     emit('playback_stopped', { session_id: target.id, reason });
   }
@@ -429,7 +451,8 @@
     clearTimeout(refreshTimer);
     expiredRetries.clear();
     retriedOnce.clear();
-    if (hls) { hls.destroy(); hls = null; window.hls = null; }
+    if (engine) { engine.destroy(); engine = null; }
+    T.levels = [];
     video.removeAttribute('src');
     video.load();
     const ended = session;
@@ -456,66 +479,311 @@
     }
   }
 
-  // ---- Playback -------------------------------------------------------------------------------------
-  function play(url) {
-    if (new URL(url, location.href).pathname.endsWith('.mpd')) {
-      offerDashPlayers(url);
+  // ---- Players ------------------------------------------------------------------------------------------
+  /*
+   * One page, three players, chosen in the form (`?player=`): hls.js plays HLS, dash.js plays DASH,
+   * shaka-player plays both; `auto` picks hls.js or dash.js by the manifest. Each adapter below hands the
+   * page the same engine, {levels, auto, manual, select(index), stopLoad(), destroy()} (levels: the video
+   * renditions, lowest bitrate first), and reports into the same places: T.errors (every player error
+   * event), T.frags (video segments loaded, by level), T.switched (the level now showing) and the token
+   * events. Each player's own request hook puts the current token into every request it makes:
+   *   hls.js   xhrSetup (above)
+   *   dash.js  addRequestInterceptor (dash.js 5; the v4 RequestModifier is gone) and addResponseInterceptor
+   *   shaka    getNetworkingEngine().registerRequestFilter
+   */
+  const PLAYERS = {
+    hlsjs: { label: 'hls.js', script: '/players/vendor/hls.min.js', formats: ['hls'], start: startHlsJs },
+    dashjs: { label: 'dash.js', script: '/players/vendor/dash.all.min.js', formats: ['dash'], start: startDashJs },
+    shaka: { label: 'shaka-player', script: '/players/vendor/shaka-player.compiled.js', formats: ['hls', 'dash'], start: startShaka },
+  };
+  const formatOf = (url) => (new URL(url, location.href).pathname.endsWith('.mpd') ? 'dash' : 'hls');
+  const playerFor = (choice, format) => (PLAYERS[choice] ? choice : format === 'dash' ? 'dashjs' : 'hlsjs');
+  const scripts = new Map();   // src → promise: each player's script is loaded once, when first chosen
+
+  function loadScript(src) {
+    if (!scripts.has(src)) {
+      scripts.set(src, new Promise((resolve, reject) => {
+        const script = document.createElement('script');
+        script.src = src;
+        script.onload = resolve;
+        script.onerror = () => { scripts.delete(src); reject(new Error(`${src} did not load (run npm ci in players/)`)); };
+        document.head.append(script);
+      }));
+    }
+    return scripts.get(src);
+  }
+
+  async function play(url) {
+    const format = formatOf(url);
+    const name = playerFor($('player').value, format);
+    const spec = PLAYERS[name];
+    if (!spec.formats.includes(format)) {
+      recordDenial({ source: 'page', status: 0, reason: 'player_unavailable',
+        detail: `${spec.label} does not play ${format.toUpperCase()}: choose ${Object.values(PLAYERS)
+          .filter((p) => p.formats.includes(format)).map((p) => p.label).join(' or ')}` });
       return;
     }
-    if (!window.Hls) {
-      recordDenial({ source: 'page', status: 0, reason: 'no_hls_js', detail: 'hls.js did not load from /players/vendor/hls.min.js' });
-      return;
-    }
-    if (!Hls.isSupported()) {
+    if (!window.MediaSource && !window.ManagedMediaSource) {
       recordDenial({ source: 'page', status: 0, reason: 'no_mse', detail: 'this browser has no Media Source Extensions' });
       return;
     }
-    const startLevel = params.has('level') ? Number(params.get('level')) : undefined;
-    // `?buffer=S`: S seconds of forward buffer and the least back buffer, so segments are fetched
-    // progressively and a seek back fetches them again (tests use it with renew=off).
-    const bufferS = params.has('buffer') ? Number(params.get('buffer')) : null;
-    const buffering = bufferS === null ? {} : { maxBufferLength: bufferS, maxMaxBufferLength: bufferS, backBufferLength: 0 };
-    hls = window.hls = new Hls({ xhrSetup, startLevel, ...buffering, ...loadPolicies() });
+    const current = session;
+    try {
+      await loadScript(spec.script);
+    } catch (err) {
+      recordDenial({ source: 'page', status: 0, reason: 'player_not_loaded', detail: String(err.message || err) });
+      return;
+    }
+    if (current !== session) return;   // stopped or replaced while the script loaded
+    T.session.player = name;
+    $('s-player').textContent = spec.label;
+    engine = spec.start(url);
+  }
 
+  function playerError(entry) {
+    const full = { ...entry, media_time: video.currentTime, at: new Date().toISOString() };
+    T.errors.push(full);
+    if (!KNOWN_BENIGN.has(entry.details) || entry.fatal) {
+      emit('player_error', { player: entry.player, error_type: entry.type, details: entry.details,
+        fatal: entry.fatal, code: entry.code, url: entry.url });
+    }
+    if (entry.fatal && $('denial').hidden) {
+      // A fatal error without a token denial (those are already on screen): show it too.
+      showDenial({ source: 'player', status: entry.code || '', reason: entry.details,
+        detail: `${entry.player} stopped: ${entry.type}${entry.url ? ' on ' + shortPath(entry.url) : ''}` });
+    }
+  }
+
+  // The levels a player offers, as the page shows them: video renditions, lowest bitrate first.
+  const toLevels = (list) => list.map((l) => ({ height: l.height || 0, width: l.width || 0, bitrate: l.bitrate }))
+    .sort((a, b) => a.bitrate - b.bitrate).map((l, index) => ({ index, ...l, label: levelLabel(l) }));
+  const levelByHeight = (height) => T.levels.findIndex((l) => l.height === height);
+
+  function levelShown(index) {
+    T.switched.push(index);
+    const level = T.levels[index];
+    $('playing-level').textContent = level ? `playing ${level.label}` : '';
+    emit('level_switched', { level: index, label: level ? level.label : '?' });
+    renderLevels();
+  }
+
+  function manifestReady(levels) {
+    T.levels = levels;
+    renderLevels();
+    video.play().catch(() => {});   // muted, so autoplay is allowed
+  }
+
+  // `?level=N` pins a level from the start; `?buffer=S` asks for S seconds of forward buffer and the least
+  // back buffer, so segments are fetched progressively and a seek back fetches them again.
+  const startLevel = params.has('level') ? Number(params.get('level')) : undefined;
+  const bufferS = params.has('buffer') ? Number(params.get('buffer')) : null;
+
+  function startHlsJs(url) {
+    if (!Hls.isSupported()) {
+      recordDenial({ source: 'page', status: 0, reason: 'no_mse', detail: 'hls.js cannot play in this browser' });
+      return null;
+    }
+    const buffering = bufferS === null ? {} : { maxBufferLength: bufferS, maxMaxBufferLength: bufferS, backBufferLength: 0 };
+    const hls = window.hls = new Hls({ xhrSetup, startLevel, ...buffering, ...loadPolicies() });
+    const byHls = [];   // hls.js level index → page level index (the same order unless hls.js sorts otherwise)
     hls.on(Hls.Events.ERROR, (_, d) => {
       const url = (d.frag && d.frag.url) || d.url || (d.context && d.context.url) || '';
-      const entry = { type: d.type, details: d.details, fatal: d.fatal,
-        code: d.response ? d.response.code : undefined, url, media_time: video.currentTime,
-        at: new Date().toISOString() };
-      T.errors.push(entry);
-      if (!KNOWN_BENIGN.has(d.details) || d.fatal) {
-        emit('hls_error', { error_type: d.type, details: d.details, fatal: d.fatal, code: entry.code, url });
-      }
-      if (!d.fatal) return;
-      if (d.type === Hls.ErrorTypes.MEDIA_ERROR && !hls.recoveredOnce) {
+      playerError({ player: 'hls.js', type: d.type, details: d.details, fatal: d.fatal,
+        code: d.response ? d.response.code : undefined, url });
+      if (d.fatal && d.type === Hls.ErrorTypes.MEDIA_ERROR && !hls.recoveredOnce) {
         hls.recoveredOnce = true;
         hls.recoverMediaError();
-      } else if ($('denial').hidden) {
-        // A fatal error without a token denial (those are already on screen): show it too.
-        showDenial({ source: 'player', status: entry.code || '', reason: d.details,
-          detail: `hls.js stopped: ${d.type}${url ? ' on ' + shortPath(url) : ''}` });
       }
     });
     hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => {
-      T.levels = d.levels.map((l, i) => ({ index: i, width: l.width, height: l.height, bitrate: l.bitrate, label: levelLabel(l) }));
+      const levels = toLevels(d.levels);
+      d.levels.forEach((l, i) => { byHls[i] = levels.findIndex((x) => x.bitrate === l.bitrate && x.height === (l.height || 0)); });
       // `?level=N` pins a level from the start (startLevel alone would let ABR move away from it).
-      if (startLevel !== undefined && startLevel >= 0 && startLevel < d.levels.length) hls.currentLevel = startLevel;
-      renderLevels();
-      video.play().catch(() => {});   // muted, so autoplay is allowed
+      if (startLevel !== undefined && startLevel >= 0 && startLevel < d.levels.length) hls.currentLevel = byHls.indexOf(startLevel);
+      manifestReady(levels);
     });
     hls.on(Hls.Events.FRAG_LOADED, (_, d) => {
-      T.frags.push({ level: d.frag.level, type: d.frag.type, sn: d.frag.sn, url: d.frag.url });
+      T.frags.push({ level: d.frag.type === 'main' ? byHls[d.frag.level] : d.frag.level, type: d.frag.type, sn: d.frag.sn, url: d.frag.url });
     });
-    hls.on(Hls.Events.LEVEL_SWITCHED, (_, d) => {
-      T.switched.push(d.level);
-      const level = hls.levels[d.level];
-      $('playing-level').textContent = level ? `playing ${levelLabel(level)}` : '';
-      emit('level_switched', { level: d.level, label: level ? levelLabel(level) : '?' });
-      renderLevels();
-    });
-
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_, d) => levelShown(byHls[d.level]));
     hls.loadSource(url);
     hls.attachMedia(video);
+    return {
+      get auto() { return hls.autoLevelEnabled; },
+      get manual() { return byHls[hls.manualLevel] ?? -1; },
+      select(index) { hls.currentLevel = index < 0 ? -1 : byHls.indexOf(index); },   // immediate (flushes the buffer)
+      stopLoad() { hls.stopLoad(); },
+      destroy() { hls.destroy(); window.hls = null; },
+    };
+  }
+
+  /*
+   * dash.js 5: a request interceptor gets every request (MPD, init, segments, retries) before it is sent
+   * and may return it changed, asynchronously; a response interceptor sees every response, refusals
+   * included, before dash.js acts on it. dash.js retries a failed download by itself (retryAttempts), and
+   * that retry passes through the request interceptor again: after a `403 expired` it refreshes first.
+   */
+  function startDashJs(url) {
+    const player = window.player = dashjs.MediaPlayer().create();
+    const pinned = startLevel !== undefined && startLevel >= 0;
+    const streaming = {
+      // Pinned: no ABR, and start at the lowest rendition (a start bitrate below every Representation's).
+      abr: pinned ? { autoSwitchBitrate: { video: false }, initialBitrate: { video: 1 } } : {},
+    };
+    if (bufferS !== null) {
+      streaming.buffer = { bufferTimeDefault: bufferS, bufferTimeAtTopQuality: bufferS,
+        bufferTimeAtTopQualityLongForm: bufferS, bufferToKeep: 1, bufferPruningInterval: 1 };
+    }
+    player.updateSettings({ streaming });
+    player.addRequestInterceptor(async (request) => {
+      request.url = await currentUrl(request.url);
+      if (sendsCredentials(request.url)) request.credentials = 'include';
+      return request;
+    });
+    player.addResponseInterceptor(async (response) => {
+      const sent = response.request ? response.request.url : response.url;
+      const headers = response.headers || {};
+      if (response.status >= 200 && response.status < 300) retriedOnce.delete(shortPath(sent));
+      else if (response.status === 401 || response.status === 403) {
+        const body = parseJsonBytes(response.data);
+        handleRefusal({ status: response.status, reason: headers['x-token-denial'] || body.error || `http_${response.status}`,
+          detail: body.detail || '', url: sent, key: shortPath(sent) });
+      }
+      return response;
+    });
+    const events = dashjs.MediaPlayer.events;
+    const videoReps = () => player.getRepresentationsByType('video') || [];
+    const levelOfRep = (rep) => (rep ? levelByHeight(rep.height) : -1);
+    const repLevels = () => toLevels(videoReps().map((r) => ({ height: r.height, width: r.width, bitrate: r.bandwidth })));
+    player.on(events.STREAM_INITIALIZED, () => {
+      manifestReady(repLevels());
+      if (pinned) engineApi.select(startLevel);
+    });
+    player.on(events.FRAGMENT_LOADING_COMPLETED, (e) => {
+      const r = e.request || {};
+      if (r.mediaType !== 'video' || r.type !== 'MediaSegment') return;
+      if (!T.levels.length) T.levels = repLevels();   // a segment may complete before STREAM_INITIALIZED
+      const rep = r.representation || videoReps().find((x) => x.id === r.representationId);
+      T.frags.push({ level: levelOfRep(rep), type: 'main', sn: r.index, url: r.url });
+    });
+    player.on(events.QUALITY_CHANGE_RENDERED, (e) => {
+      if (e.mediaType === 'video') levelShown(levelOfRep(e.newRepresentation));
+    });
+    player.on(events.ERROR, (e) => {
+      const err = e.error || {};
+      // dash.js raises ERROR once its own retries are spent: the download, the manifest or the media failed.
+      playerError({ player: 'dash.js', type: 'dashjs', details: `dashjs_${err.code}`, fatal: true, code: err.code,
+        url: err.data && err.data.request ? err.data.request.url : '', message: String(err.message || '').slice(0, 200) });
+    });
+    player.on(events.PLAYBACK_ERROR, (e) => {
+      playerError({ player: 'dash.js', type: 'media', details: 'playback_error', fatal: true, message: String(e.error || '').slice(0, 200) });
+    });
+    let manual = pinned ? startLevel : -1;
+    const engineApi = {
+      get auto() { return manual < 0; },
+      get manual() { return manual; },
+      select(index) {
+        manual = index;
+        player.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: index < 0 } } } });
+        const level = T.levels[index];
+        const rep = level && videoReps().find((r) => r.height === level.height && r.bandwidth === level.bitrate);
+        if (rep) player.setRepresentationForTypeById('video', rep.id, true);   // forceReplace: switch now
+      },
+      stopLoad() { player.reset(); },
+      destroy() { player.destroy(); window.player = null; },
+    };
+    player.initialize(video, url, true);
+    return engineApi;
+  }
+
+  /*
+   * shaka-player: a request filter runs before every request (manifest, segments, keys, retries) and may
+   * return a promise. shaka does not retry a 401/403 (it reports them as critical), so renewal ahead of
+   * expiry and the check before each request are what keep the token fresh; a refusal is still shown.
+   */
+  function startShaka(url) {
+    shaka.polyfill.installAll();
+    const player = window.player = new shaka.Player();
+    const pinned = startLevel !== undefined && startLevel >= 0;
+    const config = { abr: pinned ? { enabled: false, defaultBandwidthEstimate: 1 } : {} };
+    if (bufferS !== null) config.streaming = { bufferingGoal: bufferS, rebufferingGoal: Math.min(2, bufferS), bufferBehind: 1 };
+    player.configure(config);
+    const net = player.getNetworkingEngine();
+    net.registerRequestFilter(async (type, request) => {
+      request.uris = await Promise.all(request.uris.map(currentUrl));
+      if (request.uris.some(sendsCredentials)) request.allowCrossSiteCredentials = true;
+    });
+    const isVideo = (context) => context && context.stream && context.stream.type === 'video';
+    const videoTracks = () => player.getVideoTracks();
+    const trackLevels = () => toLevels(videoTracks().map((t) => ({ height: t.height, width: t.width, bitrate: t.bandwidth })));
+    player.addEventListener('downloadcompleted', (e) => {
+      if (e.requestType === shaka.net.NetworkingEngine.RequestType.SEGMENT && isVideo(e.context)) {
+        if (!T.levels.length) T.levels = trackLevels();   // segments may arrive before load() resolves
+        T.frags.push({ level: levelByHeight(e.context.stream.height), type: 'main', url: e.response.uri });
+      }
+      retriedOnce.delete(shortPath(e.response.uri));
+    });
+    let shown = null;
+    const noteShown = () => {
+      const active = videoTracks().find((t) => t.active);
+      const index = active ? levelByHeight(active.height) : -1;
+      if (index >= 0 && index !== shown) { shown = index; levelShown(index); }
+    };
+    player.addEventListener('variantchanged', noteShown);
+    player.addEventListener('adaptation', noteShown);
+    player.addEventListener('error', (e) => shakaError(e.detail));
+    let manual = pinned ? startLevel : -1;
+    const engineApi = {
+      get auto() { return manual < 0; },
+      get manual() { return manual; },
+      select(index) {
+        manual = index;
+        player.configure({ abr: { enabled: index < 0 } });
+        const level = T.levels[index];
+        const track = level && videoTracks().find((t) => t.height === level.height);
+        if (track) player.selectVideoTrack(track, true, 2);   // clear the buffer but 2 s: switch soon
+      },
+      stopLoad() { player.unload().catch(() => {}); },
+      destroy() { player.destroy().catch(() => {}); window.player = null; },
+    };
+    (async () => {
+      await player.attach(video);
+      try {
+        await player.load(url);
+      } catch (err) {
+        shakaError(err);
+        return;
+      }
+      manifestReady(trackLevels());
+      if (pinned) engineApi.select(startLevel);
+      noteShown();
+    })();
+    return engineApi;
+  }
+
+  // shaka errors: BAD_HTTP_STATUS (1001) carries [uri, status, body, headers, type]: a refusal is shown as one.
+  function shakaError(err) {
+    const d = err || {};
+    const data = Array.isArray(d.data) ? d.data : [];
+    const url = typeof data[0] === 'string' ? data[0] : '';
+    const status = d.code === 1001 ? Number(data[1]) : undefined;
+    if (status === 401 || status === 403) {
+      const headers = data[3] || {};
+      const body = parseJsonText(typeof data[2] === 'string' ? data[2] : '');
+      handleRefusal({ status, reason: headers['x-token-denial'] || body.error || `http_${status}`,
+        detail: body.detail || '', url, key: shortPath(url) });
+    }
+    playerError({ player: 'shaka-player', type: `category_${d.category}`, details: `shaka_${d.code}`,
+      fatal: d.severity === 2, code: status || d.code, url });
+  }
+
+  function parseJsonText(text) {
+    try { return JSON.parse(text) || {}; } catch { return {}; }
+  }
+
+  function parseJsonBytes(data) {
+    if (typeof data === 'string') return parseJsonText(data);
+    try { return parseJsonText(new TextDecoder().decode(data)); } catch { return {}; }
   }
 
   const rate = Number(params.get('rate') || 1);
@@ -523,28 +791,11 @@
     if (rate > 0 && rate !== 1) { video.defaultPlaybackRate = rate; video.playbackRate = rate; }
   }
   video.addEventListener('loadedmetadata', applyRate);
+  video.addEventListener('playing', applyRate);  // a player may reset the rate when it (re)starts playback
   video.addEventListener('play', () => {
-    // Back from a long pause: make sure the token is alive before hls.js asks for more.
+    // Back from a long pause: make sure the token is alive before the player asks for more.
     if (session && tokenNeedsRenewal()) refreshToken('resume').catch(() => {});
   });
-
-  // A DASH title: this page plays HLS with hls.js, so offer the plain page's DASH players with the session's
-  // URL as it is. There they get no renewal at all: the gateway alone keeps the session playing.
-  function offerDashPlayers(url) {
-    const box = $('quality-buttons');
-    box.replaceChildren('DASH: play in ');
-    for (const [player, label] of [['dashjs', 'dash.js'], ['shaka', 'shaka-player']]) {
-      const link = document.createElement('a');
-      const href = (src) => `/players/plain.html?${new URLSearchParams({ player, src })}`;
-      link.href = href(url);
-      // The newest session token at the moment of the click (the page keeps renewing it meanwhile).
-      link.addEventListener('click', () => { if (session) link.href = href(withCurrentToken(url, session.token)); });
-      link.target = '_blank';
-      link.textContent = label;
-      box.append(link, ' ');
-    }
-    emit('dash_title', { url });
-  }
 
   // ---- Quality switcher -------------------------------------------------------------------------------
   const levelLabel = (l) => (l.height ? `${l.height}p` : `${Math.round(l.bitrate / 1000)}k`);
@@ -552,23 +803,22 @@
   function renderLevels() {
     const box = $('quality-buttons');
     box.replaceChildren();
-    if (!hls || !hls.levels || !hls.levels.length) {
+    if (!engine || !T.levels.length) {
       box.innerHTML = '<em class="muted">starts with the session</em>';
       $('playing-level').textContent = '';
       return;
     }
-    const choices = [{ index: -1, label: 'Auto' }].concat(hls.levels.map((l, i) => ({ index: i, label: levelLabel(l) })));
+    const choices = [{ index: -1, label: 'Auto' }].concat(T.levels);
     for (const choice of choices) {
       const button = document.createElement('button');
       button.type = 'button';
       button.textContent = choice.label;
       button.dataset.level = String(choice.index);
-      const selected = choice.index === -1 ? hls.autoLevelEnabled : !hls.autoLevelEnabled && hls.manualLevel === choice.index;
+      const selected = choice.index === -1 ? engine.auto : !engine.auto && engine.manual === choice.index;
       button.className = selected ? 'selected' : '';
-      button.title = choice.index === -1 ? 'Let hls.js pick by bandwidth' :
-        `${Math.round(hls.levels[choice.index].bitrate / 1000)} kbit/s`;
+      button.title = choice.index === -1 ? 'Let the player pick by bandwidth' : `${Math.round(choice.bitrate / 1000)} kbit/s`;
       button.addEventListener('click', () => {
-        hls.currentLevel = choice.index;   // immediate switch (flushes the buffer); -1 = ABR
+        engine.select(choice.index);   // -1 = ABR
         emit('level_selected', { level: choice.index, label: choice.label });
         renderLevels();
       });
@@ -581,6 +831,7 @@
     const s = session;
     $('s-id').textContent = s ? s.id : '–';
     $('s-mode').textContent = s ? s.mode : '–';
+    if (!s) $('s-player').textContent = '–';
     $('s-user').textContent = s ? s.user : '–';
     $('s-prefix').textContent = s && s.titlePrefix ? s.titlePrefix : '–';
     $('s-token').textContent = s ? `${s.token.slice(0, 12)}… (${s.token.length} chars)` : '–';
@@ -667,6 +918,7 @@
       $('mode').value = mode.name;
     }
     if (params.get('mode')) ensureOption($('mode'), params.get('mode'));
+    if (PLAYERS[params.get('player')]) $('player').value = params.get('player');
   }
 
   function ensureOption(select, value) {

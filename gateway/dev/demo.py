@@ -1,9 +1,10 @@
 """`python -m gateway demo`: the gateway on its embedded default, with no external service.
 
 A demo origin serves the bundled streams (fixtures/media) on 127.0.0.1; the gateway protects it under
-four mounts, one per delivery mode; demo users and titles exercise the entitlement checks; the hls.js
-demo page is served at `/`, and the plain player page (hls.js, shaka-player or dash.js with no token
-logic at all) at `/players/plain.html`. A development key is created on first run (with a loud warning).
+four mounts, one per delivery mode; demo users and titles exercise the entitlement checks; the demo
+page (hls.js, dash.js or shaka-player, renewing tokens through their request hooks) is served at `/`,
+and the plain player page (any of them with no token logic at all) at `/players/plain.html`. A
+development key is created on first run (with a loud warning).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def demo_settings(
 
 
 def demo_page_routes() -> list[BaseRoute]:
-    """The page, its files and hls.js: what any site hosting the player serves (see `?gateway=` in demo.js)."""
+    """The page, its files and the players: what any site hosting the player serves (see `?gateway=` in demo.js)."""
 
     async def page(_: Request) -> Response:
         return FileResponse(PLAYERS / "index.html", headers={"cache-control": "no-store"})

@@ -5,11 +5,12 @@
  * when playback failed; it is 2 only for bad arguments and 3 when the browser could not run at all.
  *
  *   node players/tests/play.mjs --gateway http://127.0.0.1:8080 --user demo-paid \
- *        --asset /vod/title-9000/master.m3u8 [--mode cookie] [--expect-denial] [--switch-level N]
+ *        --asset /vod/title-9000/master.m3u8 [--mode cookie] [--player hlsjs|dashjs|shaka] [--expect-denial] [--switch-level N]
  *        [--refresh-after-s S] [--idle-s S] [--renew reactive|off] [--screenshot out.png]
  *        [--timeout-ms 30000] [--rate 4] [--min-time 5] [--page http://localhost:8081]
  *        [--watch-s S [--switch-after-s A] [--revoke-after-s R] [--expect-stop]]
  *
+ * --player P:     the page's `player=` (default: the page's auto choice, hls.js for HLS and dash.js for DASH).
  * Playback:       waits until video.currentTime > --min-time (default 5 s of media), or the timeout.
  * --switch-level N|top: pins level 0 from the start (`level=0`), waits for 1 s of media, clicks the
  *                 page's button for level N (`top`: the highest) and waits for LEVEL_SWITCHED N, a main
@@ -49,7 +50,7 @@ import { launchChromium } from './chromium.mjs';
 
 function parseArgs(argv) {
   const opts = { timeoutMs: 30000, rate: 4, minTime: 5, expectDenial: false, switchLevel: null,
-    refreshAfterS: null, idleS: null, renew: null, screenshot: null, mode: null, page: null,
+    refreshAfterS: null, idleS: null, renew: null, screenshot: null, mode: null, player: null, page: null,
     watchS: null, switchAfterS: null, revokeAfterS: null, expectStop: false };
   const need = (i) => { if (i + 1 >= argv.length) usage(`${argv[i]} needs a value`); return argv[i + 1]; };
   for (let i = 0; i < argv.length; i++) {
@@ -60,6 +61,7 @@ function parseArgs(argv) {
       case '--user': opts.user = need(i); i++; break;
       case '--asset': opts.asset = need(i); i++; break;
       case '--mode': opts.mode = need(i); i++; break;
+      case '--player': opts.player = need(i); i++; break;
       case '--expect-denial': opts.expectDenial = true; break;
       case '--switch-level': opts.switchLevel = need(i) === 'top' ? 'top' : Number(need(i)); i++; break;
       case '--refresh-after-s': opts.refreshAfterS = Number(need(i)); i++; break;
@@ -74,7 +76,7 @@ function parseArgs(argv) {
       case '--revoke-after-s': opts.revokeAfterS = Number(need(i)); i++; break;
       case '--expect-stop': opts.expectStop = true; break;
       case '--help': case '-h':
-        process.stdout.write('usage: node play.mjs --gateway URL --user CREDENTIAL --asset PATH [--mode M] [--expect-denial]\n' +
+        process.stdout.write('usage: node play.mjs --gateway URL --user CREDENTIAL --asset PATH [--mode M] [--player P] [--expect-denial]\n' +
           '  [--switch-level N|top] [--refresh-after-s S] [--idle-s S] [--renew reactive|off] [--screenshot PATH]\n' +
           '  [--timeout-ms N] [--rate R] [--min-time S] [--page URL]\n' +
           '  [--watch-s S [--switch-after-s A] [--revoke-after-s R] [--expect-stop]]   (live; details: the comment at the top of this file)\n');
@@ -124,6 +126,7 @@ if (opts.page) pageUrl.searchParams.set('gateway', opts.gateway);
 pageUrl.searchParams.set('user', opts.user);
 pageUrl.searchParams.set('asset', opts.asset);
 if (opts.mode) pageUrl.searchParams.set('mode', opts.mode);
+if (opts.player) pageUrl.searchParams.set('player', opts.player);
 pageUrl.searchParams.set('autostart', '1');
 if (opts.rate && opts.rate !== 1) pageUrl.searchParams.set('rate', String(opts.rate));
 if (opts.switchLevel !== null) pageUrl.searchParams.set('level', '0');

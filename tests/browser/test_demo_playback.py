@@ -158,6 +158,19 @@ def assert_clean_playback(result: dict[str, Any], record_property: RecordPropert
         print(f"tolerated hls.js startup events: {names}")
 
 
+def assert_expired_refreshed_and_retried(result: dict[str, Any]) -> None:
+    """Only `403 expired` refusals, each shown, followed by one refresh and a retry with the new token."""
+    refused = result["bad_responses"]
+    assert refused and {(r["status"], r["denial"]) for r in refused} == {(403, "expired")}, refused
+    assert {d["reason"] for d in result["T"]["denials"]} == {"expired"}
+    triggers = [e["trigger"] for e in result["T"]["events"] if e["type"] == "refreshed"]
+    assert triggers == ["expired_retry"], triggers
+    for denied in refused:  # the next request for the same path is the retry: new token, and it succeeded
+        path = urlsplit(denied["url"]).path
+        retry = next(r for r in result["requests"] if urlsplit(r["url"]).path == path and r["seq"] > denied["seq"])
+        assert retry["status"] == 200 and token_of(retry["url"]) != token_of(denied["url"]), retry
+
+
 def test_paid_user_plays_in_query_mode_with_a_token_on_every_request(
     node: str, demo: Demo, record_property: RecordProperty, tmp_path: Path
 ) -> None:
@@ -295,15 +308,7 @@ def test_expired_token_is_refreshed_once_and_the_request_retried(node: str, shor
         *("--renew", "reactive", "--idle-s", str(idle), "--switch-level", "top", "--rate", "1"),
         *("--timeout-ms", str((idle + 25) * 1000)),
     )
-    refused = result["bad_responses"]
-    assert refused and {(r["status"], r["denial"]) for r in refused} == {(403, "expired")}, refused
-    assert {d["reason"] for d in result["T"]["denials"]} == {"expired"}
-    triggers = [e["trigger"] for e in result["T"]["events"] if e["type"] == "refreshed"]
-    assert triggers == ["expired_retry"], triggers
-    for denied in refused:  # the next request for the same path is the retry: new token, and it succeeded
-        path = urlsplit(denied["url"]).path
-        retry = next(r for r in result["requests"] if urlsplit(r["url"]).path == path and r["seq"] > denied["seq"])
-        assert retry["status"] == 200 and token_of(retry["url"]) != token_of(denied["url"]), retry
+    assert_expired_refreshed_and_retried(result)
     # hls.js reports the refused load as a non-fatal ERROR before retrying; nothing else may appear.
     recovered = [e for e in result["T"]["errors"] if e.get("code") == 403 and not e["fatal"]]
     others = [

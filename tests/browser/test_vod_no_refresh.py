@@ -132,13 +132,18 @@ def page_url(demo: vod.Demo, case: Case, asset: str) -> str:
     return f"{demo.url}/players/plain.html?{urlencode({'player': case.player, 'src': src, **knobs})}"
 
 
-def seek_back(node: str, url: str) -> dict[str, Any]:
+def seek_back(
+    node: str,
+    url: str,
+    *,
+    stale_ms: int = STALE_MS,
+    after_seek_s: float = AFTER_SEEK_SECONDS,
+    timeout_s: int = DRIVER_TIMEOUT_SECONDS,
+) -> dict[str, Any]:
     """Run seek_back.mjs on `url` and return its JSON result; a crash or a non-JSON answer fails with its stderr."""
-    command = [node, str(SEEK_BACK), "--url", url, "--stale-ms", str(STALE_MS)]
-    command += ["--after-seek-s", str(AFTER_SEEK_SECONDS), "--timeout-ms", str(DRIVER_TIMEOUT_SECONDS * 1000)]
-    done = subprocess.run(
-        command, cwd=vod.PLAYERS, capture_output=True, text=True, timeout=DRIVER_TIMEOUT_SECONDS + 20, check=False
-    )
+    command = [node, str(SEEK_BACK), "--url", url, "--stale-ms", str(stale_ms)]
+    command += ["--after-seek-s", str(after_seek_s), "--timeout-ms", str(timeout_s * 1000)]
+    done = subprocess.run(command, cwd=vod.PLAYERS, capture_output=True, text=True, timeout=timeout_s + 20, check=False)
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 0 and lines, (
         f"seek_back.mjs exited {done.returncode}\nstdout: {done.stdout[-2000:]}\nstderr: {done.stderr[-2000:]}"
