@@ -268,9 +268,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from gateway.dev.bench import run_benchmarks
+    from gateway.dev.bench import parse_parts, run_benchmarks
 
-    return run_benchmarks(quick=args.quick)
+    return run_benchmarks(quick=args.quick, as_json=args.json, parts=parse_parts(args.only))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -362,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks: ratios against baselines measured in the same run")
     bench.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    bench.add_argument("--json", action="store_true", help="print every figure as a named ratio, as JSON")
+    bench.add_argument("--only", help="comma-separated parts: micro, playlist, front, workers (default: all)")
     bench.set_defaults(func=cmd_bench)
     return parser
 

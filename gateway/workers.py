@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -29,6 +30,12 @@ log = logging.getLogger("gateway.workers")
 # `spawn` (a fresh interpreter that imports the app factory by name), which inherits the environment.
 SERVE_ARGS_VARIABLE: Final = "GATEWAY_SERVE_WORKER_ARGS"
 OPT_IN_FLAG: Final = "--per-worker-revocations"
+
+
+def _process_environment() -> MutableMapping[str, str]:
+    """The environment the workers inherit: where the parent leaves `serve`'s arguments and each worker
+    reads them, with the `GATEWAY_*` variables it hands to the loader as the command line does."""
+    return os.environ
 
 
 def available_cores() -> int:
@@ -93,7 +100,7 @@ def run_workers(count: int, *, host: str, port: int, config: Path | None, origin
     passes on to every worker (each finishes its requests and closes its Redis connection) before it exits."""
     import uvicorn
 
-    os.environ[SERVE_ARGS_VARIABLE] = json.dumps(
+    _process_environment()[SERVE_ARGS_VARIABLE] = json.dumps(
         {"config": str(config.resolve()) if config else None, "origin": origin}
     )
     uvicorn.run(f"{__name__}:worker_app", factory=True, workers=count, host=host, port=port, **UVICORN_OPTIONS)
@@ -104,11 +111,12 @@ def worker_app() -> Starlette:
     same file and environment, and the process-level set-up `serve` does in one process."""
     from gateway.http.app import build_app
 
+    environ = _process_environment()
     try:
-        args = json.loads(os.environ[SERVE_ARGS_VARIABLE])
+        args = json.loads(environ[SERVE_ARGS_VARIABLE])
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"{SERVE_ARGS_VARIABLE} is set by `serve --workers`, not by hand ({exc})") from exc
     configure_logging()
     tune_allocator()
     config = Path(args["config"]) if args["config"] else None
-    return build_app(load_settings(config, os.environ, origin_override=args["origin"]))
+    return build_app(load_settings(config, environ, origin_override=args["origin"]))
