@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from gateway.config import Settings, load_key_ring, load_settings, load_toml
 from gateway.errors import ConfigError, GatewayError, NoRoute, TokenDenied
-from gateway.runtime import UVICORN_OPTIONS, tune_allocator
+from gateway.runtime import UVICORN_OPTIONS, configure_logging, tune_allocator
 from gateway.sessions.revocations import (
     FIRST_SYNC_WAIT_SECONDS,
     MemoryRevocations,
@@ -27,6 +27,7 @@ from gateway.startup import describe
 from gateway.tokens.dialects.base import Credentials, Dialect, SigningOptions
 from gateway.tokens.grant import Grant, Scope, parse_network
 from gateway.tokens.keys import KeyRing, new_key_entry
+from gateway.workers import OPT_IN_FLAG, available_cores, plan_workers, run_workers
 
 
 def _environment() -> Mapping[str, str]:
@@ -45,10 +46,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.http.app import build_app
 
     settings = load_settings(args.config, _environment(), origin_override=args.origin)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # it would log every origin request
+    configure_logging()
+    plan = plan_workers(
+        args.workers, settings, per_worker_revocations=args.per_worker_revocations, cores=available_cores()
+    )
+    log = logging.getLogger("gateway")
+    log.info("%s", describe(settings, f"http://{_host_for_url(args.host)}:{args.port}"))
+    for note in plan.notes:
+        log.info("workers: %s", note)
+    if plan.warning:
+        log.warning("workers: %s", plan.warning)
+    if plan.count > 1:
+        run_workers(plan.count, host=args.host, port=args.port, config=args.config, origin=args.origin)
+        return 0
     app = build_app(settings)
-    logging.getLogger("gateway").info("%s", describe(settings, f"http://{_host_for_url(args.host)}:{args.port}"))
     tune_allocator()
     uvicorn.run(app, host=args.host, port=args.port, **UVICORN_OPTIONS)
     return 0
@@ -263,9 +274,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from gateway.dev.bench import run_benchmarks
+    from gateway.dev.bench import parse_parts, run_benchmarks
 
-    return run_benchmarks(quick=args.quick)
+    return run_benchmarks(quick=args.quick, as_json=args.json, parts=parse_parts(args.only))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -277,6 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--config", type=Path)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes serving one port (default: every core when [revocations] redis_url is set, else 1)",
+    )
+    serve.add_argument(
+        OPT_IN_FLAG,
+        action="store_true",
+        help="allow --workers N > 1 without Redis: a revocation then applies only in the worker that received it",
+    )
     serve.set_defaults(func=cmd_serve)
 
     sign = sub.add_parser("sign", help="print a token (last line) that `serve` accepts under the prefix")
@@ -349,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks: ratios against baselines measured in the same run")
     bench.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    bench.add_argument("--json", action="store_true", help="print every figure as a named ratio, as JSON")
+    bench.add_argument("--only", help="comma-separated parts: micro, playlist, front, workers (default: all)")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 from typing import Any, Final
 
 from gateway.http.bounded_protocol import BoundedHttpToolsProtocol
@@ -29,6 +30,13 @@ UVICORN_OPTIONS: Final[dict[str, Any]] = {
     "log_level": "warning",
     "proxy_headers": False,
 }
+
+
+def configure_logging() -> None:
+    """The gateway's log lines at INFO on stderr (`serve`, and each of its workers)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it would log every origin request
+
 
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -208,12 +209,47 @@ def test_serve_never_takes_the_client_address_from_a_direct_clients_header(serve
     assert own.status_code == 200
 
 
-def test_bench_quick_prints_ratios_against_baselines_from_the_same_run() -> None:
-    result = gateway("bench", "--quick")
+BENCH_FIGURES = {
+    "render_over_copy",
+    "render_over_copy_glibc_defaults",
+    "prepare_over_copy",
+    "prepare_us_per_line",
+    "verify_cold_over_hmac",
+    "verify_cached_over_hmac",
+    "path_normalisation_over_hmac",
+    "playlist_over_unmodified_stack",
+    "playlist_10k_over_unmodified_stack",
+    "token_chars",
+    "playlist_growth",
+    "segment_via_front_files_over_nginx",
+    "segment_via_front_over_nginx",
+    "segment_via_front_per_request_verdict_over_nginx",
+    "segment_via_python_over_nginx",
+    "workers_speedup",
+}
+
+
+def test_bench_json_names_every_figure_as_a_ratio_against_a_baseline_from_the_same_run() -> None:
+    result = gateway("bench", "--quick", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)  # nothing else on stdout
+    figures = report["figures"]
+    assert set(figures) >= BENCH_FIGURES and report["skipped"] == {}, result.stdout  # nginx and wrk are here
+    for name, figure in figures.items():
+        expected = figure["measured"] if figure["baseline"] is None else figure["measured"] / figure["baseline"]
+        assert figure["measured"] > 0 and figure["ratio"] == pytest.approx(expected, rel=1e-3), name
+    assert 16 <= figures["token_chars"]["ratio"] <= 200  # a session token's characters, as the session API hands it
+    assert figures["playlist_growth"]["ratio"] > 1  # tokens were written into the served playlist
+    assert report["load_generator"] == "wrk"
+
+
+def test_bench_prints_ratios_and_takes_only_some_parts() -> None:
+    result = gateway("bench", "--quick", "--only", "micro")
     assert result.returncode == 0, result.stderr[-2000:]
     ratios = re.findall(r"^(.+?) / (.+?)\s+=\s+([0-9.]+)x$", result.stdout, re.M)
-    assert len(ratios) >= 9, result.stdout
-    assert any("gateway playlist" in label for label, _, _ in ratios)  # the served figures ran too
+    assert len(ratios) == 9 and all(float(ratio) > 0 for _, _, ratio in ratios), result.stdout
+    refused = gateway("bench", "--only", "micro,nothing")
+    assert refused.returncode == 2 and "micro, playlist, front, workers" in refused.stderr
 
 
 # --- `verify` judges a URL exactly as `serve` with the same config would (issue 9.8) ---------------------------

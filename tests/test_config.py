@@ -216,13 +216,14 @@ def process_environment_reads(source: Path) -> int:
 
 def test_the_environment_is_read_only_at_the_command_line() -> None:
     """The process environment is touched in gateway/ only where the CLI hands it to the loaders (cli.py
-    `_environment`) and where bench builds a child process's environment."""
+    `_environment`), where bench builds a child process's environment, and where `serve --workers` hands its
+    arguments and that environment to its worker processes (workers.py `_process_environment`)."""
     found = {
         source.relative_to(ROOT).as_posix(): reads
         for source in sorted((ROOT / "gateway").rglob("*.py"))
         if (reads := process_environment_reads(source))
     }
-    assert found == {"gateway/cli.py": 1, "gateway/dev/bench.py": 1}
+    assert found == {"gateway/cli.py": 1, "gateway/dev/bench.py": 1, "gateway/workers.py": 1}
 
 
 # --- every documented GATEWAY_* variable is read -----------------------------------------------------

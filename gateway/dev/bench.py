@@ -1,5 +1,6 @@
-"""`python -m gateway bench`: figures as ratios against a baseline measured in the same run.
+"""`python -m gateway bench [--json]`: figures as ratios against a baseline measured in the same run.
 
+Every figure has a stable name (`--json` prints them as {name: {ratio, measured, baseline, ...}}):
 1. rewriting a 10,000-segment media playlist per request (render of the prepared template) vs copying
    its bytes; and the one-time prepare vs the same copy;
 2. token verify (cold, and with the verified-token cache) vs one raw HMAC-SHA256;
@@ -7,24 +8,32 @@
    unmodified, both loaded by `wrk` (or a bounded httpx client when wrk is missing);
 4. 1 MiB segments through the nginx front (docker/nginx-front.conf: nginx moves the bytes, the gateway gives
    the verdict), with nginx reusing verdicts and with every request asking the gateway, and through the
-   gateway alone, each vs the same nginx serving the file directly (skipped when nginx is not installed).
-Every load run is bounded in time and sent to 127.0.0.1 only.
+   gateway alone, each vs the same nginx serving the file directly (skipped when nginx is not installed);
+5. the session token's length and how much it grows a 300-segment playlist (served bytes / origin bytes);
+6. playlist requests/s with `serve --workers 2` vs `--workers 1`, both running at once.
+Load runs that are compared with each other are interleaved rounds, the median of each kept: a machine doing
+other work slows every variant alike. Every load run is bounded in time and sent to 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import timeit
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from gateway.dev.nginx import find_nginx, run_nginx
 from gateway.manifests.hls import prepare_playlist
@@ -37,6 +46,53 @@ from gateway.tokens.keys import HmacKey, KeyRing, b64url_encode
 from gateway.tokens.native import TokenVerifier, sign_grant, verify_token
 
 TITLE = "/vod/bench/"
+PARTS: Final = ("micro", "playlist", "front", "workers")  # `--only` takes a comma-separated subset
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure: `measured / baseline` (both from this run), under a name that stays stable."""
+
+    name: str
+    what: str
+    measured: float
+    baseline: float | None  # None: a plain value (e.g. a token's length), its "ratio" is the value itself
+    unit: str = "µs"
+    baseline_unit: str | None = None  # default: `unit`
+
+    @property
+    def ratio(self) -> float:
+        return self.measured if self.baseline is None else self.measured / self.baseline
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "ratio": round(self.ratio, 4),
+            "measured": round(self.measured, 3),
+            "baseline": None if self.baseline is None else round(self.baseline, 3),
+            "unit": self.unit,
+            "baseline_unit": None if self.baseline is None else self.baseline_unit or self.unit,
+            "what": self.what,
+        }
+
+    def line(self) -> str:
+        measured = _amount(self.measured, self.unit)
+        if self.baseline is None:
+            return f"{self.what:86s} {measured}"
+        baseline = _amount(self.baseline, self.baseline_unit or self.unit)
+        return f"{self.what:86s} {measured} / {baseline} = {self.ratio:6.2f}x"
+
+
+def _amount(value: float, unit: str) -> str:
+    return f"{value:10.2f} {unit}" if unit == "µs" else f"{value:10.0f} {unit}"
+
+
+class Skipped(Exception):
+    """A part that cannot run here (a missing tool): said, never a failure."""
+
+
+def _child_environment(**extra: str) -> dict[str, str]:
+    """The environment of the servers the bench starts: this one, plus `extra`."""
+    return {**os.environ, **extra}
 
 
 def media_playlist(segments: int) -> bytes:
@@ -57,7 +113,7 @@ def per_call_seconds(function: Callable[[], object], *, budget_seconds: float) -
     return runs[2] / count
 
 
-def rewrite_figures(budget: float, *, label: str = "") -> list[tuple[str, float, float]]:
+def rewrite_figures(budget: float, *, label: str = "", suffix: str = "") -> list[Figure]:
     body = media_playlist(10_000)
     keys = KeyRing((HmacKey("k1", os.urandom(32)),))
     token = sign_grant(Grant((TITLE,), int(time.time()) + 600), keys)
@@ -67,16 +123,25 @@ def rewrite_figures(budget: float, *, label: str = "") -> list[tuple[str, float,
 
     prepared = prepare_playlist(body, lambda uri, place: with_query_slot(uri, "token", place.slot))
     tokens = {Slot.PLAYLIST: token, Slot.MEDIA: token}
-    copy = per_call_seconds(lambda: bytes(bytearray(body)), budget_seconds=budget)
-    render = per_call_seconds(lambda: prepared.render(tokens), budget_seconds=budget)
-    once = per_call_seconds(prepare, budget_seconds=budget)
+    copy = per_call_seconds(lambda: bytes(bytearray(body)), budget_seconds=budget) * 1e6
+    render = per_call_seconds(lambda: prepared.render(tokens), budget_seconds=budget) * 1e6
+    once = per_call_seconds(prepare, budget_seconds=budget) * 1e6
+    lines = body.count(b"\n")
     return [
-        (f"render 10k-segment playlist per request{label} / copy its bytes", render, copy),
-        (f"prepare (parse+rewrite) once per origin version{label} / copy", once, copy),
+        Figure(
+            f"render_over_copy{suffix}",
+            f"render 10k-segment playlist per request{label} / copy its bytes",
+            render,
+            copy,
+        ),
+        Figure(
+            f"prepare_over_copy{suffix}", f"prepare (parse+rewrite) once per origin version{label} / copy", once, copy
+        ),
+        Figure(f"prepare_us_per_line{suffix}", f"prepare{label} / the playlist's lines", once, lines, "µs", "lines"),
     ]
 
 
-def verify_figures(budget: float) -> list[tuple[str, float, float]]:
+def verify_figures(budget: float) -> list[Figure]:
     secret = os.urandom(32)
     keys = KeyRing((HmacKey("k1", secret),))
     grant = Grant((TITLE,), int(time.time()) + 600, session_id="AbCdEfGh", scope=Scope.MEDIA)
@@ -95,10 +160,23 @@ def verify_figures(budget: float) -> list[tuple[str, float, float]]:
         budget_seconds=budget,
     )
     path_check = per_call_seconds(lambda: normalise_path(b"/vod/bench/v720/segment_00042.ts"), budget_seconds=budget)
+    hmac_label = "one raw HMAC-SHA256"
     return [
-        ("token verify, cold (decode+HMAC+claims) / one raw HMAC-SHA256", cold, raw),
-        ("token verify, cached signature (claims only) / one raw HMAC-SHA256", cached, raw),
-        ("path normalisation (ACL boundary) / one raw HMAC-SHA256", path_check, raw),
+        Figure(
+            "verify_cold_over_hmac", f"token verify, cold (decode+HMAC+claims) / {hmac_label}", cold * 1e6, raw * 1e6
+        ),
+        Figure(
+            "verify_cached_over_hmac",
+            f"token verify, cached signature (claims only) / {hmac_label}",
+            cached * 1e6,
+            raw * 1e6,
+        ),
+        Figure(
+            "path_normalisation_over_hmac",
+            f"path normalisation (ACL boundary) / {hmac_label}",
+            path_check * 1e6,
+            raw * 1e6,
+        ),
     ]
 
 
@@ -120,7 +198,7 @@ def _process(args: list[str], port: int, env: dict[str, str] | None = None) -> I
         yield
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=20)
 
 
 def _free_port() -> int:
@@ -170,44 +248,125 @@ def _load(url: str, seconds: float, connections: int) -> float:
     return asyncio.run(run())
 
 
-def server_figures(seconds: float, segments: int) -> list[tuple[str, float, float]]:
-    """Both servers run as separate processes (uvicorn, one worker) on 127.0.0.1; rps ratio."""
+def _interleaved(urls: dict[str, str], seconds: float, connections: int, rounds: int = 3) -> dict[str, float]:
+    """Requests/s of each URL: the median of `rounds` rounds, each loading every URL in turn."""
+    runs = [{name: _load(url, seconds, connections) for name, url in urls.items()} for _ in range(rounds)]
+    return {name: statistics.median(run[name] for run in runs) for name in urls}
+
+
+@dataclass(frozen=True)
+class _Playlists:
+    """A 300- or 10,000-segment VOD playlist on an origin, and how to run the gateway in front of it."""
+
+    origin_file: Path
+    config: Path
+    env: dict[str, str]
+
+    def gateway(self, port: int, *args: str) -> list[str]:
+        return [sys.executable, "-m", "gateway", "serve", "--config", str(self.config), "--port", str(port), *args]
+
+
+@contextmanager
+def _playlist_origin(segments: int) -> Iterator[_Playlists]:
+    """The origin (Python's HTTP server) and a config with one viewer entitled to the title (for a session)."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         playlist = root / "vod" / "bench" / "index.m3u8"
         playlist.parent.mkdir(parents=True)
         playlist.write_bytes(media_playlist(segments))
-        secret = os.urandom(32)
-        key_entry = "k1:" + b64url_encode(secret)
-        keys = KeyRing((HmacKey("k1", secret),))
-        token = sign_grant(Grant((TITLE,), int(time.time()) + 3600), keys)
-        origin_port, gateway_port, raw_port = _free_port(), _free_port(), _free_port()
-        python = sys.executable
-        env = {**os.environ, "GATEWAY_KEYS": key_entry}
-        origin = [python, "-m", "http.server", str(origin_port), "--bind", "127.0.0.1", "--directory", tmp]
-        gateway = [
-            python,
-            "-m",
-            "gateway",
-            "serve",
-            "--origin",
-            f"http://127.0.0.1:{origin_port}/",
-            "--port",
-            str(gateway_port),
-        ]
-        raw = [python, "-m", "gateway.dev.bench_raw_server", str(playlist), str(raw_port)]
-        with _process(origin, origin_port), _process(gateway, gateway_port, env), _process(raw, raw_port):
-            gateway_url = f"http://127.0.0.1:{gateway_port}{TITLE}index.m3u8?token={token}"
-            _load(gateway_url, 1, 4)  # warm: prepare once, JIT-free but caches primed
-            gateway_rps = _load(gateway_url, seconds, 16)
-            raw_rps = _load(f"http://127.0.0.1:{raw_port}/index.m3u8", seconds, 16)
-    return [
-        (
+        origin_port = _free_port()
+        config = root / "gateway.toml"
+        config.write_text(
+            f'[[routes]]\nmount = "/"\norigin = "http://127.0.0.1:{origin_port}/"\n'
+            f'[[users]]\ncredential = "bench"\nid = "bench"\n[[titles]]\nprefix = "{TITLE}"\n'
+        )
+        env = _child_environment(GATEWAY_KEYS="k1:" + b64url_encode(os.urandom(32)))
+        origin = [sys.executable, "-m", "http.server", str(origin_port), "--bind", "127.0.0.1", "--directory", tmp]
+        with _process(origin, origin_port):
+            yield _Playlists(playlist, config, env)
+
+
+def _session_playlist_url(base: str) -> str:
+    """A viewer's playlist URL as the session API hands it out (the session token in its query), once the
+    gateway is ready: with several workers, `serve` listens before they have started."""
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/_gateway/ready", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{base} never became ready")
+        time.sleep(0.1)
+    session = httpx.post(
+        f"{base}/api/sessions",
+        json={"asset": f"{TITLE}index.m3u8"},
+        headers={"authorization": "Bearer bench"},
+        timeout=10,
+    )
+    session.raise_for_status()
+    return f"{base}{TITLE}index.m3u8?token={session.json()['token']}"
+
+
+def server_figures(seconds: float, segments: int) -> list[Figure]:
+    """Gateway playlist requests/s vs the same stack returning the bytes unmodified, both separate processes
+    (uvicorn, one worker) on 127.0.0.1; for 300 segments also the session token's length and the growth."""
+    import httpx
+
+    with _playlist_origin(segments) as origin:
+        gateway_port, raw_port = _free_port(), _free_port()
+        raw = [sys.executable, "-m", "gateway.dev.bench_raw_server", str(origin.origin_file), str(raw_port)]
+        with _process(origin.gateway(gateway_port), gateway_port, origin.env), _process(raw, raw_port):
+            url = _session_playlist_url(f"http://127.0.0.1:{gateway_port}")
+            served = httpx.get(url, timeout=10)
+            served.raise_for_status()
+            _load(url, 1, 4)  # warm: prepare once, caches primed
+            rates = _interleaved({"gateway": url, "raw": f"http://127.0.0.1:{raw_port}/index.m3u8"}, seconds, 16)
+        origin_bytes = origin.origin_file.stat().st_size
+    name = "playlist" if segments == 300 else f"playlist_{segments // 1000}k"
+    figures = [
+        Figure(
+            f"{name}_over_unmodified_stack",
             f"gateway playlist ({segments} segments) req/s / same stack returning bytes unmodified",
-            gateway_rps,
-            raw_rps,
+            rates["gateway"],
+            rates["raw"],
+            "req/s",
         )
     ]
+    if segments == 300:
+        token = url.rsplit("token=", 1)[1]
+        figures += [
+            Figure("token_chars", "session token (POST /api/sessions) length", len(token), None, "chars"),
+            Figure(
+                "playlist_growth",
+                "300-segment playlist as served with a session's tokens / as the origin has it",
+                len(served.content),
+                origin_bytes,
+                "bytes",
+            ),
+        ]
+    return figures
+
+
+def workers_figures(seconds: float) -> list[Figure]:
+    """Playlist requests/s (300 segments) from `serve --workers 2` vs `--workers 1`, both running at once."""
+    with _playlist_origin(300) as origin:
+        one, two = _free_port(), _free_port()
+        with (
+            _process(origin.gateway(one, "--workers", "1"), one, origin.env),
+            _process(origin.gateway(two, "--workers", "2", "--per-worker-revocations"), two, origin.env),
+        ):
+            urls = {"one": _session_playlist_url(f"http://127.0.0.1:{one}")}
+            urls["two"] = urls["one"].replace(f":{one}/", f":{two}/")  # the same token: stateless
+            _session_playlist_url(f"http://127.0.0.1:{two}")  # ready
+            for url in urls.values():
+                _load(url, 1, 4)  # warm every worker's caches
+            rates = _interleaved(urls, seconds, 16)
+    label = f"playlist (300 segments) req/s, serve --workers 2 / --workers 1 ({os.cpu_count()} cpus)"
+    return [Figure("workers_speedup", label, rates["two"], rates["one"], "req/s")]
 
 
 FRONT_CONF = Path(__file__).resolve().parents[2] / "docker" / "nginx-front.conf"
@@ -232,12 +391,11 @@ def _front_block(
     return conf
 
 
-def front_figures(seconds: float) -> list[tuple[str, float, float]]:
+def front_figures(seconds: float) -> list[Figure]:
     """Segment requests/s (1 MiB, 20 connections) via the front and via Python, vs nginx serving the file."""
     nginx = find_nginx()
     if nginx is None or not FRONT_CONF.exists():
-        print("# nginx front: skipped (no nginx, or not run from a checkout with docker/)")
-        return []
+        raise Skipped("nginx front: no nginx, or not run from a checkout with docker/")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         segment = root / "vod" / "bench" / "seg.ts"
@@ -246,7 +404,7 @@ def front_figures(seconds: float) -> list[tuple[str, float, float]]:
         secret = os.urandom(32)
         token = sign_grant(Grant((TITLE,), int(time.time()) + 3600), KeyRing((HmacKey("k1", secret),)))
         origin_port, gateway_port, front_port, cold_port, files_port = (_free_port() for _ in range(5))
-        env = {**os.environ, "GATEWAY_KEYS": "k1:" + b64url_encode(secret), "GATEWAY_TRUSTED_PROXIES": "127.0.0.1/32"}
+        env = _child_environment(GATEWAY_KEYS="k1:" + b64url_encode(secret), GATEWAY_TRUSTED_PROXIES="127.0.0.1/32")
         origin = f"server {{ listen 127.0.0.1:{origin_port}; root {root}; }}"
         config = root / "gateway.toml"  # one client opens 20 downloads at once: above the per-viewer default
         config.write_text(
@@ -265,39 +423,83 @@ def front_figures(seconds: float) -> list[tuple[str, float, float]]:
             run_nginx(nginx, files, root / "front-files", files_port, worker_connections=1024),
         ):
             target = f"{TITLE}seg.ts?token={token}"
-            urls = {
-                "direct": f"http://127.0.0.1:{origin_port}{TITLE}seg.ts",
-                "files": f"http://127.0.0.1:{files_port}{target}",
-                "front": f"http://127.0.0.1:{front_port}{target}",
-                "cold": f"http://127.0.0.1:{cold_port}{target}",
-                "python": f"http://127.0.0.1:{gateway_port}{target}",
-            }
-            # Interleaved rounds, median of each: a machine doing other work slows every variant alike.
-            rounds = [{name: _load(url, seconds, 20) for name, url in urls.items()} for _ in range(3)]
-    median = {name: sorted(run[name] for run in rounds)[1] for name in urls}
-    direct, via_front_files, via_front = median["direct"], median["files"], median["front"]
-    via_front_cold, via_python = median["cold"], median["python"]
+            rates = _interleaved(
+                {
+                    "direct": f"http://127.0.0.1:{origin_port}{TITLE}seg.ts",
+                    "files": f"http://127.0.0.1:{files_port}{target}",
+                    "front": f"http://127.0.0.1:{front_port}{target}",
+                    "cold": f"http://127.0.0.1:{cold_port}{target}",
+                    "python": f"http://127.0.0.1:{gateway_port}{target}",
+                },
+                seconds,
+                20,
+            )
     label = "1 MiB segment req/s, 20 connections"
+    variants = [
+        ("segment_via_front_files_over_nginx", "files", "nginx front reading the files, verdicts reused"),
+        ("segment_via_front_over_nginx", "front", "nginx front proxying the origin, verdicts reused"),
+        ("segment_via_front_per_request_verdict_over_nginx", "cold", "nginx front proxying, a verdict per request"),
+        ("segment_via_python_over_nginx", "python", "gateway alone (Python relay)"),
+    ]
     return [
-        (f"{label}: nginx front reading the files, verdicts reused / nginx serving the file", via_front_files, direct),
-        (f"{label}: nginx front proxying the origin, verdicts reused / nginx serving the file", via_front, direct),
-        (f"{label}: nginx front proxying, a verdict per request / nginx serving the file", via_front_cold, direct),
-        (f"{label}: gateway alone (Python relay) / nginx serving the file", via_python, direct),
+        Figure(name, f"{label}: {what} / nginx serving the file", rates[key], rates["direct"], "req/s")
+        for name, key, what in variants
     ]
 
 
-def run_benchmarks(*, quick: bool = False) -> int:
+def parse_parts(text: str | None) -> tuple[str, ...]:
+    """`--only micro,workers` as part names, in the bench's order; every part when not given."""
+    if not text:
+        return PARTS
+    asked = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = asked - set(PARTS)
+    if unknown or not asked:
+        raise ValueError(f"--only takes a comma-separated subset of {', '.join(PARTS)}, not {text!r}")
+    return tuple(part for part in PARTS if part in asked)
+
+
+def run_benchmarks(*, quick: bool = False, as_json: bool = False, parts: Sequence[str] = PARTS) -> int:
     budget = 0.2 if quick else 1.0
+    seconds = 1 if quick else 3
     mode = "quick" if quick else "full"
-    print(f"# gateway bench ({mode}), python {sys.version.split()[0]}, {os.cpu_count()} cpus")
-    rows = rewrite_figures(budget, label=" (glibc defaults)")
-    tuned = tune_allocator()  # what `serve` and `demo` do at start-up
-    rows += rewrite_figures(budget, label=" (as served)" if tuned else "") + verify_figures(budget)
-    for label, measured, baseline in rows:
-        print(f"{label:72s} {measured * 1e6:10.2f} µs / {baseline * 1e6:8.2f} µs = {measured / baseline:6.2f}x")
-    for segments in (300, 10_000):
-        for label, measured, baseline in server_figures(1 if quick else 3, segments):
-            print(f"{label:72s} {measured:10.0f} / {baseline:8.0f} req/s = {measured / baseline:6.2f}x")
-    for label, measured, baseline in front_figures(1 if quick else 3):
-        print(f"{label:72s} {measured:10.0f} / {baseline:8.0f} req/s = {measured / baseline:6.2f}x")
+    figures: list[Figure] = []
+    skipped: dict[str, str] = {}
+    if not as_json:
+        print(f"# gateway bench ({mode}), python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+
+    def run(part: str, measure: Callable[[], list[Figure]]) -> None:
+        try:
+            new = measure()
+        except Skipped as reason:
+            skipped[part] = str(reason)
+            new = []
+            if not as_json:
+                print(f"# {reason}: skipped")
+        figures.extend(new)
+        if not as_json:
+            for figure in new:
+                print(figure.line(), flush=True)
+
+    if "micro" in parts:
+        run("micro", lambda: rewrite_figures(budget, label=" (glibc defaults)", suffix="_glibc_defaults"))
+        tuned = tune_allocator()  # what `serve` and `demo` do at start-up
+        run("micro", lambda: rewrite_figures(budget, label=" (as served)" if tuned else ""))
+        run("micro", lambda: verify_figures(budget))
+    if "playlist" in parts:
+        for segments in (300, 10_000):
+            run("playlist", functools.partial(server_figures, seconds, segments))
+    if "front" in parts:
+        run("front", lambda: front_figures(seconds))
+    if "workers" in parts:
+        run("workers", lambda: workers_figures(seconds))
+    if as_json:
+        report = {
+            "mode": mode,
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+            "load_generator": "wrk" if shutil.which("wrk") else "httpx",
+            "figures": {figure.name: figure.as_json() for figure in figures},
+            "skipped": skipped,
+        }
+        print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0

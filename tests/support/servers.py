@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,6 +205,15 @@ def redis_server(workdir: Path, port: int | None = None) -> Iterator[str]:
 def serve_process(config_toml: str, workdir: Path, keys: str) -> Iterator[str]:
     """`python -m gateway serve --config` as an operator runs it, in its own process (its own event loop and
     GIL, as under load in production); yields its base URL. Its log is in `workdir/serve.log`."""
+    with serve_subprocess(config_toml, workdir, keys) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def serve_subprocess(
+    config_toml: str, workdir: Path, keys: str, args: Sequence[str] = ()
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`serve_process` with more command-line `args` (e.g. `--workers 2`); yields (base URL, the process)."""
     config = workdir / "gateway.toml"
     config.write_text(config_toml)
     port = free_port()
@@ -212,7 +221,7 @@ def serve_process(config_toml: str, workdir: Path, keys: str) -> Iterator[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
     with log_path.open("w") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
+            [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port), *args],
             env={**env, "GATEWAY_KEYS": keys},
             stdout=subprocess.DEVNULL,
             stderr=log_file,
@@ -225,7 +234,7 @@ def serve_process(config_toml: str, workdir: Path, keys: str) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"gateway serve did not start:\n{log_path.read_text()}")
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process
     finally:
         process.terminate()
         try:
