@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -27,14 +28,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gateway.dev.nginx import find_nginx, run_nginx
-from gateway.manifests.hls import prepare_playlist
-from gateway.manifests.template import Slot
+from gateway.manifests.hls import UriPlace, prepare_playlist
+from gateway.manifests.template import PreparedManifest, Rewrite, Slot
 from gateway.manifests.uris import with_query_slot
 from gateway.runtime import tune_allocator
 from gateway.tokens.acl import normalise_path
 from gateway.tokens.grant import Grant, Scope
 from gateway.tokens.keys import HmacKey, KeyRing, b64url_encode
 from gateway.tokens.native import TokenVerifier, sign_grant, verify_token
+from gateway.tokens.scoped import ScopedTokenMinter
 
 TITLE = "/vod/bench/"
 
@@ -57,23 +59,61 @@ def per_call_seconds(function: Callable[[], object], *, budget_seconds: float) -
     return runs[2] / count
 
 
+def session_tokens(network: str | None = "203.0.113.9/32", *, reloaded: bool = False) -> dict[Slot, str]:
+    """The playlist and media tokens a session's playlist response carries (tokens/scoped.py): 8-character
+    session id, a 6-character user id, a key id as long as `keys new` makes, the client's /32 bound."""
+    now = int(time.time())
+    session = Grant(
+        (TITLE,),
+        now + 300,
+        client_network=ipaddress.ip_network(network) if network else None,
+        session_id="AbCdEfGh",
+        user_id="u-paid",
+        scope=Scope.ALL,
+        session_ends_at=now + 4 * 3600,
+    )
+    ring = KeyRing((HmacKey("k1a2b3c", os.urandom(32)),))
+    manifest = PreparedManifest(chunks=("", ""), slots=(Slot.MEDIA,), reloaded=reloaded)
+    return ScopedTokenMinter(ring, media_ttl_seconds=300).slot_tokens(session, "", manifest, now=now)
+
+
+def _query_rewrite(uri: str, place: UriPlace) -> Rewrite:
+    return with_query_slot(uri, "token", place.slot)
+
+
 def rewrite_figures(budget: float, *, label: str = "") -> list[tuple[str, float, float]]:
     body = media_playlist(10_000)
-    keys = KeyRing((HmacKey("k1", os.urandom(32)),))
-    token = sign_grant(Grant((TITLE,), int(time.time()) + 600), keys)
-
-    def prepare() -> object:
-        return prepare_playlist(body, lambda uri, place: with_query_slot(uri, "token", place.slot))
-
-    prepared = prepare_playlist(body, lambda uri, place: with_query_slot(uri, "token", place.slot))
-    tokens = {Slot.PLAYLIST: token, Slot.MEDIA: token}
-    copy = per_call_seconds(lambda: bytes(bytearray(body)), budget_seconds=budget)
+    prepared = prepare_playlist(body, _query_rewrite)
+    tokens = session_tokens()
+    output = prepared.render(tokens)
+    copy = per_call_seconds(lambda: bytes(bytearray(output)), budget_seconds=budget)
     render = per_call_seconds(lambda: prepared.render(tokens), budget_seconds=budget)
-    once = per_call_seconds(prepare, budget_seconds=budget)
+    once = per_call_seconds(lambda: prepare_playlist(body, _query_rewrite), budget_seconds=budget)
+    lines = body.count(b"\n")
     return [
-        (f"render 10k-segment playlist per request{label} / copy its bytes", render, copy),
+        (f"render 10k-segment playlist per request{label} / copy its output bytes (goal <= 3x)", render, copy),
         (f"prepare (parse+rewrite) once per origin version{label} / copy", once, copy),
+        (f"prepare per playlist line{label} / 0.5 µs (goal <= 1x)", once / lines, 0.5e-6),
     ]
+
+
+def token_figures() -> list[tuple[str, int, int]]:
+    """Characters of a session's tokens against the goal (64), and a 300-segment playlist's growth."""
+    rows: list[tuple[str, int, int]] = []
+    for network in (None, "203.0.113.9/32", "2001:db8:1:2::/64"):
+        tokens = session_tokens(network, reloaded=True)
+        for slot in (Slot.PLAYLIST, Slot.MEDIA):
+            rows.append((f"{slot.value} token characters, client bound to {network} / 64 goal", len(tokens[slot]), 64))
+    body = media_playlist(300)
+    rendered = prepare_playlist(body, _query_rewrite).render(session_tokens())
+    rows.append(
+        (
+            "300-segment playlist bytes, query tokens (IPv4-bound session) / as the origin serves it",
+            len(rendered),
+            len(body),
+        )
+    )
+    return rows
 
 
 def verify_figures(budget: float) -> list[tuple[str, float, float]]:
@@ -295,6 +335,8 @@ def run_benchmarks(*, quick: bool = False) -> int:
     rows += rewrite_figures(budget, label=" (as served)" if tuned else "") + verify_figures(budget)
     for label, measured, baseline in rows:
         print(f"{label:72s} {measured * 1e6:10.2f} µs / {baseline * 1e6:8.2f} µs = {measured / baseline:6.2f}x")
+    for label, count, reference in token_figures():
+        print(f"{label:72s} {count:10d} / {reference:8d} = {count / reference:6.2f}x")
     for segments in (300, 10_000):
         for label, measured, baseline in server_figures(1 if quick else 3, segments):
             print(f"{label:72s} {measured:10.0f} / {baseline:8.0f} req/s = {measured / baseline:6.2f}x")
