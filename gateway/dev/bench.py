@@ -27,10 +27,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gateway.config import Route
 from gateway.dev.nginx import find_nginx, run_nginx
-from gateway.manifests.hls import UriPlace, prepare_playlist
-from gateway.manifests.template import PreparedManifest, Rewrite, Slot
-from gateway.manifests.uris import with_query_slot
+from gateway.http.links import make_uri_rewriter
+from gateway.manifests.hls import prepare_playlist
+from gateway.manifests.template import PreparedManifest, Slot
 from gateway.runtime import tune_allocator
 from gateway.tokens.acl import normalise_path
 from gateway.tokens.grant import Grant, Scope
@@ -77,8 +78,12 @@ def session_tokens(network: str | None = "203.0.113.9/32", *, reloaded: bool = F
     return ScopedTokenMinter(ring, media_ttl_seconds=300).slot_tokens(session, "", manifest, now=now)
 
 
-def _query_rewrite(uri: str, place: UriPlace) -> Rewrite:
-    return with_query_slot(uri, "token", place.slot)
+# The callback `serve` prepares a query-mode playlist with (gateway/http/links.py).
+_query_rewrite = make_uri_rewriter(
+    manifest_origin_url="http://origin.test/vod/bench/index.m3u8",
+    route=Route(mount="/vod/", origin="http://origin.test/vod/"),
+    token_param="token",  # noqa: S106 - the query parameter's name (the default), not a secret
+)
 
 
 def rewrite_figures(budget: float, *, label: str = "") -> list[tuple[str, float, float]]:

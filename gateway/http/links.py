@@ -43,18 +43,31 @@ def gateway_reference(uri: str, *, manifest_origin_url: str, route: Route) -> st
     return path + query + fragment
 
 
-def make_uri_rewriter(*, manifest_origin_url: str, route: Route, token_param: str | None) -> RewriteUri:
+class _UriRewriter:
     """The callback for `prepare_playlist`: query-token slots, or (token_param None) plain rewriting."""
 
-    def rewrite(uri: str, place: UriPlace) -> Rewrite | None:
-        reference = gateway_reference(uri, manifest_origin_url=manifest_origin_url, route=route)
+    __slots__ = ("manifest_origin_url", "plain_relative_suffix", "route", "token_param")
+
+    def __init__(self, manifest_origin_url: str, route: Route, token_param: str | None) -> None:
+        self.manifest_origin_url, self.route, self.token_param = manifest_origin_url, route, token_param
+        # A plain relative URI is its own gateway reference and has no query: it gains `?param=` + slot
+        # (the same call's answer, declared so the rewriter skips the call on every segment line).
+        self.plain_relative_suffix = (
+            None if token_param is None else with_query_slot("a", token_param, Slot.MEDIA).head.removeprefix("a")
+        )
+
+    def __call__(self, uri: str, place: UriPlace) -> Rewrite | None:
+        reference = gateway_reference(uri, manifest_origin_url=self.manifest_origin_url, route=self.route)
         if reference is None:
             return None
-        if token_param is None:
+        if self.token_param is None:
             return None if reference == uri else Rewrite(reference, None)
-        return with_query_slot(reference, token_param, place.slot)
+        return with_query_slot(reference, self.token_param, place.slot)
 
-    return rewrite
+
+def make_uri_rewriter(*, manifest_origin_url: str, route: Route, token_param: str | None) -> RewriteUri:
+    """The callback for `prepare_playlist`: query-token slots, or (token_param None) plain rewriting."""
+    return _UriRewriter(manifest_origin_url, route, token_param)
 
 
 def make_path_token_rewriter(*, manifest_origin_url: str, route: Route) -> RewriteUri:
