@@ -180,6 +180,10 @@ def prepare_playlist(
                 if new is not None:
                     lines[index] = new
             continue
+        if plain is not None and plain(line):  # hottest path: what the callback declared it does
+            slots.append(line_slot)
+            lines[index] = line + marked_suffix
+            continue
         uri = line.strip(URI_TRIM_CHARS)
         if len(uri) != len(line) or "{$" in uri:
             # Whitespace, a CR, an indented tag or comment, or variables: the general path.
@@ -187,10 +191,6 @@ def prepare_playlist(
                 new = splicer.value(line, line_place, index + 1, quoted=False)
                 if new is not None:
                     lines[index] = new
-            continue
-        if plain is not None and plain(uri):  # hottest path: what the callback declared it does
-            slots.append(line_slot)
-            lines[index] = uri + marked_suffix
             continue
         # Hot path (a plain segment line), an inlined copy of `_Splicer.value` for a bare URI line.
         rewrite = rewrite_uri(uri, line_place)
