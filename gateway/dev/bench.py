@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import shutil
@@ -35,15 +36,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from gateway.config import Route
 from gateway.dev.nginx import find_nginx, run_nginx
+from gateway.http.links import make_uri_rewriter
 from gateway.manifests.hls import prepare_playlist
-from gateway.manifests.template import Slot
-from gateway.manifests.uris import with_query_slot
+from gateway.manifests.template import PreparedManifest, Slot
 from gateway.runtime import tune_allocator
 from gateway.tokens.acl import normalise_path
 from gateway.tokens.grant import Grant, Scope
 from gateway.tokens.keys import HmacKey, KeyRing, b64url_encode
 from gateway.tokens.native import TokenVerifier, sign_grant, verify_token
+from gateway.tokens.scoped import ScopedTokenMinter
 
 TITLE = "/vod/bench/"
 PARTS: Final = ("micro", "playlist", "front", "workers")  # `--only` takes a comma-separated subset
@@ -113,32 +116,76 @@ def per_call_seconds(function: Callable[[], object], *, budget_seconds: float) -
     return runs[2] / count
 
 
+def session_tokens(network: str | None = "203.0.113.9/32", *, reloaded: bool = False) -> dict[Slot, str]:
+    """The playlist and media tokens a session's playlist response carries (tokens/scoped.py): 8-character
+    session id, a 6-character user id, a key id as long as `keys new` makes, the client's /32 bound."""
+    now = int(time.time())
+    session = Grant(
+        (TITLE,),
+        now + 300,
+        client_network=ipaddress.ip_network(network) if network else None,
+        session_id="AbCdEfGh",
+        user_id="u-paid",
+        scope=Scope.ALL,
+        session_ends_at=now + 4 * 3600,
+    )
+    ring = KeyRing((HmacKey("k1a2b3c", os.urandom(32)),))
+    manifest = PreparedManifest(chunks=("", ""), slots=(Slot.MEDIA,), reloaded=reloaded)
+    return ScopedTokenMinter(ring, media_ttl_seconds=300).slot_tokens(session, "", manifest, now=now)
+
+
+# The callback `serve` prepares a query-mode playlist with (gateway/http/links.py).
+_query_rewrite = make_uri_rewriter(
+    manifest_origin_url="http://origin.test/vod/bench/index.m3u8",
+    route=Route(mount="/vod/", origin="http://origin.test/vod/"),
+    token_param="token",  # noqa: S106 - the query parameter's name (the default), not a secret
+)
+
+
 def rewrite_figures(budget: float, *, label: str = "", suffix: str = "") -> list[Figure]:
     body = media_playlist(10_000)
-    keys = KeyRing((HmacKey("k1", os.urandom(32)),))
-    token = sign_grant(Grant((TITLE,), int(time.time()) + 600), keys)
-
-    def prepare() -> object:
-        return prepare_playlist(body, lambda uri, place: with_query_slot(uri, "token", place.slot))
-
-    prepared = prepare_playlist(body, lambda uri, place: with_query_slot(uri, "token", place.slot))
-    tokens = {Slot.PLAYLIST: token, Slot.MEDIA: token}
-    copy = per_call_seconds(lambda: bytes(bytearray(body)), budget_seconds=budget) * 1e6
+    prepared = prepare_playlist(body, _query_rewrite)
+    tokens = session_tokens()
+    output = prepared.render(tokens)
+    copy = per_call_seconds(lambda: bytes(bytearray(output)), budget_seconds=budget) * 1e6
     render = per_call_seconds(lambda: prepared.render(tokens), budget_seconds=budget) * 1e6
-    once = per_call_seconds(prepare, budget_seconds=budget) * 1e6
+    once = per_call_seconds(lambda: prepare_playlist(body, _query_rewrite), budget_seconds=budget) * 1e6
     lines = body.count(b"\n")
     return [
         Figure(
             f"render_over_copy{suffix}",
-            f"render 10k-segment playlist per request{label} / copy its bytes",
+            f"render 10k-segment playlist per request{label} / copy its output bytes (goal <= 3x)",
             render,
             copy,
         ),
         Figure(
             f"prepare_over_copy{suffix}", f"prepare (parse+rewrite) once per origin version{label} / copy", once, copy
         ),
-        Figure(f"prepare_us_per_line{suffix}", f"prepare{label} / the playlist's lines", once, lines, "µs", "lines"),
+        Figure(
+            f"prepare_us_per_line{suffix}",
+            f"prepare{label} / the playlist's lines (goal <= 0.5 µs per line)",
+            once,
+            lines,
+            "µs",
+            "lines",
+        ),
     ]
+
+
+def token_figures() -> list[Figure]:
+    """Characters of a session's tokens (goal: <= 64) however the client is bound, and a 300-segment
+    playlist's growth with them, offline (the served figures are in `server_figures`)."""
+    figures: list[Figure] = []
+    for name, network in (("unbound", None), ("ipv4", "203.0.113.9/32"), ("ipv6", "2001:db8:1:2::/64")):
+        tokens = session_tokens(network, reloaded=True)
+        for slot in (Slot.PLAYLIST, Slot.MEDIA):
+            what = f"{slot.value} token characters, client bound to {network} (goal <= 64)"
+            figures.append(Figure(f"{slot.value}_token_chars_{name}", what, len(tokens[slot]), None, "chars"))
+    body = media_playlist(300)
+    rendered = prepare_playlist(body, _query_rewrite).render(session_tokens())
+    what = "300-segment playlist bytes, query tokens (IPv4-bound session) / as the origin serves it"
+    figures.append(Figure("playlist_growth_offline", what, len(rendered), len(body), "bytes"))
+    return figures
 
 
 def verify_figures(budget: float) -> list[Figure]:
@@ -485,6 +532,7 @@ def run_benchmarks(*, quick: bool = False, as_json: bool = False, parts: Sequenc
         tuned = tune_allocator()  # what `serve` and `demo` do at start-up
         run("micro", lambda: rewrite_figures(budget, label=" (as served)" if tuned else ""))
         run("micro", lambda: verify_figures(budget))
+        run("micro", token_figures)
     if "playlist" in parts:
         for segments in (300, 10_000):
             run("playlist", functools.partial(server_figures, seconds, segments))

@@ -24,6 +24,7 @@ from gateway.errors import BadRequest, BodyTimeout
 from gateway.http.delivery import is_plain_http_localhost, set_cookie
 from gateway.http.request_facts import client_address, header
 from gateway.sessions.service import API_PREFIX, IssuedToken, SessionService
+from gateway.tokens.acl import normalise_path
 
 MAX_BODY_BYTES = 16 * 1024
 BODY_SECONDS = 10.0  # the whole body, however slowly it drips (the head has its own deadline)
@@ -106,18 +107,21 @@ def session_routes(service: SessionService, clock: Callable[[], float]) -> list[
         return issued(result, request, 201)
 
     async def refresh(request: Request) -> Response:
+        body = await _json_body(request)
         result = service.refresh(
             session_id=request.path_params["session_id"],
-            token=_token_from(await _json_body(request), request),
+            token=_token_from(body, request),
             client_ip=client_address(request.scope, service.settings.proxy_trust),
             country=country(request),
             now=clock(),
+            path=_path_from(body),
         )
         return issued(result, request, 200)
 
     async def revoke(request: Request) -> Response:
-        token = _token_from(await _json_body(request), request)
-        service.revoke(session_id=request.path_params["session_id"], token=token, now=clock())
+        body = await _json_body(request)
+        token = _token_from(body, request)
+        service.revoke(session_id=request.path_params["session_id"], token=token, now=clock(), path=_path_from(body))
         return Response(status_code=204)
 
     return [
@@ -132,6 +136,16 @@ def _token_from(body: dict[str, Any], request: Request) -> str:
     if not isinstance(token, str) or not token:
         raise BadRequest('send {"token": "<the session\'s current token>"}')
     return token
+
+
+def _path_from(body: dict[str, Any]) -> str | None:
+    """The optional "path" a playlist token was served with (path-bound tokens need it), normalised."""
+    path = body.get("path")
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path or not _utf8(path):
+        raise BadRequest('"path" is the path of the URL the token came with ("/vod/title/v1/index.m3u8")')
+    return normalise_path(path.encode("utf-8")).decoded
 
 
 def _utf8(text: str) -> bool:

@@ -69,22 +69,35 @@ def on_route(url: str, *, manifest_origin_url: str, route: Route) -> bool:
     return gateway_reference(url, manifest_origin_url=manifest_origin_url, route=route) is not None
 
 
-def make_uri_rewriter(*, manifest_origin_url: str, route: Route, token_param: str | None) -> RewriteUri:
+class _UriRewriter:
     """The callback for `prepare_playlist`: query-token slots, or (token_param None) plain rewriting."""
 
-    def rewrite(uri: str, place: UriPlace) -> Rewrite | None:
-        reference = gateway_reference(uri, manifest_origin_url=manifest_origin_url, route=route)
+    __slots__ = ("manifest_origin_url", "plain_relative_suffix", "route", "token_param")
+
+    def __init__(self, manifest_origin_url: str, route: Route, token_param: str | None) -> None:
+        self.manifest_origin_url, self.route, self.token_param = manifest_origin_url, route, token_param
+        # A plain relative URI is its own gateway reference and has no query: it gains `?param=` + slot
+        # (the same call's answer, declared so the rewriter skips the call on every segment line).
+        self.plain_relative_suffix = (
+            None if token_param is None else with_query_slot("a", token_param, Slot.MEDIA).head.removeprefix("a")
+        )
+
+    def __call__(self, uri: str, place: UriPlace) -> Rewrite | None:
+        reference = gateway_reference(uri, manifest_origin_url=self.manifest_origin_url, route=self.route)
         if reference is None:
             return None
-        if token_param is None:
+        if self.token_param is None:
             return None if reference == uri or place is BASE_URL_BESIDE_ANOTHER_HOST else Rewrite(reference, None)
         if place is BASE_URL_BESIDE_ANOTHER_HOST:
             # A query on a BaseURL never reaches what resolves below it, and those places carry no token of
             # their own (the other host must not see one): the token rides in the path, `/t/<token>/…`.
             return Rewrite("/t/", place.slot, reference)
-        return with_query_slot(reference, token_param, place.slot)
+        return with_query_slot(reference, self.token_param, place.slot)
 
-    return rewrite
+
+def make_uri_rewriter(*, manifest_origin_url: str, route: Route, token_param: str | None) -> RewriteUri:
+    """The callback for `prepare_playlist`: query-token slots, or (token_param None) plain rewriting."""
+    return _UriRewriter(manifest_origin_url, route, token_param)
 
 
 def make_query_param_rewriter(*, manifest_origin_url: str, route: Route, param: str) -> RewriteUri:

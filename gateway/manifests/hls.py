@@ -62,7 +62,14 @@ class UriPlace:
 
 
 RewriteUri = Callable[[str, UriPlace], Rewrite | None]
-"""Called with each URI (trimmed, variables substituted) and its place; None leaves it byte-identical."""
+"""Called with each URI (trimmed, variables substituted) and its place; None leaves it byte-identical.
+
+A callback may also declare `plain_relative_suffix: str`: what it does to a *plain relative* URI line
+(`PLAIN_RELATIVE`: unreserved characters and '/', not starting with '/'), which is then written as
+`uri + suffix` + a slot of the line's kind without calling it. It must be exactly what the call would
+return (`Rewrite(uri + suffix, place.slot)`): the common segment line, handled at C speed."""
+
+PLAIN_RELATIVE = re.compile(r"[A-Za-z0-9_~.\-][A-Za-z0-9_~.\-/]*")
 
 _PLAYLIST, _MEDIA = Slot.PLAYLIST, Slot.MEDIA
 _MEDIA_LINE = UriPlace(None, None, _MEDIA)
@@ -159,6 +166,9 @@ def prepare_playlist(
     splicer = _Splicer(rewrite_uri, Variables(budget=budget, max_chars=max_line_chars))
     slots = splicer.slots
     lines = text.split("\n")
+    suffix = getattr(rewrite_uri, "plain_relative_suffix", None)
+    plain = PLAIN_RELATIVE.fullmatch if suffix is not None else None
+    marked_suffix, line_slot = f"{suffix}{_SLOT_MARK}", line_place.slot
     # Line 1 is the header (checked, and it may carry a BOM, which would look like a URI line).
     for index, line in enumerate(lines[1:], 1):
         if not line:
@@ -169,6 +179,10 @@ def prepare_playlist(
                 new = splicer.tag(line, index + 1)
                 if new is not None:
                     lines[index] = new
+            continue
+        if plain is not None and plain(line):  # hottest path: what the callback declared it does
+            slots.append(line_slot)
+            lines[index] = line + marked_suffix
             continue
         uri = line.strip(URI_TRIM_CHARS)
         if len(uri) != len(line) or "{$" in uri:

@@ -107,10 +107,19 @@ class SessionService:
         return self._issue(grant, route, checked.encoded)
 
     def refresh(
-        self, *, session_id: str, token: str, client_ip: IPAddress | None, country: str | None, now: float
+        self,
+        *,
+        session_id: str,
+        token: str,
+        client_ip: IPAddress | None,
+        country: str | None,
+        now: float,
+        path: str | None = None,
     ) -> IssuedToken:
-        """A fresh token for the same grant while entitled, not revoked and under the session's cap."""
-        grant = self._session_grant(session_id, token, client_ip, now)
+        """A fresh token for the same grant while entitled, not revoked and under the session's cap.
+
+        `path`: the decoded path of a URL the token came with, needed by a path-bound (playlist) token."""
+        grant = self._session_grant(session_id, token, client_ip, now, path=path)
         viewer = self.policy.viewer(grant.user_id or "")
         if viewer is None:
             raise EntitlementRefused(Refusal.NOT_ENTITLED, "the session's user no longer exists")
@@ -123,15 +132,22 @@ class SessionService:
         renewed = dataclasses.replace(grant, expires_at=self._expiry(route, now, grant.session_ends_at), key_id=None)
         return self._issue(renewed, route, prefix)
 
-    def revoke(self, *, session_id: str, token: str, now: float) -> None:
-        grant = self._session_grant(session_id, token, None, now, check_ip=False)
+    def revoke(self, *, session_id: str, token: str, now: float, path: str | None = None) -> None:
+        grant = self._session_grant(session_id, token, None, now, check_ip=False, path=path)
         assert grant.session_ends_at is not None
         self.revocations.revoke(session_id, grant.session_ends_at + self.settings.leeway_seconds)
 
     def _session_grant(
-        self, session_id: str, token: str, client_ip: IPAddress | None, now: float, *, check_ip: bool = True
+        self,
+        session_id: str,
+        token: str,
+        client_ip: IPAddress | None,
+        now: float,
+        *,
+        check_ip: bool = True,
+        path: str | None = None,
     ) -> Grant:
-        grant = verify_signature(token, self.settings.keys)  # signature only: an expired token may refresh
+        grant = verify_signature(token, self.settings.keys, path)  # signature only: an expired token may refresh
         if grant.session_id != session_id or grant.session_ends_at is None:
             raise TokenDenied(Denial.SCOPE, "the token does not belong to this session")
         if grant.scope is Scope.MEDIA:

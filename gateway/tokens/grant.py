@@ -49,6 +49,8 @@ class Grant:
     scope: Scope = Scope.ALL
     session_ends_at: int | None = None  # the viewing session's hard cap; tokens derived from this grant stop there
     key_id: str | None = field(default=None, compare=False)  # set on decoding: which key signed it
+    # set on decoding: the one prefix came from the request path, not the token (`native.sign_grant`)
+    path_bound: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.path_prefixes:

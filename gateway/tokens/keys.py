@@ -25,6 +25,14 @@ from gateway.errors import ConfigError
 KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,16}")
 MIN_HMAC_SECRET_BYTES = 16
 HMAC_TAG_BYTES = 16  # HMAC-SHA256 truncated to 128 bits (RFC 2104 §5 / RFC 4868 practice): compact tokens
+FINGERPRINT_BYTES = 2
+
+
+def key_fingerprint(key_id: str) -> bytes:
+    """What a version-2 token carries instead of the key id: 2 bytes of SHA-256 over the id. Only selects
+    the key (the MAC decides); a ring whose ids share a fingerprint is refused, so the choice is never
+    ambiguous."""
+    return hashlib.sha256(b"gwkid\0" + key_id.encode("ascii")).digest()[:FINGERPRINT_BYTES]
 
 
 def b64url_encode(data: bytes) -> str:
@@ -110,11 +118,16 @@ class KeyRing:
 
     keys: tuple[SigningKey, ...]
     retired: frozenset[str] = frozenset()
+    _by_fingerprint: dict[bytes, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ids = [key.key_id for key in self.keys]
         if len(set(ids)) != len(ids):
             raise ConfigError(f"duplicate key ids in key ring: {ids}")
+        for key_id in sorted({*ids, *self.retired}):
+            other = self._by_fingerprint.setdefault(key_fingerprint(key_id), key_id)
+            if other != key_id:
+                raise ConfigError(f"key ids {other!r} and {key_id!r} share a token fingerprint: rename one")
 
     @property
     def signing_key(self) -> SigningKey:
@@ -131,6 +144,10 @@ class KeyRing:
         if key_id in self.retired:
             return None
         return next((key for key in self.keys if key.key_id == key_id), None)
+
+    def key_id_for(self, fingerprint: bytes) -> str | None:
+        """The id (listed or retired) whose fingerprint this is, or None."""
+        return self._by_fingerprint.get(fingerprint)
 
 
 def parse_key(entry: str) -> SigningKey:

@@ -14,6 +14,11 @@ A session grant (one with `session_ends_at`) yields two derived tokens per playl
     A player that refreshes nothing (shaka, dash.js, Safari, smart TVs, ffmpeg) then plays a film to its
     end and seeks back hours later. The session still bounds it: cap, revocation, IP binding.
 A plain grant (no session cap, e.g. from `gateway sign`) is passed through as is.
+
+Both derived tokens are path-bound (`native.sign_grant`): every URI a playlist names lies under the
+title's prefix, so the request path carries it and the token only says how many segments it spans. The
+media token leaves the user id out (only a refresh needs it, and a media token cannot refresh): a
+session's media token is ~50 characters, its playlist token ~55 with a short user id.
 """
 
 from __future__ import annotations
@@ -36,14 +41,14 @@ class ScopedTokenMinter:
         # Half the TTL: tokens minted within one bucket are the same string (stable URIs across reloads).
         self.bucket_seconds = max(1, int(media_ttl_seconds // 2))
         self._cache_size = cache_size
-        self._minted: dict[Grant, str] = {}
+        self._minted: dict[tuple[Grant, bool], str] = {}
 
-    def mint(self, grant: Grant) -> str:
-        token = self._minted.get(grant)
+    def mint(self, grant: Grant, *, path_bound: bool = False) -> str:
+        token = self._minted.get((grant, path_bound))
         if token is None:
             if len(self._minted) >= self._cache_size:
                 self._minted.pop(next(iter(self._minted)))
-            token = self._minted[grant] = sign_grant(grant, self.keys)
+            token = self._minted[grant, path_bound] = sign_grant(grant, self.keys, path_bound=path_bound)
         return token
 
     def media_expiry(self, now: float, session_ends_at: int, *, reloaded: bool) -> int:
@@ -78,13 +83,15 @@ class ScopedTokenMinter:
             playlist_token = token  # already the long-lived form: reuse it, so reports match variant URLs
         else:
             playlist_token = self.mint(
-                dataclasses.replace(grant, scope=Scope.PLAYLIST, expires_at=ends, not_before=None, key_id=None)
+                dataclasses.replace(grant, scope=Scope.PLAYLIST, expires_at=ends, not_before=None, key_id=None),
+                path_bound=len(grant.path_prefixes) == 1,
             )
         media = dataclasses.replace(
             grant,
             scope=Scope.MEDIA,
             expires_at=self.media_expiry(now, ends, reloaded=manifest.reloaded),
             not_before=None,
+            user_id=None,
             key_id=None,
         )
-        return {Slot.PLAYLIST: playlist_token, Slot.MEDIA: self.mint(media)}
+        return {Slot.PLAYLIST: playlist_token, Slot.MEDIA: self.mint(media, path_bound=len(grant.path_prefixes) == 1)}

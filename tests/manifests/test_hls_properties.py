@@ -8,12 +8,15 @@ line — and every byte around a URI — is left alone.
 from __future__ import annotations
 
 import string
+from random import Random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.config import Route
+from gateway.http.links import make_uri_rewriter
 from gateway.manifests.errors import ManifestError
-from gateway.manifests.hls import UriPlace, prepare_playlist
+from gateway.manifests.hls import PLAIN_RELATIVE, URI_PLACES, UriPlace, prepare_playlist
 from gateway.manifests.template import PreparedManifest, Rewrite, Slot
 
 ALL_TOKENS = {Slot.PLAYLIST: "|", Slot.MEDIA: "|"}
@@ -153,3 +156,43 @@ def test_render_fills_each_slot_with_its_kinds_token(
     tokens = dict(zip(Slot, values, strict=True))
     naive = first + "".join(tokens[slot] + chunk for slot, chunk in rest)
     assert prepared.render(tokens) == naive.encode("utf-8", "surrogateescape")
+
+
+class DeclaredSuffix:
+    """A callback that declares what it does to a plain relative URI, so the rewriter skips calling it."""
+
+    plain_relative_suffix = "?t="
+
+    def __call__(self, uri: str, place: UriPlace) -> Rewrite:
+        return Rewrite(uri + "?t=", place.slot) if PLAIN_RELATIVE.fullmatch(uri) else mark(uri, place)
+
+
+DISTINCT_TOKENS = {Slot.PLAYLIST: "P", Slot.MEDIA: "M"}
+
+
+@settings(max_examples=300)
+@given(playlists(), st.lists(st.from_regex(PLAIN_RELATIVE, fullmatch=True), max_size=8), st.randoms())
+def test_a_declared_suffix_writes_what_the_call_would(case: tuple[bytes, bytes], plain: list[str], rng: Random) -> None:
+    source, _ = case
+    lines = source.split(b"\n")
+    for uri in plain:  # plain relative URI lines among the others (a master's variants or a media playlist's)
+        lines.insert(rng.randint(1, len(lines)), uri.encode())
+    source = b"\n".join(lines)
+    declared = DeclaredSuffix()
+    try:
+        expected = prepare_playlist(source, lambda uri, place: declared(uri, place))  # no declaration: called
+    except ManifestError:
+        return
+    prepared = prepare_playlist(source, declared)
+    assert prepared == expected and prepared.render(DISTINCT_TOKENS) == expected.render(DISTINCT_TOKENS)
+
+
+@given(st.from_regex(PLAIN_RELATIVE, fullmatch=True), st.sampled_from(URI_PLACES))
+def test_the_query_rewriters_declared_suffix_is_its_answer(uri: str, place: UriPlace) -> None:
+    route = Route(mount="/vod/", origin="http://origin.test/vod/")
+    for param in ("token", "t", "hdnts"):
+        rewriter = make_uri_rewriter(
+            manifest_origin_url="http://origin.test/vod/a/index.m3u8", route=route, token_param=param
+        )
+        suffix = getattr(rewriter, "plain_relative_suffix", None)
+        assert suffix == f"?{param}=" and rewriter(uri, place) == Rewrite(uri + suffix, place.slot)

@@ -82,14 +82,21 @@ async def test_a_media_token_can_neither_refresh_nor_revoke_a_session(origin: st
         segment = uris((await client.get(variant)).text, variant)[0]
         media_token = parse_qs(urlsplit(segment).query)["token"][0]
         assert inspect_token(media_token).scope == "media"
-        refreshed = await client.post(str(session["refresh_url"]), json={"token": media_token})
+        # Path-bound tokens come with the path of their URL (the MAC covers its prefix).
+        media = {"token": media_token, "path": urlsplit(segment).path}
+        refreshed = await client.post(str(session["refresh_url"]), json=media)
         assert refreshed.status_code == 403 and refreshed.json()["error"] == "scope", refreshed.text
         revoke_url = f"/api/sessions/{session['session_id']}"
-        revoked = await client.request("DELETE", revoke_url, json={"token": media_token})
+        revoked = await client.request("DELETE", revoke_url, json=media)
         assert revoked.status_code == 403 and revoked.json()["error"] == "scope"
         assert (await client.get(segment)).status_code == 200  # the session was not ended by it
         playlist_token = parse_qs(urlsplit(variant).query)["token"][0]  # a playlist token still may
-        assert (await client.post(str(session["refresh_url"]), json={"token": playlist_token})).status_code == 200
+        pathless = await client.post(str(session["refresh_url"]), json={"token": playlist_token})
+        assert pathless.status_code == 403 and "send that path" in pathless.json()["detail"], pathless.text
+        elsewhere = {"token": playlist_token, "path": "/vod/other-title/index.m3u8"}
+        assert (await client.post(str(session["refresh_url"]), json=elsewhere)).json()["error"] == "bad_signature"
+        with_path = {"token": playlist_token, "path": urlsplit(variant).path}
+        assert (await client.post(str(session["refresh_url"]), json=with_path)).status_code == 200
 
 
 async def test_an_ipv4_mapped_ipv6_client_is_bound_as_its_ipv4_address(origin: str, tmp_path: Path) -> None:  # noqa: F811
