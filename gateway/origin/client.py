@@ -93,6 +93,31 @@ class _NoCookies(http.cookiejar.CookieJar):
         return None
 
 
+class _RetryStaleConnection(httpx.AsyncBaseTransport):
+    """Sends a GET again, once, when its connection died before any answer came back.
+
+    An origin closes an idle keep-alive connection when its own timer runs out (uvicorn and Apache after 5 s,
+    nginx after 75 s); a request sent on it in that instant meets a closed socket: no status line, nothing
+    read. Nothing was received, and GET is idempotent, so one more try on a fresh connection is what every
+    browser does; a failure after the status line (a broken body) is never retried (`OriginStreamBroken`)."""
+
+    _STALE = (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError)
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._inner.handle_async_request(request)
+        except self._STALE:
+            if request.method not in ("GET", "HEAD"):
+                raise
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 class OriginClient:
     """Two pooled `httpx.AsyncClient`s (manifests, segments), created once per app (lifespan) and reused."""
 
@@ -161,11 +186,18 @@ def _pooled(
         write=settings.read_timeout_seconds,
         pool=settings.pool_wait_seconds,
     )
+    if transport is None:
+        transport = httpx.AsyncHTTPTransport(
+            # Idle connections are kept up to the pool size: re-connecting to the origin under load costs more.
+            # They are given up after 4 s, before the shortest common server keep-alive (5 s) closes them.
+            limits=httpx.Limits(
+                max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=4.0
+            ),
+            trust_env=False,
+        )
     return httpx.AsyncClient(
         timeout=timeout,
-        # Idle connections are kept up to the pool size: re-connecting to the origin under load costs more.
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        transport=transport,
+        transport=_RetryStaleConnection(transport),
         follow_redirects=False,
         trust_env=False,
         cookies=_NoCookies(),
