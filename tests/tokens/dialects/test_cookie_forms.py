@@ -186,7 +186,7 @@ def _cli_set_cookies(tmp_path: Path, case: str, capsys: pytest.CaptureFixture[st
 
 
 def test_cli_prints_edgeauths_hdnts_cookie(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The Akamai worked example of the shared dialect notes (made with akamai-edgeauth), as `gateway sign` prints it."""
+    """The shared dialect notes' Akamai example (made with akamai-edgeauth), as `gateway sign` prints it."""
     argv = ("--path-prefix", "/hls/abc/", "--start", "1700000000", "--ttl", "3600")
     (header,) = _cli_set_cookies(tmp_path, "akamai-hdnts", capsys, *argv)
     expected = AKAMAI_WORKED_EXAMPLE
