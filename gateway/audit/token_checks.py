@@ -54,6 +54,20 @@ def short_ttls(settings: Settings) -> list[Finding]:
     found = [
         f for name, value, warn, fail, fix in checks if (f := _lifetime("short_ttls", name, value, warn, fail, fix))
     ]
+    cdn_mounts = [route.mount for route in settings.routes if route.cdn]
+    capped = any(f.setting == "[sessions] max_life_seconds" for f in found)
+    if cdn_mounts and s.max_life_seconds > TTL_FAIL and not capped:
+        found.append(
+            Finding(
+                "short_ttls",
+                Status.WARN,
+                "[sessions] max_life_seconds",
+                f"{s.max_life_seconds} s: CDN tokens in playlists loaded once (VOD, static MPD) on "
+                f"{', '.join(cdn_mounts)} live until the session's cap, and no CDN hears of a revocation",
+                f"max_life_seconds = {TTL_FAIL} (players open a new session after it), or deliver VOD from the "
+                "gateway or by CDN cookie, which playlist responses re-issue",
+            )
+        )
     return found or [
         Finding(
             "short_ttls",

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from gateway.cli import main
 from gateway.dev.demo import DEMO_MODES, DEMO_USERS, LIVE_MODES, build_demo, build_demo_origin, demo_settings
 from gateway.http.app import build_app
-from tests.audit.test_audit_checks import K1
+from tests.audit.test_audit_checks import AKAMAI, HARDENED, K1, settings_from
 from tests.support.servers import serve_app, unaccepting_port
 
 KEY = f"k1:{K1}"
@@ -97,20 +97,38 @@ def test_the_demo_reports_the_failures_it_has(
     assert findings[("front_end_secrets", "error answers")]["status"] == "pass"
 
 
+def test_a_hardened_gateway_passes_the_probe_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No false alarm from a real gateway: its pages, verdict endpoint and error answers give nothing away."""
+    monkeypatch.delenv("GATEWAY_KEYS", raising=False)
+    settings = settings_from(HARDENED + AKAMAI, tmp_path)
+    with serve_app(build_app(settings)) as url:
+        status, report = audit_json("--config", str(tmp_path / "gateway.toml"), "--url", url, capsys=capsys)
+    assert not_passing(report) == set()
+    assert status == 0
+    settings_checked = {f["setting"] for f in report["findings"]}
+    assert {"front-end pages", "GET /_gateway/verdict", "error answers"} <= settings_checked
+
+
 def test_a_gateway_trusting_its_auditor_answers_the_verdict(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """trusted_proxies = 127.0.0.0/8 is private, so the config check lets it pass: only the probe sees that
-    the verdict endpoint answers this (untrusted) caller."""
+    the verdict endpoint answers this caller. Its sessions also outlive what the audited config says."""
     monkeypatch.delenv("GATEWAY_KEYS", raising=False)
-    settings = demo_settings(tmp_path, "http://127.0.0.1:9/", environ={"GATEWAY_KEYS": KEY})
+    settings = demo_settings(tmp_path, "http://127.0.0.1:9/", environ={"GATEWAY_KEYS": KEY}, token_ttl_seconds=1800)
     settings = dataclasses.replace(settings, trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),))
     config = tmp_path / "gateway.toml"
-    config.write_text(demo_config("http://127.0.0.1:9"))
+    config.write_text(demo_config("http://127.0.0.1:9"))  # says nothing of TTLs: 300 s
+    session = ("--credential", "demo-paid", "--asset", "/vod/free-trailer/master.m3u8")
     with serve_app(build_app(settings)) as url:
-        status, report = audit_json("--config", str(config), "--url", url, capsys=capsys)
+        status, report = audit_json("--config", str(config), "--url", url, *session, capsys=capsys)
     assert status == 1
-    assert ("front_end_secrets", "fail", "GET /_gateway/verdict") in not_passing(report)
+    found = not_passing(report)
+    assert ("front_end_secrets", "fail", "GET /_gateway/verdict") in found
+    # and it runs another config than the one audited: its tokens live 1800 s, not 300
+    assert ("short_ttls", "warn", "POST /api/sessions (/vod/free-trailer/master.m3u8)") in found
 
 
 def leaky_front() -> Starlette:
