@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from gateway.audit import audit_settings
 from gateway.audit.findings import ITEMS, Finding, Report, Status
@@ -69,6 +71,28 @@ transition_key = "{"0b" * 32}"
 """
 
 
+def rsa_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+
+
+CLOUDFRONT = f"""
+[dialects.cloudfront]
+base_url = "https://d111111abcdef8.cloudfront.net/"
+hash_algorithm = "SHA256"
+delivery = "cookie"
+ip_binding = 'strict'
+
+[[dialects.cloudfront.keys]]
+id = "K2"
+private_key = '''{rsa_pem()}'''
+
+[[dialects.cloudfront.keys]]
+id = "K1"
+private_key = '''{rsa_pem()}'''
+"""
+
+
 def settings_from(text: str, tmp_path: Path) -> Settings:
     path = tmp_path / "gateway.toml"
     path.write_text(text)
@@ -76,7 +100,7 @@ def settings_from(text: str, tmp_path: Path) -> Settings:
 
 
 def test_a_hardened_config_passes_every_item(tmp_path: Path) -> None:
-    findings = audit_settings(settings_from(HARDENED + AKAMAI, tmp_path))
+    findings = audit_settings(settings_from(HARDENED + AKAMAI + CLOUDFRONT, tmp_path))
     assert [f for f in findings if f.status is not Status.PASS] == []
     assert {f.item for f in findings} == set(ITEMS)  # every item answered
     assert Report(findings).exit_status == 0
@@ -118,6 +142,18 @@ BREAKS = {
         "fail",
     ),
     "hash_algorithms": ('algorithm = "sha256"', 'algorithm = "sha1"', "[dialects.akamai] algorithm", "fail"),
+    "hash_algorithms cloudfront rsa": (
+        'hash_algorithm = "SHA256"',
+        'hash_algorithm = "SHA1"',
+        "[dialects.cloudfront] hash_algorithm",
+        "fail",
+    ),
+    "ip_binding cloudfront drops ipv6": (
+        "cdn = \"media_cdn_dualtoken\" + ip_binding = 'strict'",
+        'cdn = "cloudfront" + ip_binding = "best-effort"',
+        "[dialects.cloudfront] ip_binding",
+        "fail",
+    ),
     "origin_protection": (
         f'auth_secret = "{ORIGIN_SECRET}"',
         "",
@@ -150,7 +186,7 @@ BREAKS = {
 @pytest.mark.parametrize("case", sorted(BREAKS))
 def test_each_item_names_the_setting_that_breaks_it(case: str, tmp_path: Path) -> None:
     old, new, setting, status = BREAKS[case]
-    broken_config = HARDENED + AKAMAI
+    broken_config = HARDENED + AKAMAI + CLOUDFRONT
     for before, after in zip(old.split(" + "), new.split(" + "), strict=True):
         assert broken_config.count(before) == 1
         broken_config = broken_config.replace(before, after)
@@ -168,7 +204,7 @@ def test_every_item_has_a_breaking_case() -> None:
 
 def test_the_report_prints_why_and_fix_and_json(tmp_path: Path) -> None:
     old, new, *_ = BREAKS["origin_protection"]
-    report = Report(audit_settings(settings_from((HARDENED + AKAMAI).replace(old, new), tmp_path)))
+    report = Report(audit_settings(settings_from((HARDENED + AKAMAI + CLOUDFRONT).replace(old, new), tmp_path)))
     text = report.as_text()
     assert "FAIL  Origin protection on [origin_protection]\n      why: without the authenticated origin header" in text
     assert "  FAIL  [origin] auth_secret (GATEWAY_ORIGIN_SECRET): empty" in text

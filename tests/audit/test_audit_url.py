@@ -21,7 +21,7 @@ from starlette.routing import Route
 from gateway.cli import main
 from gateway.dev.demo import DEMO_MODES, DEMO_USERS, LIVE_MODES, build_demo, build_demo_origin, demo_settings
 from gateway.http.app import build_app
-from tests.audit.test_audit_checks import AKAMAI, HARDENED, K1, settings_from
+from tests.audit.test_audit_checks import AKAMAI, CLOUDFRONT, HARDENED, K1, settings_from
 from tests.support.servers import serve_app, unaccepting_port
 
 KEY = f"k1:{K1}"
@@ -102,7 +102,7 @@ def test_a_hardened_gateway_passes_the_probe_too(
 ) -> None:
     """No false alarm from a real gateway: its pages, verdict endpoint and error answers give nothing away."""
     monkeypatch.delenv("GATEWAY_KEYS", raising=False)
-    settings = settings_from(HARDENED + AKAMAI, tmp_path)
+    settings = settings_from(HARDENED + AKAMAI + CLOUDFRONT, tmp_path)
     with serve_app(build_app(settings)) as url:
         status, report = audit_json("--config", str(tmp_path / "gateway.toml"), "--url", url, capsys=capsys)
     assert not_passing(report) == set()
