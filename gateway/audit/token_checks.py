@@ -64,8 +64,8 @@ def short_ttls(settings: Settings) -> list[Finding]:
                 "[sessions] max_life_seconds",
                 f"{s.max_life_seconds} s: CDN tokens in playlists loaded once (VOD, static MPD) on "
                 f"{', '.join(cdn_mounts)} live until the session's cap, and no CDN hears of a revocation",
-                f"max_life_seconds = {TTL_FAIL} (players open a new session after it), or deliver VOD from the "
-                "gateway or by CDN cookie, which playlist responses re-issue",
+                f"max_life_seconds = {TTL_FAIL} (players open a new session after it), or serve VOD titles from a "
+                "route without cdn",
             )
         )
     return found or [
