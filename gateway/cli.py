@@ -1,4 +1,4 @@
-"""Command line: `python -m gateway {serve,sign,verify,keys,bench}` (also the `gateway` console script)."""
+"""Command line: `python -m gateway {serve,sign,verify,keys,audit,bench}` (also the `gateway` console script)."""
 
 from __future__ import annotations
 
@@ -362,11 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state-dir", type=Path, default=Path(".gateway"), help="where the development key is kept")
     demo.set_defaults(func=cmd_demo)
 
+    from gateway.audit.cli import register as register_audit
     from gateway.dev.load import register as register_load
     from gateway.replay.cli import register as register_replay
 
     register_replay(sub)
     register_load(sub)
+    register_audit(sub)
 
     bench = sub.add_parser("bench", help="benchmarks: ratios against baselines measured in the same run")
     bench.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
