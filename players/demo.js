@@ -882,7 +882,7 @@
     return byLength.find((m) => asset.startsWith(m.mount)) || { name: 'query', mount: '/vod/', family: catalog.modes };
   }
 
-  // null when the title's family has no such mode (live plays in query and cookie modes only).
+  // null when the title's family has no such mode (live plays in query, cookie and queryparam modes only).
   function assetFor(titleAsset, modeName) {
     const from = modeOf(titleAsset);
     const to = from.family.find((m) => m.name === modeName);

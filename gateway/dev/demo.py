@@ -1,10 +1,10 @@
 """`python -m gateway demo`: the gateway on its embedded default, with no external service.
 
 A demo origin serves the bundled streams (fixtures/media) on 127.0.0.1; the gateway protects it under
-four mounts, one per delivery mode; demo users and titles exercise the entitlement checks; the demo
-page (hls.js, dash.js or shaka-player, renewing tokens through their request hooks) is served at `/`,
-and the plain player page (any of them with no token logic at all) at `/players/plain.html`. A
-development key is created on first run (with a loud warning).
+one mount per delivery mode (the live streams under query, cookie and queryparam mounts); demo users and
+titles exercise the entitlement checks; the demo page (hls.js, dash.js or shaka-player, renewing tokens
+through their request hooks) is served at `/`, and the plain player page (any of them with no token logic
+at all) at `/players/plain.html`. A development key is created on first run (with a loud warning).
 """
 
 from __future__ import annotations
@@ -92,7 +92,11 @@ DEMO_MODES = (
     (Delivery.PATH, "/pathmode/vod/"),
     (Delivery.QUERYPARAM, "/queryparam/vod/"),
 )
-LIVE_MODES = ((Delivery.QUERY, "/live/"), (Delivery.COOKIE, "/cookie/live/"))
+LIVE_MODES = (
+    (Delivery.QUERY, "/live/"),
+    (Delivery.COOKIE, "/cookie/live/"),
+    (Delivery.QUERYPARAM, "/queryparam/live/"),
+)
 
 
 def development_keys(state_dir: Path, environ: Mapping[str, str] = NO_ENVIRONMENT) -> str:
@@ -127,7 +131,12 @@ def demo_settings(
     return Settings(
         keys=parse_key_ring(development_keys(state_dir, environ)),
         routes=tuple(GatewayRoute(mount=mount, origin=vod, delivery=delivery) for delivery, mount in DEMO_MODES)
-        + tuple(GatewayRoute(mount=mount, origin=live, delivery=delivery) for delivery, mount in LIVE_MODES),
+        + tuple(
+            # Live DASH in queryparam mode: shaka appends the MPD URL's query to MPD reloads and patch requests
+            # only from a RequestParam (it reads the Annex I descriptors for segments alone); see README.
+            GatewayRoute(mount=mount, origin=live, delivery=delivery, request_param=delivery is Delivery.QUERYPARAM)
+            for delivery, mount in LIVE_MODES
+        ),
         sessions=SessionSettings(**session_overrides),  # type: ignore[arg-type]
         catalog=CatalogEntitlements(DEMO_USERS, DEMO_TITLES),
         leeway_seconds=leeway_seconds,

@@ -9,20 +9,29 @@ session's `playback_url` as given, so what keeps the session going is the gatewa
 - both modes with MPD patches (PatchLocation): the player follows patch to patch; in query mode each patch
   the gateway rewrites carries fresh media tokens, in cookie mode the gateway re-issues the cookie (4 s) on
   the responses before it expires;
+- queryparam mode (the demo's `/queryparam/live/`, with `request_param = true`): the MPD, its patches and
+  their refreshes carry no token and are the same bytes for every viewer; the player appends the MPD URL's
+  query (the session token, which lasts the session) to every MPD reload, patch, init and segment request:
+  dash.js from the `urlparam:2016` descriptor (`includeInRequests="segment xlink mpd mpdpatch"`), shaka
+  from `RequestParam`. Without `RequestParam` shaka requests patches bare and is refused: pinned below;
 - a CAT edge route (CTA-5007, `catr` header renewal, 6 s tokens renewed in their last 4 s): the player is
   given one CAT on the MPD URL and nothing else; the gateway answers with renewed tokens under both header
   names, and dash.js (`common-access-token`) and shaka (`cta-common-access-token`) send the newest one on
   their next requests.
 
 Each case watches 44 s of live playback and fails on any player error event, any HTTP status >= 400 seen
-by the browser, a stall, or fewer than 10 media tokens (cookies) expired while playback went on. Needs
+by the browser, a stall, or fewer than 10 media tokens (cookies) expired while playback went on (in
+queryparam mode: the one session token rode on the player for as long as 10 of the other modes' 4 s
+session tokens would have lived). Needs
 node, npm and /usr/bin/chromium: missing ones skip locally and fail in CI (CI=true).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -30,10 +39,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import httpx
 import pytest
 
 from gateway.config import Route, Settings
-from gateway.dev.demo import build_demo, build_demo_origin, demo_page_routes
+from gateway.dev.demo import build_demo_origin, demo_page_routes, demo_routes, demo_settings
 from gateway.http.app import build_app
 from gateway.tokens.dialects import load_dialect
 from gateway.tokens.dialects.cat import CatDialect
@@ -41,6 +51,7 @@ from gateway.tokens.grant import Grant
 from gateway.tokens.keys import HmacKey, KeyRing
 from gateway.tokens.native import inspect_token
 from tests.browser import test_demo_playback as vod
+from tests.browser import test_query_param_playback as query_param
 from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.browser
@@ -59,14 +70,19 @@ CASES = {
     "shaka-query-patches": ("shaka", "query"),
     "dashjs-cookie-patches": ("dashjs", "cookie"),
     "shaka-cookie-patches": ("shaka", "cookie"),
+    "dashjs-queryparam-patches": ("dashjs", "queryparam"),
+    "shaka-queryparam-patches": ("shaka", "queryparam"),
 }
+MOUNTS = {"query": "/live/", "cookie": "/cookie/live/", "queryparam": "/queryparam/live/"}
 
 
 @contextlib.contextmanager
-def running(state_dir: Path) -> Iterator[str]:
+def running(state_dir: Path, *, request_param: bool = True) -> Iterator[str]:
+    """The demo gateway (short tokens, no leeway) in front of the live origin with MPD patches; with
+    `request_param` False its queryparam routes leave `RequestParam` out (the descriptors only)."""
     origin = build_demo_origin(dash_patch_ttl_seconds=60)
     with serve_app(origin) as origin_url:
-        gateway = build_demo(
+        settings = demo_settings(
             state_dir,
             f"{origin_url}/",
             leeway_seconds=0,
@@ -74,21 +90,25 @@ def running(state_dir: Path) -> Iterator[str]:
             token_ttl_seconds=TOKEN_TTL_SECONDS,
             max_life_seconds=600,
         )
+        routes = tuple(
+            dataclasses.replace(route, request_param=request_param and route.request_param) for route in settings.routes
+        )
+        gateway = build_app(dataclasses.replace(settings, routes=routes), extra_routes=demo_routes())
         with serve_app(gateway) as gateway_url:
             yield gateway_url
 
 
 @pytest.fixture(scope="module")
 def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """One gateway in front of the live origin with MPD patches: query mode (the session URL) and cookie mode."""
+    """One demo gateway in front of the live origin with MPD patches: query, cookie and queryparam mounts."""
     with running(tmp_path_factory.mktemp("dash-live-patches")) as patched:
-        yield {"query": patched, "cookie": patched}
+        yield dict.fromkeys(MOUNTS, patched)
 
 
-def watch(node: str, url: str, asset: str | None = None) -> dict[str, Any]:
+def watch(node: str, url: str, asset: str | None = None, *, watch_s: float = WATCH_SECONDS) -> dict[str, Any]:
     """watch_live.mjs on `url`; with `asset` the page starts that session itself (so a cookie lands in the browser)."""
     timeout_ms = 30_000
-    command = [node, str(WATCH), "--url", url, "--watch-s", str(WATCH_SECONDS), "--timeout-ms", str(timeout_ms)]
+    command = [node, str(WATCH), "--url", url, "--watch-s", str(watch_s), "--timeout-ms", str(timeout_ms)]
     if asset is not None:
         command += ["--session-asset", asset, "--user", vod.PAID_USER]
     done = subprocess.run(
@@ -96,7 +116,7 @@ def watch(node: str, url: str, asset: str | None = None) -> dict[str, Any]:
         cwd=vod.PLAYERS,
         capture_output=True,
         text=True,
-        timeout=WATCH_SECONDS + timeout_ms / 1000 + 20,
+        timeout=watch_s + timeout_ms / 1000 + 20,
         check=False,
     )
     lines = done.stdout.strip().splitlines()
@@ -133,7 +153,7 @@ def test_live_dash_plays_through_many_token_expiries(
 ) -> None:
     player, mode = CASES[case_id]
     gateway = gateways[mode]
-    mount = "/live/" if mode == "query" else "/cookie/live/"
+    mount = MOUNTS[mode]
     asset = mount + ASSET.removeprefix("/live/")
     result = watch(node, f"{gateway}/players/plain.html?{urlencode({'player': player})}", asset)
     record_property("wall_ms", result["elapsed_ms"])
@@ -153,6 +173,19 @@ def test_live_dash_plays_through_many_token_expiries(
         tokens = {vod.token_of(r["url"]) for r in media}
         assert None not in tokens, "query mode: a token on every segment and init request"
         expired = sorted(t for t in tokens if t and inspect_token(t).expires_at < end)
+    elif mode == "queryparam":
+        # One token, the session's, on every request: the player appended the MPD URL's query to every MPD
+        # reload (Location), patch (PatchLocation), init and segment request.
+        tokens = {vod.token_of(r["url"]) for r in ours}
+        assert len(tokens) == 1 and None not in tokens, f"queryparam: {len(tokens)} tokens (None: a bare URL)"
+        grant = inspect_token(tokens.pop() or "")
+        assert grant.expires_at == grant.session_ends_at, "queryparam: the session token lasts the session"
+        assert sum(path_of(r["url"]).endswith(".mpp") for r in manifests) >= WATCH_SECONDS / 2 - 4, "patch to patch"
+        # No short credential here: count the 4 s session tokens (as the other modes issue) it outlived.
+        start = min(r["at_ms"] for r in ours) / 1000
+        expired = [
+            f"{start + k * TOKEN_TTL_SECONDS:.0f}" for k in range(1, int((end - start) // TOKEN_TTL_SECONDS) + 1)
+        ]
     else:
         assert all("token=" not in r["url"] for r in media), "cookie mode: no token in any URL"
         # every cookie the gateway (re-)issued that expired while playback went on
@@ -162,6 +195,82 @@ def test_live_dash_plays_through_many_token_expiries(
     print(
         f"{case_id}: {len(manifests)} manifest and {len(media)} media requests, {len(expired)} expiries lived through"
     )
+
+
+PUBLISH_TIME = re.compile(rb'publishTime="([^"]+)"')
+PATCH_LOCATION = re.compile(rb"<PatchLocation[^>]*>([^<]+)</PatchLocation>")
+
+
+def fetched_together(urls: list[str]) -> list[httpx.Response]:
+    """`urls` fetched back to back until all the answers are of one origin version (one `publishTime`): the
+    live MPD changes every instant it is rendered, so answers that straddle a refresh of the gateway's copy
+    differ for that reason alone."""
+    for _ in range(5):
+        answers = [httpx.get(url, timeout=10) for url in urls]
+        assert all(a.status_code == 200 for a in answers), [(a.status_code, a.text[:200]) for a in answers]
+        if len({PUBLISH_TIME.search(a.content).group(1) for a in answers}) == 1:  # type: ignore[union-attr]
+            return answers
+    raise AssertionError("five tries and never two answers of one publishTime")
+
+
+def test_live_queryparam_mpd_and_patches_are_the_same_bytes_for_every_viewer(gateways: dict[str, str]) -> None:
+    """Two sessions fetching the live MPD (and then its patch) at the same moment get identical bytes: no
+    token in them, `Cache-Control: public`, and the descriptors that tell the player to hand its query on."""
+    gateway = gateways["queryparam"]
+    asset = MOUNTS["queryparam"] + ASSET.removeprefix("/live/")
+    sessions = [query_param.start_session(vod.Demo(gateway, {}), asset) for _ in range(2)]
+    assert sessions[0]["token"] != sessions[1]["token"]
+    mpds = fetched_together([gateway + s["playback_url"] for s in sessions])
+    assert mpds[0].content == mpds[1].content
+    for session, mpd in zip(sessions, mpds, strict=True):
+        assert session["token"].encode() not in mpd.content and b"token=" not in mpd.content
+        assert mpd.headers["cache-control"].startswith("public, ")
+    assert b'includeInRequests="segment xlink mpd mpdpatch"' in mpds[0].content
+    assert mpds[0].content.count(b"<RequestParam ") == 1  # the demo's live queryparam route sets request_param
+    assert b"<Location>manifest.mpd</Location>" in mpds[0].content  # bare: the player adds its query
+
+    patch = PATCH_LOCATION.search(mpds[0].content)
+    assert patch is not None
+    time.sleep(2.5)  # a newer MPD exists: the patch has something to say
+    base = f"{gateway}{asset.rsplit('/', 1)[0]}/{patch.group(1).decode()}"
+    patches = fetched_together([f"{base}?token={s['token']}" for s in sessions])
+    assert patches[0].content == patches[1].content and b"token=" not in patches[0].content
+    assert patches[0].headers["content-type"] == "application/dash-patch+xml"
+    assert patches[0].headers["cache-control"].startswith("public, ")
+    assert httpx.get(base, timeout=10).status_code == 401  # the token is still checked on every request
+
+
+@pytest.fixture(scope="module")
+def descriptors_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo gateway with no `RequestParam` on its queryparam routes: the Annex I descriptors alone."""
+    with running(tmp_path_factory.mktemp("dash-live-descriptors"), request_param=False) as gateway:
+        yield gateway
+
+
+PINNED_WATCH_SECONDS = 8
+
+
+def test_shaka_live_queryparam_needs_request_param_for_patches(
+    node: str, descriptors_only: str, record_property: vod.RecordProperty
+) -> None:
+    """Pins shaka-player 5.2's behaviour (README, player table): it appends the MPD URL's query to segment
+    requests from the urlparam:2014/2016 descriptors, but to MPD and patch requests only from a
+    `RequestParam` (`findRequestParamFn_(mpd, 'mpdpatch')` in lib/dash/dash_parser.js), whatever the
+    descriptor's `includeInRequests` says. So without one every patch request goes out bare and is refused.
+    If this starts to fail, shaka has changed: update the README table (and drop the demo's need for it)."""
+    asset = MOUNTS["queryparam"] + ASSET.removeprefix("/live/")
+    page = f"{descriptors_only}/players/plain.html?{urlencode({'player': 'shaka'})}"
+    result = watch(node, page, asset, watch_s=PINNED_WATCH_SECONDS)
+    record_property("wall_ms", result["elapsed_ms"])
+    ours = [r for r in result["requests"] if path_of(r["url"]).startswith(MOUNTS["queryparam"] + "dash-9000/")]
+    media = [r for r in ours if path_of(r["url"]).endswith((".m4s", ".mp4"))]
+    assert media and all(vod.token_of(r["url"]) for r in media), "segments carry the MPD URL's query"
+    refused = [
+        (r["status"], r["denial"], path_of(r["url"])[-4:], vod.token_of(r["url"])) for r in result["bad_responses"]
+    ]
+    assert refused and set(refused) == {(401, "missing", ".mpp", None)}, refused
+    errors = (result["T"] or {}).get("errors") or []
+    assert errors and {e["code"] for e in errors} == {1001}, errors  # shaka's BAD_HTTP_STATUS
 
 
 CAT_SECRET = "403697de87af64611c1d32a05dab0fe1fcb715a86ab435f1ec99192d79569388"
