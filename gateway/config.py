@@ -38,7 +38,7 @@ cookie_same_site = "Lax"       # Lax | Strict | None ("None" for players on anot
 cookie_partitioned = false     # true: CHIPS `Partitioned` (needs cookie_same_site = "None")
 max_streams = 0                # concurrent streams per user (0: no limit); see gateway/sessions/streams.py
 on_limit = "block_new"         # block_new | evict_oldest
-stream_idle_seconds = 60       # a stream not seen (no playlist fetch, refresh) for this long frees its slot
+stream_idle_seconds = 300      # a stream not seen (playlist, segment, refresh) for this long frees its slot
 
 [sharing]
 max_networks = 0               # a session seen from more client networks than this within the window: detected
@@ -213,10 +213,10 @@ class SessionSettings:
     cookie_same_site: SameSite = SameSite.LAX  # NONE for players on another site (then always Secure)
     cookie_partitioned: bool = False  # CHIPS `Partitioned`: a cross-site cookie where third-party ones are blocked
     # Concurrent streams per user (gateway/sessions/streams.py); 0: no limit. A stream is a session seen
-    # (created, refreshed, a playlist fetched) within stream_idle_seconds.
+    # (created, refreshed, a playlist or a segment fetched through the gateway) within stream_idle_seconds.
     max_streams: int = 0
     on_limit: OnLimit = OnLimit.BLOCK_NEW
-    stream_idle_seconds: int = 60
+    stream_idle_seconds: int = 300  # above the demo page's refresh interval (75% of token_ttl_seconds): VOD
 
     def __post_init__(self) -> None:
         object.__setattr__(

@@ -69,10 +69,10 @@ class Edge:
             return Response(status_code=access.redirect_status, headers=dict(access.headers))
         writer = self.writers[access.route.mount]
         manifest: PreparedManifest | None = None
+        if self.streams.enabled:  # every playlist fetch is a heartbeat (whoever serves segments), and so is ours
+            client_ip = client_address(access.incoming.scope, self.proxy_trust)
+            await self.streams.heartbeat(access.grant, client_ip, access.now)
         if access.is_manifest:
-            if self.streams.enabled:  # every playlist fetch is a heartbeat, whoever serves the segments
-                client_ip = client_address(access.incoming.scope, self.proxy_trust)
-                await self.streams.heartbeat(access.grant, client_ip, access.now)
             manifest = await self.prepared(writer, access)
             body = writer.render(manifest, access)
             if writer.shared:  # one manifest for every viewer: any cache may keep it while ours is fresh

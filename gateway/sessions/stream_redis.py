@@ -13,8 +13,9 @@ admitting a user's third stream at the same moment cannot both see two. Keys, un
 Unlike revocations (a dict lookup, synced in the background), a heartbeat asks Redis on the request: the
 limit has to be decided when a stream starts, against every instance's streams. The watcher calls it at
 most once per `heartbeat_seconds` for a stream already admitted. If Redis does not answer within
-`SOCKET_TIMEOUT_SECONDS`, the stream is admitted (logged at most once a minute): a Redis outage must not
-stop playback.
+`SOCKET_TIMEOUT_SECONDS`, the stream is admitted (logged at most once a minute), and for the next
+`RETRY_SECONDS` heartbeats admit at once without asking: a Redis outage must neither stop playback nor make
+every playlist request wait out a timeout.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from gateway.sessions.stream_table import Outcome, StreamPolicy, StreamVerdict
 
 log = logging.getLogger("gateway.sessions.streams")
 
-SOCKET_TIMEOUT_SECONDS: Final = 0.5  # a heartbeat waits this long at most, then the stream is admitted
+SOCKET_TIMEOUT_SECONDS: Final = 1.0  # a heartbeat waits this long at most, then the stream is admitted
+RETRY_SECONDS: Final = 5.0  # after a failure, heartbeats admit without asking Redis for this long
 OUTAGE_LOG_SECONDS: Final = 60.0
 
 # KEYS: user set (or a placeholder when not counted), nets set (or a placeholder), evicted, all.
@@ -103,10 +105,13 @@ class RedisStreams:
         self._streams = streams
         self._sharing = sharing
         self._last_outage_log = float("-inf")
+        self._skip_until = float("-inf")  # monotonic
 
     async def observe(self, *, user: str | None, stream: str, network: str | None, now: float) -> Observation:
         import redis
 
+        if time.monotonic() < self._skip_until:
+            return Observation(None, None, 0)
         counted = user is not None and self._streams.max_streams > 0
         keys = [
             f"{self._key}:user:{user}" if counted else f"{self._key}:none",
@@ -153,11 +158,14 @@ class RedisStreams:
 
     def _outage(self, exc: Exception) -> None:
         now = time.monotonic()
+        self._skip_until = now + RETRY_SECONDS
         if now - self._last_outage_log >= OUTAGE_LOG_SECONDS:
             self._last_outage_log = now
             log.warning(
-                "streams: Redis at %s did not answer a heartbeat (%s: %s); admitting streams uncounted meanwhile",
+                "streams: Redis at %s did not answer a heartbeat (%s: %s); admitting streams uncounted, asking again "
+                "every %g s",
                 self._where,
                 type(exc).__name__,
                 exc,
+                RETRY_SECONDS,
             )

@@ -1,9 +1,9 @@
 """Concurrent streams per user: the pure counting core (in memory, the clock passed in).
 
 A stream is one viewing session (its session id). It is alive while the gateway sees it: session creation,
-refreshes and every playlist fetch are heartbeats, and a stream not seen for `idle_seconds` frees its slot
-(a paused player that stops fetching, a closed tab). Playlists always come through the gateway, even when
-a CDN serves the segments, so this needs no player code.
+refreshes and every playlist (or segment) it serves are heartbeats, and a stream not seen for `idle_seconds`
+frees its slot (a paused player that stops fetching, a closed tab). Playlists always come through the
+gateway, even when a CDN serves the segments, so this needs no player code.
 
 A user with `max_streams` streams alive who starts another: `block_new` refuses the new one; `evict_oldest`
 admits it and ends the stream seen least recently, which stays refused (not re-admitted on its next fetch,

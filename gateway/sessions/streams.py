@@ -6,8 +6,10 @@
         ──▶ a session seen from more than `[sharing] max_networks` networks: metric, log event, revoke
 
 Playlists always come through the gateway, even when a CDN serves the segments (`cdn = …`), so every
-playlist fetch is a heartbeat and this needs no player code. Segment requests are not heartbeats: a player
-fetches its live playlists every few seconds, and a VOD player refreshes its session (the demo page does).
+playlist fetch is a heartbeat and this needs no player code. A live player reloads its playlists every few
+seconds. A VOD player loads them once: the gateway then sees it through the segments it serves itself
+(also heartbeats) and through token refreshes (the demo page refreshes at 75% of `token_ttl_seconds`), so
+behind a CDN `stream_idle_seconds` must outlast the refresh interval (the default, 300 s, does).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ log = logging.getLogger("gateway.sessions.streams")
 # revocation on another instance is noticed within this long.
 MAX_HEARTBEAT_SECONDS: Final = 5.0
 MAX_CONFIRMED: Final = 100_000  # (stream, network) pairs remembered for the above
+# Media tokens (segment URLs) carry the session but not the user, to stay short: the user of a session is
+# remembered from its other heartbeats (creation, playlists, refreshes) on this instance.
+MAX_OWNERS: Final = 100_000
 
 
 class StreamWatch:
@@ -51,13 +56,16 @@ class StreamWatch:
         self.heartbeat_seconds = heartbeat_seconds
         self.enabled = streams.max_streams > 0 or sharing.max_networks > 0
         self._confirmed: dict[tuple[str, str | None], float] = {}
+        self._owners: dict[str, str] = {}  # session -> user
 
     async def heartbeat(self, grant: Grant, client_ip: IPAddress | None, now: float) -> None:
-        """Count a sign of life of `grant`'s session; raises `stream_limit` or `revoked` (sharing) to refuse it."""
+        """Count a sign of life of `grant`'s session; raises `stream_limit` or `revoked` (sharing) to refuse it.
+        Cheap when nothing changes: in memory a few dict operations; with Redis one round trip per
+        `heartbeat_seconds` per stream and network."""
         session = grant.session_id
         if not self.enabled or session is None:
             return
-        user = grant.user_id if self.streams.max_streams else None
+        user = self._owner(session, grant.user_id) if self.streams.max_streams else None
         network = self.sharing.network_of(client_ip) if self.sharing.max_networks and client_ip else None
         if user is None and network is None:
             return
@@ -90,6 +98,15 @@ class StreamWatch:
                 STREAM_LIMIT_REFUSALS.labels(outcome="evicted").inc()
                 log.info("streams: session %s evicted to admit %s (max_streams reached)", verdict.evicted, session)
         self._remember(key, now)
+
+    def _owner(self, session: str, user: str | None) -> str | None:
+        if user is None:
+            return self._owners.get(session)
+        if self._owners.get(session) != user:
+            if len(self._owners) >= MAX_OWNERS:
+                self._owners.clear()  # forgetting only makes some segment requests no heartbeat
+            self._owners[session] = user
+        return user
 
     async def release(self, grant: Grant) -> None:
         """The session was revoked: its slot is free at once (not after the idle grace)."""

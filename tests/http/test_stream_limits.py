@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -87,6 +88,24 @@ async def test_a_player_that_stops_fetching_frees_its_slot_after_the_idle_grace(
     assert (await start_session(limited)).status_code == 201  # `paused`: not seen for 61 s, its slot is free
     resumed = await fetch_media_playlist(limited, paused)
     assert resumed.status_code == 403 and resumed.json()["error"] == "stream_limit"
+
+
+async def test_segments_served_by_the_gateway_keep_a_vod_stream_alive(
+    limited: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """A VOD player loads its playlists once; when the gateway serves the segments, they are its heartbeats."""
+    watching, paused = [(await start_session(limited)).json() for _ in range(2)]
+    playlist = await fetch_media_playlist(limited, watching)
+    segments = [line for line in playlist.text.splitlines() if ".ts?" in line]
+    for index in range(7):  # a segment every 10 s, no playlist reload
+        clock.advance(10)
+        segment = await limited.get(urljoin(str(playlist.url), segments[index % len(segments)]))
+        assert segment.status_code == 200
+    clock.advance(1)
+    assert (await start_session(limited)).status_code == 201  # `paused` was idle for 71 s: its slot is free
+    refused = await start_session(limited)  # `watching` and the newcomer: two alive
+    assert refused.status_code == 403 and refused.json()["error"] == "stream_limit"
+    assert (await fetch_media_playlist(limited, paused)).json()["error"] == "stream_limit"
 
 
 @pytest.mark.parametrize("limited", ["evict_oldest"], indirect=True)

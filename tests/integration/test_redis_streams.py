@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -160,5 +161,9 @@ async def test_a_redis_outage_admits_streams_uncounted(caplog: pytest.LogCapture
         seen = await store.observe(user="u1", stream="s1", network=None, now=T0)
         assert seen.stream is None  # nothing refused: playback goes on while Redis is away
         assert "did not answer a heartbeat" in caplog.text
+        started = time.monotonic()
+        for stream in ("s2", "s3"):  # within RETRY_SECONDS: admitted without another attempt
+            assert (await store.observe(user="u1", stream=stream, network=None, now=T0)).stream is None
+        assert time.monotonic() - started < 0.05 and caplog.text.count("did not answer") == 1
     finally:
         await store.aclose()
