@@ -48,12 +48,14 @@ class StreamWatch:
         revocations: RevocationStore,
         *,
         heartbeat_seconds: float = 0.0,
+        leeway_seconds: float = 0.0,
     ) -> None:
         self.store = store
         self.streams = streams
         self.sharing = sharing
         self.revocations = revocations
         self.heartbeat_seconds = heartbeat_seconds
+        self.leeway_seconds = leeway_seconds  # a revocation outlives the session's cap by the verifiers' leeway
         self.enabled = streams.max_streams > 0 or sharing.max_networks > 0
         self._confirmed: dict[tuple[str, str | None], float] = {}
         self._owners: dict[str, str] = {}  # session -> user
@@ -135,7 +137,7 @@ class StreamWatch:
             return
         # Through the revocation store: with Redis, every instance refuses the session within its refresh.
         ends = grant.session_ends_at if grant.session_ends_at is not None else grant.expires_at
-        self.revocations.revoke(grant.session_id, ends + self.streams.evicted_seconds)
+        self.revocations.revoke(grant.session_id, ends + self.leeway_seconds)
         raise TokenDenied(
             Denial.REVOKED,
             f"session {grant.session_id} revoked: seen from {sharing.networks} client networks within "
@@ -173,4 +175,11 @@ def build_stream_watch(settings: Settings, revocations: RevocationStore) -> Stre
         heartbeat_seconds = min(streams.idle_seconds / 4, MAX_HEARTBEAT_SECONDS)
     else:
         store = MemoryStreams(streams, sharing)
-    return StreamWatch(store, streams, sharing, revocations, heartbeat_seconds=heartbeat_seconds)
+    return StreamWatch(
+        store,
+        streams,
+        sharing,
+        revocations,
+        heartbeat_seconds=heartbeat_seconds,
+        leeway_seconds=settings.leeway_seconds,
+    )
