@@ -3,12 +3,16 @@ stream_idle_seconds` and the `[sharing]` table."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from gateway.config import SessionSettings
 from gateway.config_schema import OnLimit
+from gateway.errors import ConfigError
 from gateway.sessions.sharing import SharingPolicy
+from gateway.workers import plan_workers
 from tests.test_config import load, refusal
 
 
@@ -43,3 +47,17 @@ def test_both_are_off_by_default(tmp_path: Path) -> None:
 )
 def test_nonsense_is_refused_naming_the_setting(tmp_path: Path, body: str, message: str) -> None:
     assert message in refusal(tmp_path, body)
+
+
+@pytest.mark.parametrize("counted", ["max_streams", "sharing"])
+def test_several_workers_count_streams_only_through_redis(tmp_path: Path, counted: str) -> None:
+    settings = load(tmp_path, "")
+    if counted == "max_streams":
+        settings = dataclasses.replace(settings, sessions=SessionSettings(max_streams=2))
+    else:
+        settings = dataclasses.replace(settings, sharing=SharingPolicy(max_networks=2, window_seconds=600))
+    with pytest.raises(ConfigError, match="each worker would allow a user max_streams streams of its own"):
+        plan_workers(2, settings, per_worker_revocations=True, cores=2)
+    assert plan_workers(1, settings, per_worker_revocations=False, cores=2).count == 1
+    shared = dataclasses.replace(settings, redis_url="redis://127.0.0.1:6379/0")
+    assert plan_workers(2, shared, per_worker_revocations=False, cores=2).count == 2
