@@ -36,6 +36,16 @@ live_manifest_cache_seconds = 1
 [sessions]
 cookie_same_site = "Lax"       # Lax | Strict | None ("None" for players on another site, implies Secure)
 cookie_partitioned = false     # true: CHIPS `Partitioned` (needs cookie_same_site = "None")
+max_streams = 0                # concurrent streams per user (0: no limit); see gateway/sessions/streams.py
+on_limit = "block_new"         # block_new | evict_oldest
+stream_idle_seconds = 300      # a stream not seen (playlist, segment, refresh) for this long frees its slot
+
+[sharing]
+max_networks = 0               # a session seen from more client networks than this within the window: detected
+window_seconds = 600
+ipv4_prefix = 24               # what counts as one client network
+ipv6_prefix = 48
+revoke = false                 # true: also revoke the session (through the revocation store)
 
 [cors]                         # GATEWAY_CORS_ALLOWED_ORIGINS (comma-separated)
 allowed_origins = []           # e.g. ["https://player.example"]: echoed with credentials; others get `*`
@@ -69,6 +79,7 @@ from gateway.config_schema import (
     CdnScope,
     Delivery,
     DeltaUpdates,
+    OnLimit,
     SameSite,
     array_of_tables,
     choice,
@@ -79,6 +90,7 @@ from gateway.http.cors import CorsPolicy, check_origin
 from gateway.http.request_facts import ProxyTrust, normalised_network
 from gateway.manifests.query_param import is_variable_name
 from gateway.sessions.entitlements import CatalogEntitlements, catalog_from_config
+from gateway.sessions.sharing import SharingPolicy
 from gateway.tokens.acl import canonical_prefix
 from gateway.tokens.grant import IPNetwork, parse_network
 from gateway.tokens.keys import KeyRing, b64url_decode, parse_key_ring
@@ -200,6 +212,11 @@ class SessionSettings:
     cookie_name: str = "gw_token"
     cookie_same_site: SameSite = SameSite.LAX  # NONE for players on another site (then always Secure)
     cookie_partitioned: bool = False  # CHIPS `Partitioned`: a cross-site cookie where third-party ones are blocked
+    # Concurrent streams per user (gateway/sessions/streams.py); 0: no limit. A stream is a session seen
+    # (created, refreshed, a playlist or a segment fetched through the gateway) within stream_idle_seconds.
+    max_streams: int = 0
+    on_limit: OnLimit = OnLimit.BLOCK_NEW
+    stream_idle_seconds: int = 300  # above the demo page's refresh interval (75% of token_ttl_seconds): VOD
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -209,6 +226,9 @@ class SessionSettings:
             raise ConfigError("sessions: TTLs must be positive and token_ttl_seconds <= max_life_seconds")
         if not (0 <= self.ipv4_prefix <= 32 and 0 <= self.ipv6_prefix <= 128):
             raise ConfigError("sessions: ipv4_prefix must be 0..32 and ipv6_prefix 0..128")
+        object.__setattr__(self, "on_limit", choice("sessions.on_limit", self.on_limit, OnLimit))
+        if self.max_streams < 0 or self.stream_idle_seconds <= 0:
+            raise ConfigError("sessions: max_streams must be >= 0 (0: no limit) and stream_idle_seconds positive")
         if self.cookie_partitioned and self.cookie_same_site is not SameSite.NONE:
             # A partitioned cookie only matters on cross-site requests, where Strict and Lax never send it.
             raise ConfigError('sessions.cookie_partitioned = true needs cookie_same_site = "None"')
@@ -236,6 +256,8 @@ class Settings:
     dialects: Mapping[str, Dialect] = field(default_factory=dict)
     redis_url: str = ""  # [revocations] redis_url / GATEWAY_REDIS_URL: share revocations across instances
     cors: CorsPolicy = field(default_factory=CorsPolicy)  # [cors] allowed_origins: players on other sites
+    # [sharing]: a session seen from too many client networks (gateway/sessions/sharing.py); off by default.
+    sharing: SharingPolicy = field(default_factory=lambda: SharingPolicy(max_networks=0, window_seconds=600))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "delta_updates", choice("gateway.delta_updates", self.delta_updates, DeltaUpdates))
@@ -294,7 +316,19 @@ class Settings:
 
 # The keys each table knows; the dataclasses' fields where a table maps onto one.
 TOP_LEVEL_TABLES = frozenset(
-    {"gateway", "keys", "origin", "sessions", "cors", "revocations", "routes", "users", "titles", "dialects"}
+    {
+        "gateway",
+        "keys",
+        "origin",
+        "sessions",
+        "sharing",
+        "cors",
+        "revocations",
+        "routes",
+        "users",
+        "titles",
+        "dialects",
+    }
 )
 GATEWAY_TABLE_KEYS = frozenset(
     {"token_param", "leeway_seconds", "max_manifest_bytes", "trusted_proxies", "client_ip_header", "delta_updates"}
@@ -304,6 +338,7 @@ ORIGIN_TABLE_KEYS = frozenset(OriginSettings.__dataclass_fields__)
 SESSIONS_TABLE_KEYS = frozenset(SessionSettings.__dataclass_fields__)
 CORS_TABLE_KEYS = frozenset({"allowed_origins"})
 REVOCATIONS_TABLE_KEYS = frozenset({"redis_url"})
+SHARING_TABLE_KEYS = frozenset(SharingPolicy.__dataclass_fields__)
 ROUTE_TABLE_KEYS = frozenset(Route.__dataclass_fields__)
 
 
@@ -486,6 +521,7 @@ def load_settings(
             config.get("dialects", {}), base_dir=config_path.parent if config_path else Path(), environ=environ
         ),
         cors=_cors(_table(config, "cors", CORS_TABLE_KEYS), environ.get("GATEWAY_CORS_ALLOWED_ORIGINS")),
+        sharing=_sharing(_table(config, "sharing", SHARING_TABLE_KEYS)),
     )
 
 
@@ -521,7 +557,26 @@ def _sessions(table: Mapping[str, Any]) -> SessionSettings:
                 raise ConfigError(f"sessions.{name} must be true or false")
         elif spec.type == "SameSite":
             value = choice(f"sessions.{name}", value, SameSite)
+        elif spec.type == "OnLimit":
+            value = choice(f"sessions.{name}", value, OnLimit)
         else:
             value = _text(f"sessions.{name}", value)
         values[name] = value
     return SessionSettings(**values)
+
+
+def _sharing(table: Mapping[str, Any]) -> SharingPolicy:
+    """`[sharing]` (keys already checked): `revoke` a boolean, the rest numbers."""
+    values: dict[str, Any] = {}
+    for name in SHARING_TABLE_KEYS & table.keys():
+        value = table[name]
+        if name == "revoke":
+            if not isinstance(value, bool):
+                raise ConfigError("sharing.revoke must be true or false")
+        else:
+            value = _number(f"sharing.{name}", value, float if name == "window_seconds" else int)
+        values[name] = value
+    try:
+        return SharingPolicy(**{"max_networks": 0, "window_seconds": 600, **values})
+    except ValueError as exc:
+        raise ConfigError(f"[sharing]: {exc}") from exc

@@ -48,6 +48,13 @@ class SameSite(enum.StrEnum):
     NONE = "None"
 
 
+class OnLimit(enum.StrEnum):
+    """`[sessions] on_limit`: what a new stream meets when its user already has `max_streams` alive."""
+
+    BLOCK_NEW = "block_new"  # the new stream is refused (`stream_limit`)
+    EVICT_OLDEST = "evict_oldest"  # the least recently seen stream is ended (`stream_limit` on its next fetch)
+
+
 Choice = TypeVar("Choice", bound=enum.StrEnum)
 
 # The environment of a loader that was given none: every `*_env` reference is "not set".

@@ -89,6 +89,9 @@ class Denial(enum.StrEnum):
     # The session API only: a refresh (or revoke) after the session's hard cap. The edge answers `expired`
     # for a token past the cap, which a player recovers from by refreshing; this one ends the session.
     SESSION_ENDED = "session_ended"
+    # The user already has `[sessions] max_streams` streams alive (a new one refused), or this stream was
+    # ended to admit a newer one (`on_limit = "evict_oldest"`). Not recoverable by refreshing.
+    STREAM_LIMIT = "stream_limit"
 
 
 class TokenDenied(GatewayError):

@@ -70,6 +70,13 @@ def plan_workers(requested: int | None, settings: Settings, *, per_worker_revoca
         if requested is None and cores > 1:
             return WorkerPlan(1, (f"one process of {cores} cores: --workers N needs [revocations] redis_url",))
         return WorkerPlan(1)
+    if not shared and (settings.sessions.max_streams or settings.sharing.max_networks):
+        # Not even with the revocations opt-in: each worker would count its own share of a user's streams.
+        raise ConfigError(
+            f"--workers {count} without [revocations] redis_url (GATEWAY_REDIS_URL): [sessions] max_streams and "
+            "[sharing] count what one process sees, so each worker would allow a user max_streams streams of its "
+            "own. Count them through Redis, or run one process"
+        )
     if not shared and not per_worker_revocations:
         raise ConfigError(
             f"--workers {count} without [revocations] redis_url (GATEWAY_REDIS_URL): a session revoked through one "

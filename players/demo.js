@@ -31,7 +31,7 @@
   const RETRY_BACKOFF_S = [2, 4, 8, 16, 30];  // refresh retries after a network error or a 5xx
   // Refusals of the refresh API that no retry can fix: the session is over.
   const TERMINAL_REFRESH_ERRORS = new Set(['revoked', 'session_ended', 'not_entitled', 'geo_blocked',
-    'unauthenticated', 'bad_signature', 'unknown_key', 'malformed', 'acl', 'ip']);
+    'unauthenticated', 'bad_signature', 'unknown_key', 'malformed', 'acl', 'ip', 'stream_limit']);
   // Startup warnings hls.js 1.7.4 raises on ffmpeg-made MPEG-TS (see the README): kept in T.errors,
   // but not shown as problems on the page.
   const KNOWN_BENIGN = new Set(['bufferAppendNoProgress', 'bufferSeekOverHole']);
@@ -238,14 +238,15 @@
   }
 
   /*
-   * A media request refused (any player): show it; `revoked` stops playback. An `expired` marks the token
+   * A media request refused (any player): show it; `revoked` and `stream_limit` (this stream was ended to
+   * admit another of the account's, `[sessions] on_limit = "evict_oldest"`) stop playback. An `expired` marks the token
    * stale, once per request `key` (players may build a new request object for a retry, so count by URL),
    * so the retry's request hook refreshes before it sends; a second `expired` right after a refresh is a
    * real failure, e.g. a clock far off, and is left to the player. Returns whether a retry is arranged.
    */
   function handleRefusal({ status, reason, detail, url, key }) {
     recordDenial({ source: 'media request', status, reason, detail, url });
-    if (reason === 'revoked' && session) stopPlayback(session, reason);   // no refresh can help now
+    if ((reason === 'revoked' || reason === 'stream_limit') && session) stopPlayback(session, reason);   // no refresh can help now
     // renew=off: nothing renews the session, so an `expired` at or past the session's cap ends it.
     if (reason === 'expired' && RENEW_OFF && session && serverNow() >= session.sessionEndsAt - 1) {
       stopPlayback(session, 'session_ended');

@@ -24,6 +24,7 @@ from gateway.errors import BadRequest, BodyTimeout
 from gateway.http.delivery import is_plain_http_localhost, set_cookie
 from gateway.http.request_facts import client_address, header
 from gateway.sessions.service import API_PREFIX, IssuedToken, SessionService
+from gateway.sessions.streams import StreamWatch
 from gateway.tokens.acl import normalise_path
 
 MAX_BODY_BYTES = 16 * 1024
@@ -67,7 +68,9 @@ def _bearer(request: Request) -> str | None:
     return credential.strip() or None if scheme.lower() == "bearer" else None
 
 
-def session_routes(service: SessionService, clock: Callable[[], float]) -> list[Route]:
+def session_routes(service: SessionService, clock: Callable[[], float], streams: StreamWatch) -> list[Route]:
+    """The routes; creating and refreshing a session are heartbeats of its stream (`stream_limit` past the
+    limit), revoking it frees its slot."""
     sessions = service.settings.sessions
 
     def country(request: Request) -> str | None:
@@ -97,31 +100,36 @@ def session_routes(service: SessionService, clock: Callable[[], float]) -> list[
         asset = (await _json_body(request)).get("asset")
         if not isinstance(asset, str) or not asset or not _utf8(asset):
             raise BadRequest('send {"asset": "<path of a master playlist>"}')
+        client_ip = client_address(request.scope, service.settings.proxy_trust)
+        now = clock()
         result = service.create(
-            credential=_bearer(request),
-            asset=asset,
-            client_ip=client_address(request.scope, service.settings.proxy_trust),
-            country=country(request),
-            now=clock(),
+            credential=_bearer(request), asset=asset, client_ip=client_ip, country=country(request), now=now
         )
+        await streams.heartbeat(result.grant, client_ip, now)
         return issued(result, request, 201)
 
     async def refresh(request: Request) -> Response:
         body = await _json_body(request)
+        client_ip = client_address(request.scope, service.settings.proxy_trust)
+        now = clock()
         result = service.refresh(
             session_id=request.path_params["session_id"],
             token=_token_from(body, request),
-            client_ip=client_address(request.scope, service.settings.proxy_trust),
+            client_ip=client_ip,
             country=country(request),
-            now=clock(),
+            now=now,
             path=_path_from(body),
         )
+        await streams.heartbeat(result.grant, client_ip, now)
         return issued(result, request, 200)
 
     async def revoke(request: Request) -> Response:
         body = await _json_body(request)
         token = _token_from(body, request)
-        service.revoke(session_id=request.path_params["session_id"], token=token, now=clock(), path=_path_from(body))
+        grant = service.revoke(
+            session_id=request.path_params["session_id"], token=token, now=clock(), path=_path_from(body)
+        )
+        await streams.release(grant)
         return Response(status_code=204)
 
     return [

@@ -31,6 +31,7 @@ from gateway.sessions.revocations import (
     RevocationStore,
 )
 from gateway.sessions.service import SessionService
+from gateway.sessions.streams import build_stream_watch
 
 
 def published_keys(settings: Settings) -> dict[str, list[dict[str, str]]]:
@@ -114,7 +115,8 @@ def build_app(
     origin = OriginClient(settings.origin, transport=origin_transport, clock=clock)
     if revocations is None:
         revocations = RedisRevocations(settings.redis_url) if settings.redis_url else MemoryRevocations()
-    edge = Edge(settings, origin, clock=clock, revocations=revocations)
+    streams = build_stream_watch(settings, revocations)  # [sessions] max_streams, [sharing]
+    edge = Edge(settings, origin, clock=clock, revocations=revocations, streams=streams)
     sessions = SessionService(settings, policy or settings.catalog, revocations)
     denials: Counter[str] = Counter()  # by reason, edge and session API alike (counted where they are answered)
     answers = ErrorAnswers(settings, denials)
@@ -146,6 +148,7 @@ def build_app(
             await asyncio.to_thread(revocations.wait_first_sync, FIRST_SYNC_WAIT_SECONDS)
         yield
         await origin.aclose()
+        await streams.aclose()
         await asyncio.to_thread(revocations.close)  # Redis: may write what is queued (one socket timeout at most)
 
     app = _GatewayApp(
@@ -155,7 +158,7 @@ def build_app(
             Route("/_gateway/metrics", metrics, methods=["GET"]),
             Route(VERDICT_PATH, verdict_endpoint(verdicts, answers), methods=["GET"]),
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
-            *session_routes(sessions, clock),
+            *session_routes(sessions, clock, streams),
             *extra_routes,
             Route("/{path:path}", edge.handle, methods=["GET", "HEAD"]),
         ],

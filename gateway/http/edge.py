@@ -22,6 +22,7 @@ from gateway.config import Settings
 from gateway.http.access import Access
 from gateway.http.download_slots import DownloadSlots, viewer_key
 from gateway.http.gate import Gate
+from gateway.http.request_facts import client_address
 from gateway.http.stream import stream_from_origin
 from gateway.http.writers import (
     ManifestWriter,
@@ -34,6 +35,7 @@ from gateway.manifests.template import PreparedManifest
 from gateway.origin.client import OriginClient
 from gateway.origin.manifest_cache import ManifestCache
 from gateway.sessions.revocations import MemoryRevocations, RevocationStore
+from gateway.sessions.streams import StreamWatch, build_stream_watch
 from gateway.tokens.scoped import ScopedTokenMinter
 
 Clock = Callable[[], float]
@@ -47,13 +49,16 @@ class Edge:
         *,
         clock: Clock = time.time,
         revocations: RevocationStore | None = None,
+        streams: StreamWatch | None = None,
     ):
         self.origin = origin
         self.clock = clock
         self.proxy_trust = settings.proxy_trust
         self.downloads = DownloadSlots(settings.origin.max_streams_per_client)
         self.max_manifest_bytes = settings.max_manifest_bytes
-        self.gate = Gate(settings, revocations or MemoryRevocations())
+        revocations = revocations or MemoryRevocations()
+        self.gate = Gate(settings, revocations)
+        self.streams = streams or build_stream_watch(settings, revocations)
         self.manifests = ManifestCache(origin, settings.origin, max_bytes=settings.max_manifest_bytes)
         minter = ScopedTokenMinter(settings.keys, media_ttl_seconds=settings.sessions.media_ttl_seconds)
         self.writers = {route.mount: writer_for(route, settings, minter) for route in settings.routes}
@@ -64,6 +69,9 @@ class Edge:
             return Response(status_code=access.redirect_status, headers=dict(access.headers))
         writer = self.writers[access.route.mount]
         manifest: PreparedManifest | None = None
+        if self.streams.enabled:  # every playlist fetch is a heartbeat (whoever serves segments), and so is ours
+            client_ip = client_address(access.incoming.scope, self.proxy_trust)
+            await self.streams.heartbeat(access.grant, client_ip, access.now)
         if access.is_manifest:
             manifest = await self.prepared(writer, access)
             body = writer.render(manifest, access)

@@ -10,7 +10,7 @@ import dataclasses
 import ipaddress
 import posixpath
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from gateway.config import Route, Settings
@@ -38,9 +38,10 @@ class IssuedToken:
     mode: Delivery
     playback_url: str
     refresh_url: str
+    grant: Grant = field(repr=False)  # what was signed: for the stream watcher, never sent to the client
 
     def as_json(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "grant"}
 
 
 def client_network(address: IPAddress | None, settings: Settings) -> IPNetwork | None:
@@ -132,10 +133,12 @@ class SessionService:
         renewed = dataclasses.replace(grant, expires_at=self._expiry(route, now, grant.session_ends_at), key_id=None)
         return self._issue(renewed, route, prefix)
 
-    def revoke(self, *, session_id: str, token: str, now: float, path: str | None = None) -> None:
+    def revoke(self, *, session_id: str, token: str, now: float, path: str | None = None) -> Grant:
+        """Revoke the session; returns its grant (whose stream slot the caller frees)."""
         grant = self._session_grant(session_id, token, None, now, check_ip=False, path=path)
         assert grant.session_ends_at is not None
         self.revocations.revoke(session_id, grant.session_ends_at + self.settings.leeway_seconds)
+        return grant
 
     def _session_grant(
         self,
@@ -195,4 +198,5 @@ class SessionService:
             mode=route.delivery,
             playback_url=playback,
             refresh_url=f"{API_PREFIX}/{grant.session_id}/refresh",
+            grant=grant,
         )
