@@ -48,6 +48,13 @@ class SameSite(enum.StrEnum):
     NONE = "None"
 
 
+class OnError(enum.StrEnum):
+    """`[entitlements] on_error`: what a slow, down or nonsensical entitlement webhook means for the viewer."""
+
+    DENY = "deny"
+    ALLOW = "allow"
+
+
 Choice = TypeVar("Choice", bound=enum.StrEnum)
 
 # The environment of a loader that was given none: every `*_env` reference is "not set".

@@ -31,6 +31,7 @@ from gateway.sessions.revocations import (
     RevocationStore,
 )
 from gateway.sessions.service import SessionService
+from gateway.sessions.webhook import EntitlementWebhook
 
 
 def published_keys(settings: Settings) -> dict[str, list[dict[str, str]]]:
@@ -115,7 +116,8 @@ def build_app(
     if revocations is None:
         revocations = RedisRevocations(settings.redis_url) if settings.redis_url else MemoryRevocations()
     edge = Edge(settings, origin, clock=clock, revocations=revocations)
-    sessions = SessionService(settings, policy or settings.catalog, revocations)
+    webhook = EntitlementWebhook(settings.entitlements) if settings.entitlements.webhook_url else None
+    sessions = SessionService(settings, policy or settings.catalog, revocations, webhook)
     denials: Counter[str] = Counter()  # by reason, edge and session API alike (counted where they are answered)
     answers = ErrorAnswers(settings, denials)
     verdicts = Verdicts(edge.gate, settings.proxy_trust, settings.origin.auth_secret, clock)
@@ -146,6 +148,8 @@ def build_app(
             await asyncio.to_thread(revocations.wait_first_sync, FIRST_SYNC_WAIT_SECONDS)
         yield
         await origin.aclose()
+        if webhook is not None:
+            await webhook.aclose()
         await asyncio.to_thread(revocations.close)  # Redis: may write what is queued (one socket timeout at most)
 
     app = _GatewayApp(
