@@ -17,6 +17,8 @@ answer's `user_id` then names the viewer in the session's tokens. Verdicts are c
 (capped at `max_cache_seconds`; 0: not cached). A call that takes longer than `timeout_seconds`, cannot
 connect, answers another status or an answer that is not this shape is an *error*: `on_error = "deny"`
 refuses with `entitlements_unavailable` (503, Retry-After), `"allow"` lets the viewer in (never cached).
+Concurrent questions with the same cache key share one call (a page opening several players, a burst of
+retries): the backend sees one request, every waiter its answer.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import httpx
 from gateway.config import EntitlementSettings
 from gateway.config_schema import OnError
 from gateway.errors import EntitlementRefused, EntitlementsUnavailable, Refusal
-from gateway.sessions.verdict_cache import Verdict, VerdictCache, verdict_key
+from gateway.sessions.verdict_cache import Verdict, VerdictCache, VerdictKey, verdict_key
 from gateway.sessions.webhook_auth import HEADER, webhook_signature
 from gateway.tokens.grant import IPAddress
 
@@ -105,6 +107,7 @@ class EntitlementWebhook:
         self.settings = settings
         self.cache = VerdictCache(settings.cache_entries)
         self.calls = 0  # backend calls made (the cache's effect, for tests and metrics)
+        self._pending: dict[VerdictKey, asyncio.Task[tuple[Verdict, int]]] = {}
         self.client = httpx.AsyncClient(
             transport=transport,
             timeout=settings.timeout_seconds,
@@ -129,7 +132,7 @@ class EntitlementWebhook:
         verdict = self.cache.get(key, now)
         if verdict is None:
             try:
-                verdict, ttl_seconds = await self._call(question, now)
+                verdict, ttl_seconds = await self._shared_call(key, question, now)
             except WebhookFailure as failure:
                 log.warning(
                     "entitlement webhook failed: %s; on_error=%s request_id=%s",
@@ -146,6 +149,21 @@ class EntitlementWebhook:
         if not verdict.allow:
             raise EntitlementRefused(Refusal.NOT_ENTITLED, verdict.reason or "the entitlement service refused")
         return verdict
+
+    async def _shared_call(self, key: VerdictKey, question: Question, now: float) -> tuple[Verdict, int]:
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._call(question, now))
+            self._pending[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        # Shielded: a viewer who hangs up does not cancel the call the other waiters share.
+        return await asyncio.shield(task)
+
+    def _forget(self, key: VerdictKey, done: asyncio.Task[tuple[Verdict, int]]) -> None:
+        if self._pending.get(key) is done:
+            del self._pending[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here, so a failure nobody waited for any more is not reported as lost
 
     async def _call(self, question: Question, now: float) -> tuple[Verdict, int]:
         self.calls += 1

@@ -6,6 +6,7 @@ The backend is scripted per test: its answer, status, delay; it records every ca
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import http.server
@@ -355,3 +356,17 @@ def test_the_entitlements_table_loads_with_the_secret_from_the_file_or_the_envir
 def test_nonsense_in_the_entitlements_table_fails_at_start_up(tmp_path: Path, table: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load(tmp_path, "[entitlements]\n" + table)
+
+
+def test_concurrent_questions_about_the_same_viewer_share_one_call(stack_with: Callable[..., Stack]) -> None:
+    stack = stack_with(answer({"allow": False, "reason": "followers only"}, delay=0.3))
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=stack.gateway, timeout=5) as client:
+            headers = {"authorization": "Bearer viewer-credential", "x-country": "NL"}
+            calls = [client.post("/api/sessions", json={"asset": MASTER}, headers=headers) for _ in range(5)]
+            return await asyncio.gather(*calls)
+
+    answers = asyncio.run(burst())
+    assert [a.json()["detail"] for a in answers] == ["followers only"] * 5
+    assert len(stack.backend) == 1  # a zero TTL: nothing was cached, the five shared the one call in flight
