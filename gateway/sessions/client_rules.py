@@ -55,13 +55,20 @@ class ClientRules:
             if self.allow_empty_referer:
                 return
             raise ClientRefused(ClientRule.REFERER, "this title needs a Referer from an allowed site (none was sent)")
+        parts = urlsplit("")
         try:
             parts = urlsplit(referer)
             host = (parts.hostname or "") if parts.scheme in ("http", "https") else ""
         except ValueError:  # an unbalanced '[' in the host
             host = ""
-        if not host or not any(_host_matches(host, pattern) for pattern in self.referer_hosts):
-            raise ClientRefused(ClientRule.REFERER, f"referer {_quote(referer)} is not an allowed site for this title")
+        if not host:
+            raise ClientRefused(
+                ClientRule.REFERER, "the Referer is not an http(s) URL (this title needs an allowed site)"
+            )
+        if not any(_host_matches(host, pattern) for pattern in self.referer_hosts):
+            # Only the site is quoted: a page's path and query may carry its own tokens, which no log or body repeats.
+            site = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+            raise ClientRefused(ClientRule.REFERER, f"referer {_quote(site)} is not an allowed site for this title")
 
 
 def _host_matches(host: str, pattern: str) -> bool:

@@ -80,9 +80,16 @@ def test_user_agent_deny_wins_over_allow_and_allow_is_a_list() -> None:
     assert refused(ClientRules(), None, None) is None  # no rules, nothing refused
 
 
-def test_a_refusal_quotes_what_was_sent_bounded_and_printable() -> None:
+def test_a_refusal_quotes_only_the_site_bounded_and_printable() -> None:
+    """A page's path and query may carry its own credentials: the detail (and so the log) names the site only."""
     with pytest.raises(ClientRefused) as info:
-        RULES.check("https://evil.test/" + "\x07" * 200, BROWSER)
+        RULES.check("https://user:pw@evil.test:8443/watch?token=s3cr3t#x", BROWSER)
+    assert info.value.detail == "referer 'https://evil.test:8443' is not an allowed site for this title"
+    with pytest.raises(ClientRefused) as info:
+        RULES.check("android-app://com.example/?token=s3cr3t", BROWSER)
+    assert "s3cr3t" not in info.value.detail
+    with pytest.raises(ClientRefused) as info:
+        RULES.check(PLAYER, "Mozilla/5.0 \x07 HeadlessChrome " + "x" * 500)
     assert info.value.detail.isprintable() and len(info.value.detail) < 160
 
 
