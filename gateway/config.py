@@ -53,6 +53,14 @@ allowed_origins = []           # e.g. ["https://player.example"]: echoed with cr
 [revocations]
 redis_url = ""                 # GATEWAY_REDIS_URL
 
+[entitlements]                 # ask the application's backend (gateway/sessions/webhook.py)
+webhook_url = ""               # empty: the [[users]] / [[titles]] catalog decides
+secret = ""                    # GATEWAY_ENTITLEMENTS_SECRET (base64url, >= 16 bytes): signs every call
+timeout_seconds = 2
+on_error = "deny"              # deny | allow
+cache_entries = 10000
+max_cache_seconds = 300
+
 [[routes]]                     # GATEWAY_ORIGIN adds/overrides the route mounted at "/"
 mount = "/"
 origin = "http://127.0.0.1:8080/"
@@ -79,6 +87,7 @@ from gateway.config_schema import (
     CdnScope,
     Delivery,
     DeltaUpdates,
+    OnError,
     OnLimit,
     SameSite,
     array_of_tables,
@@ -235,6 +244,34 @@ class SessionSettings:
 
 
 @dataclass(frozen=True)
+class EntitlementSettings:
+    """`[entitlements]`: the application's backend decides who may watch (gateway/sessions/webhook.py)."""
+
+    webhook_url: str = ""  # empty: the [[users]] / [[titles]] catalog decides
+    secret: bytes = field(default=b"", repr=False)  # HMAC key of the signature header on every call
+    timeout_seconds: float = 2.0  # the whole exchange: connect, send, answer
+    on_error: OnError = OnError.DENY  # a slow, down or nonsensical backend
+    cache_entries: int = 10_000  # verdicts kept (least recently used dropped first); 0: no cache
+    max_cache_seconds: int = 300  # a verdict's ttl_seconds is capped at this
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "on_error", choice("entitlements.on_error", self.on_error, OnError))
+        if self.timeout_seconds <= 0 or self.cache_entries < 0 or self.max_cache_seconds < 0:
+            raise ConfigError("entitlements: timeout_seconds must be positive, cache settings not negative")
+        if not self.webhook_url:
+            return
+        parts = urlsplit(self.webhook_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"entitlements.webhook_url must be an http(s) URL, got {self.webhook_url!r}")
+        if not self.secret:
+            # An unsigned call cannot be told from a forged one: the backend would have to trust anyone.
+            raise ConfigError(
+                "entitlements.webhook_url needs a secret: set GATEWAY_ENTITLEMENTS_SECRET or [entitlements] secret "
+                "(`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` makes one)"
+            )
+
+
+@dataclass(frozen=True)
 class Settings:
     keys: KeyRing
     routes: tuple[Route, ...]
@@ -252,6 +289,7 @@ class Settings:
     origin: OriginSettings = field(default_factory=OriginSettings)
     sessions: SessionSettings = field(default_factory=SessionSettings)
     catalog: CatalogEntitlements = field(default_factory=CatalogEntitlements)  # [[users]], [[titles]]
+    entitlements: EntitlementSettings = field(default_factory=EntitlementSettings)  # the webhook, if any
     # Every [dialects.<name>] table, by name: what CDN routes (`cdn`) and edge routes (`edge`) refer to.
     dialects: Mapping[str, Dialect] = field(default_factory=dict)
     redis_url: str = ""  # [revocations] redis_url / GATEWAY_REDIS_URL: share revocations across instances
@@ -324,6 +362,7 @@ TOP_LEVEL_TABLES = frozenset(
         "sharing",
         "cors",
         "revocations",
+        "entitlements",
         "routes",
         "users",
         "titles",
@@ -339,6 +378,7 @@ SESSIONS_TABLE_KEYS = frozenset(SessionSettings.__dataclass_fields__)
 CORS_TABLE_KEYS = frozenset({"allowed_origins"})
 REVOCATIONS_TABLE_KEYS = frozenset({"redis_url"})
 SHARING_TABLE_KEYS = frozenset(SharingPolicy.__dataclass_fields__)
+ENTITLEMENTS_TABLE_KEYS = frozenset(EntitlementSettings.__dataclass_fields__)
 ROUTE_TABLE_KEYS = frozenset(Route.__dataclass_fields__)
 
 
@@ -367,17 +407,16 @@ def _text(name: str, value: object) -> str:
     return value
 
 
-def _origin_secret(value: str) -> bytes:
+def _secret(value: str, name: str) -> bytes:
+    """A shared HMAC secret (`name` says where it is set): canonical unpadded base64url, at least 16 bytes."""
     if not value:
         return b""
     try:
         secret = b64url_decode(value)
     except ValueError as exc:
-        raise ConfigError(
-            f"origin.auth_secret / GATEWAY_ORIGIN_SECRET must be canonical unpadded base64url ({exc})"
-        ) from exc
+        raise ConfigError(f"{name} must be canonical unpadded base64url ({exc})") from exc
     if len(secret) < 16:
-        raise ConfigError("origin.auth_secret / GATEWAY_ORIGIN_SECRET must be at least 16 bytes")
+        raise ConfigError(f"{name} must be at least 16 bytes")
     return secret
 
 
@@ -493,8 +532,9 @@ def load_settings(
             for name in ORIGIN_TABLE_KEYS
             if name in origin_table and name != "auth_secret"
         },
-        auth_secret=_origin_secret(
-            environ.get("GATEWAY_ORIGIN_SECRET") or _text("origin.auth_secret", origin_table.get("auth_secret", ""))
+        auth_secret=_secret(
+            environ.get("GATEWAY_ORIGIN_SECRET") or _text("origin.auth_secret", origin_table.get("auth_secret", "")),
+            "origin.auth_secret / GATEWAY_ORIGIN_SECRET",
         ),
     )
     revocations = _table(config, "revocations", REVOCATIONS_TABLE_KEYS)
@@ -516,6 +556,7 @@ def load_settings(
         origin=origin,
         sessions=_sessions(_table(config, "sessions", SESSIONS_TABLE_KEYS)),
         catalog=catalog_from_config(config),
+        entitlements=_entitlements(_table(config, "entitlements", ENTITLEMENTS_TABLE_KEYS), environ),
         redis_url=environ.get("GATEWAY_REDIS_URL") or _text("revocations.redis_url", revocations.get("redis_url", "")),
         dialects=load_dialects(
             config.get("dialects", {}), base_dir=config_path.parent if config_path else Path(), environ=environ
@@ -541,6 +582,22 @@ def _cors(table: Mapping[str, Any], env_origins: str | None) -> CorsPolicy:
         except ValueError as exc:
             raise ConfigError(f"{name}: {exc}") from exc
     return CorsPolicy(frozenset(checked))
+
+
+def _entitlements(table: Mapping[str, Any], environ: Mapping[str, str]) -> EntitlementSettings:
+    """`[entitlements]` (keys already checked); the secret may come from the environment."""
+    numbers = {
+        name: _number(f"entitlements.{name}", table[name], float if name == "timeout_seconds" else int)
+        for name in ("timeout_seconds", "cache_entries", "max_cache_seconds")
+        if name in table
+    }
+    secret = environ.get("GATEWAY_ENTITLEMENTS_SECRET") or table.get("secret", "")
+    return EntitlementSettings(
+        webhook_url=_text("entitlements.webhook_url", table.get("webhook_url", "")),
+        secret=_secret(_text("entitlements.secret", secret), "entitlements.secret / GATEWAY_ENTITLEMENTS_SECRET"),
+        on_error=choice("entitlements.on_error", table.get("on_error", "deny"), OnError),
+        **numbers,
+    )
 
 
 def _sessions(table: Mapping[str, Any]) -> SessionSettings:

@@ -55,6 +55,13 @@ class OnLimit(enum.StrEnum):
     EVICT_OLDEST = "evict_oldest"  # the least recently seen stream is ended (`stream_limit` on its next fetch)
 
 
+class OnError(enum.StrEnum):
+    """`[entitlements] on_error`: what a slow, down or nonsensical entitlement webhook means for the viewer."""
+
+    DENY = "deny"
+    ALLOW = "allow"
+
+
 Choice = TypeVar("Choice", bound=enum.StrEnum)
 
 # The environment of a loader that was given none: every `*_env` reference is "not set".

@@ -9,6 +9,8 @@ or `x-gateway-error` (everything else), `cache-control: no-store`.
     GatewayError                        code                status
     ├── TokenDenied(reason: Denial)     the reason          401 missing, 403 otherwise     (a denial)
     ├── EntitlementRefused(Refusal)     the refusal         401 unauthenticated, 404 unknown_asset, 403
+    ├── EntitlementsUnavailable         entitlements_unavailable 503  the entitlement webhook failed, on_error = "deny"
+    ├── ClientRefused(ClientRule)       the rule            403  a title's referer / user-agent rules (weak controls)
     ├── BadRequest                      bad_request         400
     │   └── BodyTimeout                 request_timeout     408  the API body did not arrive in time
     ├── TooManyDownloads                too_many_downloads  429  a viewer's concurrent segment streams (Retry-After)
@@ -38,9 +40,12 @@ from typing import ClassVar
 
 __all__ = [
     "BadRequest",
+    "ClientRefused",
+    "ClientRule",
     "ConfigError",
     "Denial",
     "EntitlementRefused",
+    "EntitlementsUnavailable",
     "GatewayError",
     "InternalError",
     "ManifestError",
@@ -126,6 +131,35 @@ class EntitlementRefused(GatewayError):
         self.reason = reason
         self.code = reason.value
         self.status = self._STATUS.get(reason, 403)
+
+
+class EntitlementsUnavailable(GatewayError):
+    """The entitlement webhook was slow, down or answered nonsense, and `[entitlements] on_error = "deny"`:
+    the viewer may well be entitled, so this is no `not_entitled`; asking again shortly may succeed."""
+
+    code = "entitlements_unavailable"
+    status = 503
+    retry_after = 5
+
+
+class ClientRule(enum.StrEnum):
+    """Which of a title's client-header rules refused a request (the value is the error code)."""
+
+    REFERER = "referer_refused"
+    USER_AGENT = "user_agent_refused"
+
+
+class ClientRefused(GatewayError):
+    """A title's `Referer` or `User-Agent` rules refused the request. Weak controls (the client chooses both
+    headers): they stop casual hot-linking, not a determined client."""
+
+    status = 403
+
+    def __init__(self, reason: ClientRule, detail: str) -> None:
+        super().__init__(detail)
+        self.args = (f"{reason.value}: {detail}",)
+        self.reason = reason
+        self.code = reason.value
 
 
 class BadRequest(GatewayError):

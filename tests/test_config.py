@@ -238,6 +238,7 @@ SAMPLES = {
     "GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8",
     "GATEWAY_CORS_ALLOWED_ORIGINS": "https://player.example",
     "GATEWAY_ORIGIN_SECRET": "C" * 42 + "A",
+    "GATEWAY_ENTITLEMENTS_SECRET": "D" * 42 + "A",
     "GATEWAY_REDIS_URL": "redis://127.0.0.1:6379/0",
 }
 BASE_FILE = f'[keys]\nring = "{KEY}"\n\n[[routes]]\nmount = "/"\norigin = "{ORIGIN}"\n'

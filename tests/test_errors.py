@@ -5,6 +5,7 @@ An unexpected exception is a JSON 500 with a request id; its traceback reaches t
 from __future__ import annotations
 
 import ast
+import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,16 @@ from starlette.routing import Route as StarletteRoute
 
 from gateway import errors
 from gateway.config import Route, Settings
-from gateway.errors import Denial, EntitlementRefused, GatewayError, OriginBadStatus, Refusal, TokenDenied
+from gateway.errors import (
+    ClientRefused,
+    ClientRule,
+    Denial,
+    EntitlementRefused,
+    GatewayError,
+    OriginBadStatus,
+    Refusal,
+    TokenDenied,
+)
 from gateway.http.app import build_app
 from gateway.http.cors import CorsPolicy
 from gateway.sessions.revocations import MemoryRevocations
@@ -42,6 +52,7 @@ SAMPLES: dict[type[GatewayError], GatewayError] = {
     TokenDenied: TokenDenied(Denial.SCOPE, "a media-scoped token does not open a playlist request"),
     EntitlementRefused: EntitlementRefused(Refusal.GEO_BLOCKED, "'Title 9000' is not available in country BR"),
     OriginBadStatus: OriginBadStatus("origin answered 410 for http://origin.test/vod/x.ts", 410),
+    ClientRefused: ClientRefused(ClientRule.REFERER, "referer 'https://other.example/' is not an allowed site"),
 }
 
 
@@ -154,7 +165,9 @@ def test_session_ended_is_a_typed_denial_of_the_session_service() -> None:
     grant = Grant(("/vod/t/",), now + 300, session_id="s1", scope=Scope.ALL, session_ends_at=now + 3600)
     token = sign_grant(grant, KEYS)
     for call in (
-        lambda: service.refresh(session_id="s1", token=token, client_ip=None, country=None, now=now + 3601),
+        lambda: asyncio.run(
+            service.refresh(session_id="s1", token=token, client_ip=None, country=None, now=now + 3601)
+        ),
         lambda: service.revoke(session_id="s1", token=token, now=now + 3601),
     ):
         with pytest.raises(TokenDenied) as refused:

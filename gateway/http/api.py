@@ -5,7 +5,8 @@
     DELETE /api/sessions/{id}            {"token": …}                                        -> 204
 Refusals are raised as typed errors (gateway/errors.py) and answered by the app's exception-handler map:
 JSON `{"error", "detail", "request_id"}`, 400 bad_request, 401 unauthenticated, 403 with a reason a developer
-can act on (not_entitled, geo_blocked, revoked, session_ended, ip, scope), 404 unknown_asset.
+can act on (not_entitled, geo_blocked, revoked, session_ended, ip, scope, referer_refused, user_agent_refused),
+404 unknown_asset, 503 entitlements_unavailable (the entitlement webhook failed).
 """
 
 from __future__ import annotations
@@ -102,8 +103,14 @@ def session_routes(service: SessionService, clock: Callable[[], float], streams:
             raise BadRequest('send {"asset": "<path of a master playlist>"}')
         client_ip = client_address(request.scope, service.settings.proxy_trust)
         now = clock()
-        result = service.create(
-            credential=_bearer(request), asset=asset, client_ip=client_ip, country=country(request), now=now
+        result = await service.create(
+            credential=_bearer(request),
+            asset=asset,
+            client_ip=client_ip,
+            country=country(request),
+            now=now,
+            referer=header(request.scope, b"referer"),
+            user_agent=header(request.scope, b"user-agent"),
         )
         await streams.heartbeat(result.grant, client_ip, now)
         return issued(result, request, 201)
@@ -112,7 +119,7 @@ def session_routes(service: SessionService, clock: Callable[[], float], streams:
         body = await _json_body(request)
         client_ip = client_address(request.scope, service.settings.proxy_trust)
         now = clock()
-        result = service.refresh(
+        result = await service.refresh(
             session_id=request.path_params["session_id"],
             token=_token_from(body, request),
             client_ip=client_ip,

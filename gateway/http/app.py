@@ -32,6 +32,7 @@ from gateway.sessions.revocations import (
 )
 from gateway.sessions.service import SessionService
 from gateway.sessions.streams import build_stream_watch
+from gateway.sessions.webhook import EntitlementWebhook
 
 
 def published_keys(settings: Settings) -> dict[str, list[dict[str, str]]]:
@@ -117,7 +118,8 @@ def build_app(
         revocations = RedisRevocations(settings.redis_url) if settings.redis_url else MemoryRevocations()
     streams = build_stream_watch(settings, revocations)  # [sessions] max_streams, [sharing]
     edge = Edge(settings, origin, clock=clock, revocations=revocations, streams=streams)
-    sessions = SessionService(settings, policy or settings.catalog, revocations)
+    webhook = EntitlementWebhook(settings.entitlements) if settings.entitlements.webhook_url else None
+    sessions = SessionService(settings, policy or settings.catalog, revocations, webhook)
     denials: Counter[str] = Counter()  # by reason, edge and session API alike (counted where they are answered)
     answers = ErrorAnswers(settings, denials)
     verdicts = Verdicts(edge.gate, settings.proxy_trust, settings.origin.auth_secret, clock)
@@ -149,6 +151,8 @@ def build_app(
         yield
         await origin.aclose()
         await streams.aclose()
+        if webhook is not None:
+            await webhook.aclose()
         await asyncio.to_thread(revocations.close)  # Redis: may write what is queued (one socket timeout at most)
 
     app = _GatewayApp(

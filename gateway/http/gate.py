@@ -3,6 +3,7 @@
 
     raw ASGI scope → the gateway's token, if any (path, query, cookie) → the path normalised (ACL boundary)
                    → the route with the longest mount (none: `no_route`) → that route's guard → Access
+                   → a playlist: its title's Referer / User-Agent rules (`referer_refused`, `user_agent_refused`)
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from gateway.http.access import Access, AsgiScope, Guard, Incoming
 from gateway.http.delivery import find_token
 from gateway.http.dialect_edge import DialectGuard
 from gateway.http.native_guard import NativeGuard
+from gateway.http.request_facts import header
 from gateway.sessions.revocations import RevocationStore
+from gateway.sessions.service import content_path
 from gateway.tokens.acl import normalise_path
 from gateway.tokens.native import TokenVerifier
 
@@ -30,6 +33,7 @@ class Gate:
             else NativeGuard(route, settings, verifier=verifier, revocations=revocations)
             for route in settings.routes
         }
+        self.client_rules = settings.catalog.has_client_rules  # none configured: nothing to look up per request
 
     def read(self, scope: AsgiScope, now: float) -> Incoming:
         """The request before any guard: raises `no_route`, or a denial for a path that cannot be normalised."""
@@ -45,4 +49,13 @@ class Gate:
     def admit(self, scope: AsgiScope, now: float) -> Access:
         """What this request may do (raises the typed refusal otherwise)."""
         incoming = self.read(scope, now)
-        return self.guards[incoming.route.mount].admit(incoming)
+        access = self.guards[incoming.route.mount].admit(incoming)
+        if self.client_rules and access.is_manifest:
+            # Playlists only: they always come from the gateway (segments may come from a CDN), and a player
+            # that may not load them plays nothing. The same rules as at session creation (SessionService.create).
+            self.settings.catalog.check_client(
+                content_path(access.resource.decoded, access.route),
+                header(scope, b"referer"),
+                header(scope, b"user-agent"),
+            )
+        return access

@@ -15,6 +15,8 @@ prefix = "/vod/title-9000/"    # the title's path on the origin (the same for ev
 name = "Title 9000"
 paid = true
 blocked_countries = ["KP"]     # or allowed_countries = [...]
+referer_hosts = ["player.example"]  # and allow_empty_referer, user_agent_allow, user_agent_deny:
+                               # weak hot-linking rules (gateway/sessions/client_rules.py)
 ```
 A real deployment implements `EntitlementPolicy` against its own user and rights systems.
 """
@@ -27,6 +29,7 @@ from typing import Any, Protocol
 
 from gateway.config_schema import array_of_tables
 from gateway.errors import ConfigError, EntitlementRefused, Refusal
+from gateway.sessions.client_rules import RULE_KEYS, ClientRules, client_rules_from
 
 # The refusals belong to the gateway's error tree (gateway/errors.py); a policy raises them from here.
 __all__ = [
@@ -55,6 +58,7 @@ class Title:
     paid: bool = False
     blocked_countries: frozenset[str] = frozenset()
     allowed_countries: frozenset[str] = frozenset()
+    client_rules: ClientRules | None = None  # Referer / User-Agent rules, checked by the gate and at create
 
     def covers(self, content_path: str) -> bool:
         """Whether `content_path` (a path on the origin) is this title or inside it: whole segments from
@@ -97,14 +101,28 @@ class CatalogEntitlements:
     def check(self, viewer: Viewer, content_prefix: str, country: str | None) -> Title:
         # The most specific title that covers the prefix decides; any title *inside* the prefix (which the
         # grant would open as well) must be allowed too.
-        covering = [t for t in self.titles if t.covers(content_prefix)]
-        if not covering:
+        title = self.title_for(content_prefix)
+        if title is None:
             raise EntitlementRefused(Refusal.UNKNOWN_ASSET, f"no title is configured for {content_prefix}")
-        title = max(covering, key=lambda t: len(t.prefix))
         for inside in self.titles:
             if inside is not title and inside.prefix.startswith(content_prefix):
                 self._allowed(viewer, inside, country)
         return self._allowed(viewer, title, country)
+
+    @property
+    def has_client_rules(self) -> bool:
+        return any(t.client_rules is not None for t in self.titles)
+
+    def title_for(self, content_path: str) -> Title | None:
+        """The most specific title covering `content_path` (a path on the origin), if any."""
+        covering = [t for t in self.titles if t.covers(content_path)]
+        return max(covering, key=lambda t: len(t.prefix)) if covering else None
+
+    def check_client(self, content_path: str, referer: str | None, user_agent: str | None) -> None:
+        """The client-header rules of the title covering `content_path` (raises `ClientRefused`)."""
+        title = self.title_for(content_path)
+        if title is not None and title.client_rules is not None:
+            title.client_rules.check(referer, user_agent)
 
     def _allowed(self, viewer: Viewer, title: Title, country: str | None) -> Title:
         if title.paid and viewer.plan != "paid":
@@ -128,7 +146,7 @@ def _strings(value: Any, name: str) -> frozenset[str]:
 
 
 USER_KEYS = frozenset({"credential", "id", "name", "plan", "country"})
-TITLE_KEYS = frozenset({"prefix", "name", "paid", "blocked_countries", "allowed_countries"})
+TITLE_KEYS = frozenset({"prefix", "name", "paid", "blocked_countries", "allowed_countries"}) | RULE_KEYS
 
 
 def catalog_from_config(config: Mapping[str, Any]) -> CatalogEntitlements:
@@ -146,6 +164,7 @@ def catalog_from_config(config: Mapping[str, Any]) -> CatalogEntitlements:
                 bool(t.get("paid", False)),
                 _strings(t.get("blocked_countries", []), "titles.blocked_countries"),
                 _strings(t.get("allowed_countries", []), "titles.allowed_countries"),
+                client_rules_from(t),
             )
             for t in array_of_tables(config, "titles", TITLE_KEYS)
         ]

@@ -2,11 +2,16 @@
 
 Stateless: a session is its signed grant (session id, user, prefix, network, hard cap). Only revocations
 are stored. One signature per session or renewal, never per URI.
+
+Who may watch: the policy (the `[[users]]` / `[[titles]]` catalog) or, when `[entitlements] webhook_url`
+is set, the application's backend (gateway/sessions/webhook.py), asked at create and at every refresh. The
+catalog still names the credentials it knows; any other credential goes to the backend to resolve.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ipaddress
 import posixpath
 import secrets
@@ -17,8 +22,9 @@ from gateway.config import Route, Settings
 from gateway.config_schema import Delivery
 from gateway.errors import Denial, TokenDenied
 from gateway.http.media_types import is_manifest
-from gateway.sessions.entitlements import EntitlementPolicy, EntitlementRefused, Refusal
+from gateway.sessions.entitlements import EntitlementPolicy, EntitlementRefused, Refusal, Viewer
 from gateway.sessions.revocations import RevocationStore
+from gateway.sessions.webhook import EntitlementWebhook, Question
 from gateway.tokens.acl import normalise_path
 from gateway.tokens.grant import Grant, IPAddress, IPNetwork, Scope
 from gateway.tokens.native import sign_grant, verify_signature
@@ -60,10 +66,17 @@ def content_path(gateway_path: str, route: Route) -> str:
 
 
 class SessionService:
-    def __init__(self, settings: Settings, policy: EntitlementPolicy, revocations: RevocationStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        policy: EntitlementPolicy,
+        revocations: RevocationStore,
+        webhook: EntitlementWebhook | None = None,
+    ) -> None:
         self.settings = settings
         self.policy = policy
         self.revocations = revocations
+        self.webhook = webhook
 
     def title_prefix(self, asset: str, route: Route) -> str:
         """The master's directory, or the first `title_root_depth` segments below the route's mount."""
@@ -75,7 +88,7 @@ class SessionService:
             return route.mount + "/".join(below[:depth]) + "/"
         return posixpath.dirname(asset) + "/"
 
-    def create(
+    async def create(
         self,
         *,
         credential: str | None,
@@ -83,8 +96,10 @@ class SessionService:
         client_ip: IPAddress | None,
         country: str | None,
         now: float,
+        referer: str | None = None,
+        user_agent: str | None = None,
     ) -> IssuedToken:
-        viewer = self.policy.authenticate(credential)
+        viewer = self._authenticate(credential)
         try:
             checked = normalise_path(asset.encode("utf-8"))
         except TokenDenied as exc:
@@ -94,20 +109,49 @@ class SessionService:
             raise EntitlementRefused(Refusal.UNKNOWN_ASSET, f"{asset} is not a master playlist behind this gateway")
         # Entitlements judge exactly what the grant will cover (never a title named somewhere in the path).
         prefix = self.title_prefix(checked.decoded, route)
-        self.policy.check(viewer, content_path(prefix, route), country)
+        # The title's Referer / User-Agent rules, as the gate applies them to its playlists (gateway/http/gate.py).
+        self.settings.catalog.check_client(content_path(prefix, route), referer, user_agent)
+        if self.webhook is None:
+            assert viewer is not None  # without a webhook, `_authenticate` refuses whom the policy does not know
+            self.policy.check(viewer, content_path(prefix, route), country)
+            user_id = viewer.user_id
+        else:
+            verdict = await self.webhook.decide(
+                Question(
+                    purpose="create",
+                    user_id=None if viewer is None else viewer.user_id,
+                    credential=None if viewer else credential,
+                    asset=content_path(checked.decoded, route),
+                    title_prefix=content_path(prefix, route),
+                    client_ip=client_ip,
+                    country=country,
+                    request_id=secrets.token_hex(8),
+                ),
+                now=now,
+            )
+            user_id = viewer.user_id if viewer else verdict.user_id or _credential_user(credential or "")
         ends = int(now) + self.settings.sessions.max_life_seconds
         grant = Grant(
             path_prefixes=(prefix,),
             expires_at=self._expiry(route, now, ends),
             client_network=client_network(client_ip, self.settings),
             session_id=secrets.token_urlsafe(6),
-            user_id=viewer.user_id,
+            user_id=user_id,
             scope=Scope.ALL,
             session_ends_at=ends,
         )
         return self._issue(grant, route, checked.encoded)
 
-    def refresh(
+    def _authenticate(self, credential: str | None) -> Viewer | None:
+        """The policy's viewer; None for a credential only the webhook's backend can resolve."""
+        try:
+            return self.policy.authenticate(credential)
+        except EntitlementRefused:
+            if self.webhook is None or not credential:
+                raise
+            return None
+
+    async def refresh(
         self,
         *,
         session_id: str,
@@ -121,14 +165,19 @@ class SessionService:
 
         `path`: the decoded path of a URL the token came with, needed by a path-bound (playlist) token."""
         grant = self._session_grant(session_id, token, client_ip, now, path=path)
-        viewer = self.policy.viewer(grant.user_id or "")
-        if viewer is None:
-            raise EntitlementRefused(Refusal.NOT_ENTITLED, "the session's user no longer exists")
         prefix = grant.path_prefixes[0]
         route = self.settings.route_for(prefix)
         if route is None:
             raise EntitlementRefused(Refusal.UNKNOWN_ASSET, f"no route serves {prefix} any more")
-        self.policy.check(viewer, content_path(prefix, route), country)
+        if self.webhook is not None:
+            title = content_path(prefix, route)
+            question = Question("refresh", grant.user_id, None, title, title, client_ip, country, secrets.token_hex(8))
+            await self.webhook.decide(question, now=now)
+        else:
+            viewer = self.policy.viewer(grant.user_id or "")
+            if viewer is None:
+                raise EntitlementRefused(Refusal.NOT_ENTITLED, "the session's user no longer exists")
+            self.policy.check(viewer, content_path(prefix, route), country)
         assert grant.session_ends_at is not None
         renewed = dataclasses.replace(grant, expires_at=self._expiry(route, now, grant.session_ends_at), key_id=None)
         return self._issue(renewed, route, prefix)
@@ -200,3 +249,8 @@ class SessionService:
             refresh_url=f"{API_PREFIX}/{grant.session_id}/refresh",
             grant=grant,
         )
+
+
+def _credential_user(credential: str) -> str:
+    """A user id for a credential the backend resolved without naming the user: stable, and no secret."""
+    return "c-" + hashlib.sha256(credential.encode()).hexdigest()[:16]

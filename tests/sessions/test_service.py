@@ -5,6 +5,7 @@ Create, refresh and revoke; the title prefix a session covers; IP binding; the h
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 from typing import Any
@@ -58,12 +59,12 @@ def service(
 
 def create(svc: SessionService, asset: str = MASTER, *, now: float = NOW, **kw: Any) -> IssuedToken:
     fields: dict[str, Any] = {"credential": "paid", "client_ip": None, "country": None, **kw}
-    return svc.create(asset=asset, now=now, **fields)
+    return asyncio.run(svc.create(asset=asset, now=now, **fields))
 
 
 def refresh(svc: SessionService, issued: IssuedToken, *, now: float, **kw: Any) -> IssuedToken:
     fields: dict[str, Any] = {"client_ip": None, "country": None, **kw}
-    return svc.refresh(session_id=issued.session_id, token=issued.token, now=now, **fields)
+    return asyncio.run(svc.refresh(session_id=issued.session_id, token=issued.token, now=now, **fields))
 
 
 def refusal(call: Any) -> Refusal:
@@ -245,7 +246,9 @@ def test_a_token_without_a_session_refreshes_nothing() -> None:
     from gateway.tokens.native import sign_grant
 
     plain = sign_grant(Grant(("/vod/title-9000/",), NOW + 60, session_id="S1"), RING)  # no session cap
-    denied = denial(lambda: service().refresh(session_id="S1", token=plain, client_ip=None, country=None, now=NOW))
+    denied = denial(
+        lambda: asyncio.run(service().refresh(session_id="S1", token=plain, client_ip=None, country=None, now=NOW))
+    )
     assert denied.reason is Denial.SCOPE
 
 

@@ -79,11 +79,12 @@ def static_origin(root: Path) -> Iterator[tuple[str, list[str]]]:
 
 @dataclass(frozen=True)
 class OriginRequest:
-    """One request as a scripted origin received it: method, request target, headers (lower-case names)."""
+    """One request as a scripted server received it: method, request target, headers (lower-case names), body."""
 
     method: str
     target: str
     headers: dict[str, str]
+    body: bytes = b""
 
 
 class _ScriptedServer(http.server.ThreadingHTTPServer):
@@ -94,8 +95,8 @@ class _ScriptedServer(http.server.ThreadingHTTPServer):
 def scripted_origin(
     respond: Callable[[OriginRequest, http.server.BaseHTTPRequestHandler], None],
 ) -> Iterator[tuple[str, list[OriginRequest]]]:
-    """A real HTTP/1.1 server on 127.0.0.1 whose every answer is written by `respond` (status line, headers,
-    body, any delay); yields (base URL, the requests seen in order)."""
+    """A real HTTP/1.1 server on 127.0.0.1 whose every answer (to a GET or a POST) is written by `respond`
+    (status line, headers, body, any delay); yields (base URL, the requests seen in order)."""
     seen: list[OriginRequest] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -105,7 +106,13 @@ def scripted_origin(
             pass
 
         def do_GET(self) -> None:
-            request = OriginRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+            self.answer(b"")
+
+        def do_POST(self) -> None:
+            self.answer(self.rfile.read(int(self.headers.get("content-length") or 0)))
+
+        def answer(self, body: bytes) -> None:
+            request = OriginRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             seen.append(request)
             respond(request, self)
 
