@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_replay(sub)
     register_load(sub)
-    register_audit(sub)
+    register_audit(sub, _environment)
 
     bench = sub.add_parser("bench", help="benchmarks: ratios against baselines measured in the same run")
     bench.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")

@@ -7,8 +7,8 @@ unreachable --url.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from gateway.audit import audit_settings
@@ -18,8 +18,8 @@ from gateway.config import load_settings
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    # The command line is where the environment is read (GATEWAY_KEYS, GATEWAY_ORIGIN_SECRET, `*_env` keys).
-    settings = load_settings(args.config, os.environ, origin_override=args.origin)
+    # gateway/cli.py reads the environment (GATEWAY_KEYS, GATEWAY_ORIGIN_SECRET, `*_env` keys) and hands it here.
+    settings = load_settings(args.config, args.environment(), origin_override=args.origin)
     findings = audit_settings(settings)
     if args.url:
         if bool(args.credential) != bool(args.asset):
@@ -36,7 +36,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return report.exit_status
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+    environment: Callable[[], Mapping[str, str]],
+) -> None:
     audit = subparsers.add_parser(
         "audit",
         help="check a config (and with --url a running deployment) against the hardening checklist",
@@ -50,4 +53,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     audit.add_argument("--asset", action="append", default=[], help="a master playlist to open a session for")
     audit.add_argument("--page", action="append", default=[], help="another front-end path to scan for secrets")
     audit.add_argument("--json", action="store_true", help="print the findings as JSON")
-    audit.set_defaults(func=cmd_audit)
+    audit.set_defaults(func=cmd_audit, environment=environment)

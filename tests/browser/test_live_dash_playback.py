@@ -22,19 +22,21 @@ session's `playback_url` as given, so what keeps the session going is the gatewa
 Each case watches 44 s of live playback and fails on any player error event, any HTTP status >= 400 seen
 by the browser, a stall, or fewer than 10 media tokens (cookies) expired while playback went on (in
 queryparam mode: the one session token rode on the player for as long as 10 of the other modes' 4 s
-session tokens would have lived). Needs
-node, npm and /usr/bin/chromium: missing ones skip locally and fail in CI (CI=true).
+session tokens would have lived). The watches run side by side, PARALLEL_WATCHES at a time (each its own
+Chromium), so the stalls they must not show are judged on a shared machine. Needs node, npm and /usr/bin/chromium: missing ones skip locally and fail in CI (CI=true).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -65,6 +67,8 @@ WATCH_SECONDS = 44
 MIN_EXPIRIES = 10
 MAX_STALL_SECONDS = 2.0
 ASSET = "/live/dash-9000/manifest.mpd"
+PARALLEL_WATCHES = 2
+CAT_PLAYERS = ("dashjs", "shaka")
 CASES = {
     "dashjs-query-patches": ("dashjs", "query"),
     "shaka-query-patches": ("shaka", "query"),
@@ -147,15 +151,54 @@ def assert_played(case_id: str, result: dict[str, Any]) -> None:
     assert stalls <= MAX_STALL_SECONDS, f"media time stood still {stalls:.1f} s"
 
 
+def watch_case(node: str, gateways: dict[str, str], case_id: str) -> dict[str, Any]:
+    player, mode = CASES[case_id]
+    asset = MOUNTS[mode] + ASSET.removeprefix("/live/")
+    return watch(node, f"{gateways[mode]}/players/plain.html?{urlencode({'player': player})}", asset)
+
+
+def watch_cat(node: str, cat_gateway: tuple[str, CatDialect], player: str) -> dict[str, Any]:
+    gateway, dialect = cat_gateway
+    now = int(time.time())
+    # The first CAT has room for a slow start-up (it is due after 6 s); each renewal lives CAT_EXPADD_SECONDS.
+    first = dialect.issue(Grant(("/live/dash-9000/",), now + 10), issued_at=now)
+    src = f"{gateway}{ASSET}?cat={first}"
+    return watch(node, f"{gateway}/players/plain.html?{urlencode({'player': player, 'src': src})}")
+
+
+@pytest.fixture(scope="module")
+def watched(
+    node: str, gateways: dict[str, str], cat_gateway: tuple[str, CatDialect]
+) -> dict[str, dict[str, Any] | Exception]:
+    """Every live watch of this module, PARALLEL_WATCHES at a time: each is 44 s of wall time spent mostly
+    waiting for the live edge, so side by side (one Chromium each) they cost the suite ~4 minutes, not 8."""
+    jobs: dict[str, Callable[[], dict[str, Any]]] = {
+        case_id: functools.partial(watch_case, node, gateways, case_id) for case_id in CASES
+    }
+    jobs |= {f"{player}-cat": functools.partial(watch_cat, node, cat_gateway, player) for player in CAT_PLAYERS}
+    with concurrent.futures.ThreadPoolExecutor(PARALLEL_WATCHES) as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+    results: dict[str, dict[str, Any] | Exception] = {}
+    for name, future in futures.items():
+        error = future.exception()
+        results[name] = error if isinstance(error, Exception) else future.result()
+    return results
+
+
+def watch_result(watched: dict[str, dict[str, Any] | Exception], name: str) -> dict[str, Any]:
+    result = watched[name]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
 @pytest.mark.parametrize("case_id", list(CASES))
 def test_live_dash_plays_through_many_token_expiries(
-    node: str, gateways: dict[str, str], case_id: str, record_property: vod.RecordProperty
+    watched: dict[str, dict[str, Any] | Exception], case_id: str, record_property: vod.RecordProperty
 ) -> None:
-    player, mode = CASES[case_id]
-    gateway = gateways[mode]
+    mode = CASES[case_id][1]
     mount = MOUNTS[mode]
-    asset = mount + ASSET.removeprefix("/live/")
-    result = watch(node, f"{gateway}/players/plain.html?{urlencode({'player': player})}", asset)
+    result = watch_result(watched, case_id)
     record_property("wall_ms", result["elapsed_ms"])
 
     # 1. Nothing refused, no player error, and it kept playing.
@@ -299,16 +342,11 @@ def cat_gateway() -> Iterator[tuple[str, CatDialect]]:
             yield gateway_url, dialect
 
 
-@pytest.mark.parametrize("player", ["dashjs", "shaka"])
+@pytest.mark.parametrize("player", CAT_PLAYERS)
 def test_live_dash_plays_on_cat_header_renewal(
-    node: str, cat_gateway: tuple[str, CatDialect], player: str, record_property: vod.RecordProperty
+    watched: dict[str, dict[str, Any] | Exception], player: str, record_property: vod.RecordProperty
 ) -> None:
-    gateway, dialect = cat_gateway
-    now = int(time.time())
-    # The first CAT has room for a slow start-up (it is due after 6 s); each renewal lives CAT_EXPADD_SECONDS.
-    first = dialect.issue(Grant(("/live/dash-9000/",), now + 10), issued_at=now)
-    src = f"{gateway}{ASSET}?cat={first}"
-    result = watch(node, f"{gateway}/players/plain.html?{urlencode({'player': player, 'src': src})}")
+    result = watch_result(watched, f"{player}-cat")
     record_property("wall_ms", result["elapsed_ms"])
     assert_played(f"{player}-cat", result)
 
