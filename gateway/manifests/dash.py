@@ -41,7 +41,9 @@ written raw: tokens are base64url / URL-safe (`[A-Za-z0-9_=.~-]`), so they need 
 
 `PreparedManifest.reloaded` is True for `MPD@type="dynamic"` (players reload it every
 minimumUpdatePeriod) and for a Patch document (patches exist only for dynamic MPDs), False for a static MPD
-(the default type) and for an xlinked fragment.
+(the default type) and for an xlinked fragment. `kept_through_patches` is True for a dynamic MPD with a
+PatchLocation: a player applying patches may keep its URIs for the session (shaka keeps the init section's
+even when a patch restates `@initialization`), while what a patch restates rolls like an MPD reload's.
 
 Refused with ManifestError: input over `max_bytes`, bytes that are not UTF-8 (an XML declaration naming
 another encoding is ignored: the document is read as UTF-8), XML that is not (namespace-)well-formed —
@@ -133,6 +135,7 @@ _MPD_TYPE = {_qualified(namespace, "MPD"): frozenset({"type"}) for namespace in 
 # A Patch document (root `Patch`, its mpdId required) exists only for a dynamic MPD: it is reloaded too.
 _PATCH_ROOT = _qualified(PATCH_NAMESPACE, "Patch")
 _LOCATED_ATTRIBUTES = _ATTRIBUTES | _MPD_TYPE | {_PATCH_ROOT: frozenset({"mpdId"})}
+_PATCH_LOCATIONS = frozenset(_qualified(namespace, "PatchLocation") for namespace in _NAMESPACES)
 _TEXT_ELEMENTS = frozenset(
     element for element, attribute in _PLACES if attribute is None and not element.startswith("patch:")
 )
@@ -206,6 +209,8 @@ def prepare_mpd(
     pieces: list[str] = []
     kept_until = 0
     reloaded = False  # MPD@type defaults to "static"; an xlinked fragment is resolved once
+    kept_through_patches = False  # see PreparedManifest
+    patch = False  # a Patch document (its root comes first): the PatchLocation it restates is the next one
     located = located_places(data)
     bases = None if document_url is None or is_ours is None else EffectiveBases(located, document_url, is_ours)
     for found in located:
@@ -213,8 +218,9 @@ def prepare_mpd(
             reloaded = found.value == "dynamic"
             continue
         if found.element == _PATCH_ROOT:
-            reloaded = True
+            reloaded = patch = True  # what a patch restates replaces what the player had: its tokens may roll
             continue
+        kept_through_patches |= not patch and found.attribute is None and found.element in _PATCH_LOCATIONS
         place = None
         if bases is not None and found.value:
             if not bases.all_ours(found):
@@ -229,8 +235,9 @@ def prepare_mpd(
     pieces.append(data[kept_until:].decode())
     text = "".join(pieces)
     if not slots:
-        return PreparedManifest(chunks=(text,), slots=(), reloaded=reloaded)
-    return PreparedManifest(chunks=tuple(text.split(_SLOT_MARK)), slots=tuple(slots), reloaded=reloaded)
+        return PreparedManifest(chunks=(text,), slots=(), reloaded=reloaded, kept_through_patches=kept_through_patches)
+    chunks = tuple(text.split(_SLOT_MARK))
+    return PreparedManifest(chunks, tuple(slots), reloaded=reloaded, kept_through_patches=kept_through_patches)
 
 
 def _rewrite(found: Found, rewrite_uri: RewriteUri, slots: list[Slot], place: UriPlace | None) -> str | None:

@@ -51,6 +51,11 @@ class PreparedManifest:
     # dynamic MPD. What is written into a manifest that is loaded once (a master, a VOD playlist, a static
     # MPD) is never replaced, so it must stay valid as long as the player may use it; see tokens/scoped.py.
     reloaded: bool = False
+    # A dynamic MPD with PatchLocation: a player that applies patches may keep this manifest's URIs (shaka
+    # re-fetches an init section with the URI its first MPD gave, even when a patch restates it) for the rest
+    # of the session. It is still reloaded (a cookie rolls with every patch response), but what is written
+    # into its URIs is never replaced: see `renews_its_uris`.
+    kept_through_patches: bool = False
     # A Multivariant ("master") Playlist: it lists playlists, and what they are (VOD or live) is not known
     # from it.
     multivariant: bool = False
@@ -62,6 +67,11 @@ class PreparedManifest:
     # with rendition reports renders as two joins, not one step per slot.
     _runs: tuple[tuple[Slot, tuple[bytes, ...]], ...] = field(init=False, repr=False, compare=False)
     _kinds: frozenset[Slot] = field(init=False, repr=False, compare=False)
+
+    @property
+    def renews_its_uris(self) -> bool:
+        """Whether a later load of this manifest replaces the URIs written into it (so their tokens may roll)."""
+        return self.reloaded and not self.kept_through_patches
 
     def __post_init__(self) -> None:
         if len(self.chunks) != len(self.slots) + 1:

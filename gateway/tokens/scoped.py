@@ -4,13 +4,15 @@ A session grant (one with `session_ends_at`) yields two derived tokens per playl
 - PLAYLIST-scoped, valid until the session's hard cap: variant and rendition URLs are fixed when the
   master loads and reloaded for hours, so their token must live as long as the session may;
 - MEDIA-scoped: segments, parts, keys and init sections. Its life follows what the player can refresh,
-  read from the manifest it is written into (`PreparedManifest.reloaded`), never from the URL:
+  read from the manifest it is written into (`PreparedManifest.renews_its_uris`), never from the URL:
   * in a manifest the player reloads (live and EVENT playlists, dynamic MPDs) it is short and rolls
     forward with every reload: its expiry (now + TTL) is rounded up to a bucket boundary, so the same URI
     string repeats across reloads within a bucket (stable URLs for caches, players and LL-HLS delta
     updates) and signing happens at most once per bucket, never per URI;
   * in a manifest loaded once (a master, a VOD playlist with #EXT-X-ENDLIST or PLAYLIST-TYPE:VOD, a static
-    MPD) nothing would ever replace it, so it lives until the session's hard cap, like the playlist token.
+    MPD) nothing would ever replace it, so it lives until the session's hard cap, like the playlist token;
+    so does a dynamic MPD with PatchLocation: a player applying patches may keep its URIs (shaka re-fetches
+    an init section with the token of the first MPD); what a patch restates rolls like a reload's.
     A player that refreshes nothing (shaka, dash.js, Safari, smart TVs, ffmpeg) then plays a film to its
     end and seeks back hours later. The session still bounds it: cap, revocation, IP binding.
 A plain grant (no session cap, e.g. from `gateway sign`) is passed through as is.
@@ -89,7 +91,7 @@ class ScopedTokenMinter:
         media = dataclasses.replace(
             grant,
             scope=Scope.MEDIA,
-            expires_at=self.media_expiry(now, ends, reloaded=manifest.reloaded),
+            expires_at=self.media_expiry(now, ends, reloaded=manifest.renews_its_uris),
             not_before=None,
             user_id=None,
             key_id=None,

@@ -383,10 +383,24 @@ def test_a_patch_document_is_reloaded_like_the_dynamic_mpd_it_patches() -> None:
     patch = (
         b'<Patch xmlns="urn:mpeg:dash:schema:mpd-patch:2020" mpdId="live" originalPublishTime="2026-01-01T00:00:00Z"'
         b' publishTime="2026-01-01T00:00:02Z"><replace sel="/MPD/@publishTime">2026-01-01T00:00:02Z</replace>'
+        b'<replace sel="/MPD/PatchLocation[1]"><PatchLocation>next.mpp</PatchLocation></replace>'
         b"</Patch>"
     )
-    assert prepare_mpd(patch, lambda uri, place: None).reloaded
+    prepared = prepare_mpd(patch, lambda uri, place: None)
+    assert prepared.reloaded and prepared.renews_its_uris  # what it restates replaces the player's copy
     assert not prepare_mpd(b'<Patch xmlns="urn:other" mpdId="x"/>', lambda uri, place: None).reloaded
+
+
+@pytest.mark.parametrize(("patch_location", "renews"), [("", True), ("<PatchLocation>p.mpp</PatchLocation>", False)])
+def test_a_dynamic_mpd_with_patches_keeps_its_uris_for_the_session(patch_location: str, renews: bool) -> None:
+    # shaka applies patches and re-fetches an init section with the URI (and token) of the MPD it first
+    # loaded: tokens written into a patched MPD cannot roll, a full reload (no PatchLocation) replaces them.
+    data = (
+        '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic" minimumUpdatePeriod="PT2S">'
+        f"{patch_location}<Period><BaseURL>a/</BaseURL></Period></MPD>"
+    ).encode()
+    prepared = prepare_mpd(data, lambda uri, place: None)
+    assert prepared.reloaded and prepared.renews_its_uris is renews
 
 
 def test_golden_static_and_dynamic_cases_say_what_they_are() -> None:

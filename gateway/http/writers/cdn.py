@@ -54,7 +54,7 @@ class CdnWriter:
         """What the CDN is told for this manifest: no longer than its media tokens, nor the presented token."""
         grant = access.grant
         ends = grant.session_ends_at or grant.expires_at
-        media_expiry = self.minter.media_expiry(access.now, ends, reloaded=manifest.reloaded)
+        media_expiry = self.minter.media_expiry(access.now, ends, reloaded=manifest.renews_its_uris)
         return self.signer.cdn_grant(grant, min(media_expiry, grant.expires_at, ends))
 
     def render(self, manifest: PreparedManifest, access: Access) -> bytes:
