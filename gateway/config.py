@@ -43,6 +43,14 @@ allowed_origins = []           # e.g. ["https://player.example"]: echoed with cr
 [revocations]
 redis_url = ""                 # GATEWAY_REDIS_URL
 
+[metrics]
+enabled = true                 # false: no /metrics at all
+port = 0                       # 0: /metrics on the main port; N: only on its own listener host:N
+host = "127.0.0.1"             # that listener's address (port != 0)
+
+[logging]
+format = "text"                # text | json (one JSON object a line); GATEWAY_LOG_FORMAT
+
 [[routes]]                     # GATEWAY_ORIGIN adds/overrides the route mounted at "/"
 mount = "/"
 origin = "http://127.0.0.1:8080/"
@@ -69,6 +77,7 @@ from gateway.config_schema import (
     CdnScope,
     Delivery,
     DeltaUpdates,
+    LogFormat,
     SameSite,
     array_of_tables,
     choice,
@@ -215,6 +224,27 @@ class SessionSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """`[metrics]`: where Prometheus scrapes `/metrics` (gateway/telemetry/metrics.py)."""
+
+    enabled: bool = True
+    port: int = 0  # 0: on the main port, beside the gateway's routes; else only on a listener of its own
+    host: str = "127.0.0.1"  # that listener's address: keep it off the public interface
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ConfigError("metrics.enabled must be true or false")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"metrics.port must be 0 (the main port) or a TCP port 1..65535, got {self.port}")
+        if self.port and not self.enabled:
+            raise ConfigError("metrics.port is set but metrics.enabled = false: remove one of them")
+
+    @property
+    def on_main_port(self) -> bool:
+        return self.enabled and self.port == 0
+
+
+@dataclass(frozen=True)
 class Settings:
     keys: KeyRing
     routes: tuple[Route, ...]
@@ -236,9 +266,12 @@ class Settings:
     dialects: Mapping[str, Dialect] = field(default_factory=dict)
     redis_url: str = ""  # [revocations] redis_url / GATEWAY_REDIS_URL: share revocations across instances
     cors: CorsPolicy = field(default_factory=CorsPolicy)  # [cors] allowed_origins: players on other sites
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    log_format: LogFormat = LogFormat.TEXT  # [logging] format / GATEWAY_LOG_FORMAT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "delta_updates", choice("gateway.delta_updates", self.delta_updates, DeltaUpdates))
+        object.__setattr__(self, "log_format", choice("logging.format", self.log_format, LogFormat))
         for route in self.routes:
             for name in (route.cdn, route.edge):
                 if name and name not in self.dialects:
@@ -294,7 +327,20 @@ class Settings:
 
 # The keys each table knows; the dataclasses' fields where a table maps onto one.
 TOP_LEVEL_TABLES = frozenset(
-    {"gateway", "keys", "origin", "sessions", "cors", "revocations", "routes", "users", "titles", "dialects"}
+    {
+        "gateway",
+        "keys",
+        "origin",
+        "sessions",
+        "cors",
+        "revocations",
+        "routes",
+        "users",
+        "titles",
+        "dialects",
+        "metrics",
+        "logging",
+    }
 )
 GATEWAY_TABLE_KEYS = frozenset(
     {"token_param", "leeway_seconds", "max_manifest_bytes", "trusted_proxies", "client_ip_header", "delta_updates"}
@@ -304,6 +350,8 @@ ORIGIN_TABLE_KEYS = frozenset(OriginSettings.__dataclass_fields__)
 SESSIONS_TABLE_KEYS = frozenset(SessionSettings.__dataclass_fields__)
 CORS_TABLE_KEYS = frozenset({"allowed_origins"})
 REVOCATIONS_TABLE_KEYS = frozenset({"redis_url"})
+METRICS_TABLE_KEYS = frozenset(MetricsSettings.__dataclass_fields__)
+LOGGING_TABLE_KEYS = frozenset({"format"})
 ROUTE_TABLE_KEYS = frozenset(Route.__dataclass_fields__)
 
 
@@ -486,7 +534,27 @@ def load_settings(
             config.get("dialects", {}), base_dir=config_path.parent if config_path else Path(), environ=environ
         ),
         cors=_cors(_table(config, "cors", CORS_TABLE_KEYS), environ.get("GATEWAY_CORS_ALLOWED_ORIGINS")),
+        metrics=_metrics(_table(config, "metrics", METRICS_TABLE_KEYS)),
+        log_format=_log_format(_table(config, "logging", LOGGING_TABLE_KEYS), environ.get("GATEWAY_LOG_FORMAT")),
     )
+
+
+def _log_format(table: Mapping[str, Any], variable: str | None) -> LogFormat:
+    """GATEWAY_LOG_FORMAT, else `[logging] format`, else text."""
+    if variable:
+        return choice("GATEWAY_LOG_FORMAT", variable, LogFormat)
+    return choice("logging.format", table.get("format", "text"), LogFormat)
+
+
+def _metrics(table: Mapping[str, Any]) -> MetricsSettings:
+    """`[metrics]` (keys already checked): a boolean, a port number, an address."""
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError("metrics.enabled must be true or false")
+    port = table.get("port", 0)
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise ConfigError(f"metrics.port must be a port number, got {port!r}")
+    return MetricsSettings(enabled=enabled, port=port, host=_text("metrics.host", table.get("host", "127.0.0.1")))
 
 
 def _cors(table: Mapping[str, Any], env_origins: str | None) -> CorsPolicy:

@@ -48,6 +48,13 @@ class SameSite(enum.StrEnum):
     NONE = "None"
 
 
+class LogFormat(enum.StrEnum):
+    """`[logging] format` / GATEWAY_LOG_FORMAT: text lines, or one JSON object a line (gateway/telemetry/logs.py)."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
 Choice = TypeVar("Choice", bound=enum.StrEnum)
 
 # The environment of a loader that was given none: every `*_env` reference is "not set".

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,6 +35,7 @@ from gateway.manifests.template import PreparedManifest
 from gateway.origin.client import OriginClient
 from gateway.origin.manifest_cache import ManifestCache
 from gateway.sessions.revocations import MemoryRevocations, RevocationStore
+from gateway.telemetry.metrics import RENDER_SECONDS
 from gateway.tokens.scoped import ScopedTokenMinter
 
 Clock = Callable[[], float]
@@ -66,7 +68,9 @@ class Edge:
         manifest: PreparedManifest | None = None
         if access.is_manifest:
             manifest = await self.prepared(writer, access)
+            started = perf_counter()
             body = writer.render(manifest, access)
+            RENDER_SECONDS.observe(perf_counter() - started)
             if writer.shared:  # one manifest for every viewer: any cache may keep it while ours is fresh
                 fresh = self.manifests.fresh_for(access.origin_url, writer.variant(access), now=access.now)
                 response = manifest_response(

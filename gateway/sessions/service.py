@@ -19,6 +19,8 @@ from gateway.errors import Denial, TokenDenied
 from gateway.http.media_types import is_manifest
 from gateway.sessions.entitlements import EntitlementPolicy, EntitlementRefused, Refusal
 from gateway.sessions.revocations import RevocationStore
+from gateway.telemetry.audit import token_issued
+from gateway.telemetry.metrics import REVOCATIONS, TOKENS_ISSUED, TOKENS_RENEWED
 from gateway.tokens.acl import normalise_path
 from gateway.tokens.grant import Grant, IPAddress, IPNetwork, Scope
 from gateway.tokens.native import sign_grant, verify_signature
@@ -104,7 +106,7 @@ class SessionService:
             scope=Scope.ALL,
             session_ends_at=ends,
         )
-        return self._issue(grant, route, checked.encoded)
+        return self._issue(grant, route, checked.encoded, event="token_issued", client=client_ip)
 
     def refresh(
         self,
@@ -130,12 +132,13 @@ class SessionService:
         self.policy.check(viewer, content_path(prefix, route), country)
         assert grant.session_ends_at is not None
         renewed = dataclasses.replace(grant, expires_at=self._expiry(route, now, grant.session_ends_at), key_id=None)
-        return self._issue(renewed, route, prefix)
+        return self._issue(renewed, route, prefix, event="token_renewed", client=client_ip)
 
     def revoke(self, *, session_id: str, token: str, now: float, path: str | None = None) -> None:
         grant = self._session_grant(session_id, token, None, now, check_ip=False, path=path)
         assert grant.session_ends_at is not None
         self.revocations.revoke(session_id, grant.session_ends_at + self.settings.leeway_seconds)
+        REVOCATIONS.inc()
 
     def _session_grant(
         self,
@@ -177,8 +180,12 @@ class SessionService:
             return ends
         return min(int(now) + self.settings.sessions.token_ttl_seconds, ends)
 
-    def _issue(self, grant: Grant, route: Route, asset_or_prefix: str) -> IssuedToken:
+    def _issue(
+        self, grant: Grant, route: Route, asset_or_prefix: str, *, event: str, client: IPAddress | None
+    ) -> IssuedToken:
         token = sign_grant(grant, self.settings.keys)
+        (TOKENS_RENEWED if event == "token_renewed" else TOKENS_ISSUED).inc()
+        token_issued(event, grant, key_id=self.settings.keys.signing_key.key_id, client=client)
         assert grant.session_id is not None and grant.session_ends_at is not None
         if route.delivery is Delivery.PATH:
             playback = "/t/" + token + asset_or_prefix

@@ -1,0 +1,83 @@
+"""The outermost layer of the app: a request id for every request, and the request counter.
+
+Every response carries `x-request-id`, the id its log lines (gateway/telemetry/logs.py) and its error body
+(gateway/http/errors.py) name, so a viewer's report, a log line and a metric spike meet on one value. Each
+answered request counts once in `gateway_requests_total{kind, status}`; the kind comes from the route that
+took it (the edge's: manifest or segment, by the path's file type), read after the app ran, so counting costs
+no routing of its own. Raw ASGI: this runs on every playlist and segment request.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Final
+
+from prometheus_client import Counter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.http.media_types import is_manifest
+from gateway.telemetry.logs import REQUEST_ID
+from gateway.telemetry.metrics import REQUESTS
+
+REQUEST_ID_KEY: Final = "gateway.request_id"  # in the ASGI scope
+HEADER: Final = b"x-request-id"
+EDGE: Final = "edge"  # the kind of the catch-all route: manifest or segment, by the path
+
+_ids = random.Random()  # not secret, only unique: 64 bits from a seeded PRNG cost a fraction of os.urandom
+
+
+def new_request_id() -> str:
+    """Names one request in its answer, its log lines and its error body (64 bits, short to quote)."""
+    return f"{_ids.getrandbits(64):016x}"
+
+
+def request_id(scope: Scope) -> str:
+    """The id the observer gave this request (a new one for a scope it did not see, e.g. in a unit test)."""
+    found = scope.get(REQUEST_ID_KEY)
+    if found is None:
+        found = scope[REQUEST_ID_KEY] = new_request_id()
+    return str(found)
+
+
+class Observer:
+    """`kinds`: a route's path template → its kind (`EDGE` for the edge's catch-all); others count as `other`."""
+
+    def __init__(self, app: ASGIApp, kinds: Mapping[str, str]) -> None:
+        self.app = app
+        self.kinds = dict(kinds)
+        self._counters: dict[tuple[str, int], Counter] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = new_request_id()
+        scope[REQUEST_ID_KEY] = rid
+        header = (HEADER, rid.encode("ascii"))
+        status = 500  # an exception no handler answered: the server answers 500
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        reset = REQUEST_ID.set(rid)
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            REQUEST_ID.reset(reset)
+            self._count(scope, status)
+
+    def _count(self, scope: Scope, status: int) -> None:
+        route = scope.get("route")
+        kind = self.kinds.get(getattr(route, "path", ""), "other")
+        if kind == EDGE:
+            kind = "manifest" if is_manifest(scope["path"]) else "segment"
+        key = (kind, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = REQUESTS.labels(kind, str(status))
+        counter.inc()
