@@ -23,6 +23,7 @@ from gateway.config import Settings
 from gateway.http.access import Access
 from gateway.http.download_slots import DownloadSlots, viewer_key
 from gateway.http.gate import Gate
+from gateway.http.observe import KIND_KEY
 from gateway.http.stream import stream_from_origin
 from gateway.http.writers import (
     ManifestWriter,
@@ -66,6 +67,7 @@ class Edge:
             return Response(status_code=access.redirect_status, headers=dict(access.headers))
         writer = self.writers[access.route.mount]
         manifest: PreparedManifest | None = None
+        request.scope[KIND_KEY] = "manifest" if access.is_manifest else "segment"  # for the request counter
         if access.is_manifest:
             manifest = await self.prepared(writer, access)
             started = perf_counter()

@@ -9,7 +9,8 @@ no routing of its own. Raw ASGI: this runs on every playlist and segment request
 
 from __future__ import annotations
 
-import random
+import itertools
+import secrets
 from collections.abc import Mapping
 from typing import Final
 
@@ -21,15 +22,19 @@ from gateway.telemetry.logs import REQUEST_ID
 from gateway.telemetry.metrics import REQUESTS
 
 REQUEST_ID_KEY: Final = "gateway.request_id"  # in the ASGI scope
+KIND_KEY: Final = "gateway.route_kind"  # in the ASGI scope: set by the edge once it knows (manifest, segment)
 HEADER: Final = b"x-request-id"
 EDGE: Final = "edge"  # the kind of the catch-all route: manifest or segment, by the path
 
-_ids = random.Random()  # not secret, only unique: 64 bits from a seeded PRNG cost a fraction of os.urandom
+# Ids are unique, not secret: a random 32-bit prefix per process (instances and workers differ) and a counter,
+# 16 hex digits. A counter costs a third of drawing random bits on every request.
+_PREFIX: Final = secrets.token_hex(4)
+_sequence = itertools.count(secrets.randbits(32))
 
 
 def new_request_id() -> str:
-    """Names one request in its answer, its log lines and its error body (64 bits, short to quote)."""
-    return f"{_ids.getrandbits(64):016x}"
+    """Names one request in its answer, its log lines and its error body (16 hex digits, short to quote)."""
+    return f"{_PREFIX}{next(_sequence) & 0xFFFFFFFF:08x}"
 
 
 def request_id(scope: Scope) -> str:
@@ -72,10 +77,11 @@ class Observer:
             self._count(scope, status)
 
     def _count(self, scope: Scope, status: int) -> None:
-        route = scope.get("route")
-        kind = self.kinds.get(getattr(route, "path", ""), "other")
-        if kind == EDGE:
-            kind = "manifest" if is_manifest(scope["path"]) else "segment"
+        kind = scope.get(KIND_KEY)
+        if kind is None:
+            kind = self.kinds.get(getattr(scope.get("route"), "path", ""), "other")
+            if kind == EDGE:  # refused before the edge knew: judge by the file type
+                kind = "manifest" if is_manifest(scope["path"]) else "segment"
         key = (kind, status)
         counter = self._counters.get(key)
         if counter is None:
