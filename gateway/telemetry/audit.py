@@ -1,4 +1,5 @@
-"""The audit trail: one log line for every session token the gateway issues or renews.
+"""The audit trail: one log line for every session token the gateway issues or renews (the session API's, and
+the session cookie re-issued on playlist responses).
 
 Logged on `gateway.audit` at INFO: who (user), which session, what (the title prefix the grant covers), from
 where (the client's network: the grant's bound network, else the client's /24 (IPv4) or /48 (IPv6), never the
@@ -33,8 +34,9 @@ def audit_network(grant: Grant, client: IPAddress | None) -> IPNetwork | None:
     return ipaddress.ip_network(f"{client}/{bits}", strict=False)
 
 
-def token_issued(event: str, grant: Grant, *, key_id: str, client: IPAddress | None) -> None:
-    """`event`: token_issued (a new session) or token_renewed (a refresh)."""
+def token_issued(event: str, grant: Grant, *, key_id: str, client: IPAddress | None, via: str = "session_api") -> None:
+    """`event`: token_issued (a new session) or token_renewed (a refresh); `via`: `session_api`, or `cookie` for
+    the session cookie the gateway re-issues on a playlist response (cookie and hybrid delivery)."""
     if not log.isEnabledFor(logging.INFO):
         return
     network = audit_network(grant, client)
@@ -47,5 +49,6 @@ def token_issued(event: str, grant: Grant, *, key_id: str, client: IPAddress | N
         "expires_at": grant.expires_at,
         "session_ends_at": grant.session_ends_at,
         "key_id": key_id,
+        "via": via,
     }
     log.info(" ".join(f"{name}={value}" for name, value in fields.items()), extra={"fields": fields})
