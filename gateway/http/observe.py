@@ -61,12 +61,18 @@ class Observer:
         scope[REQUEST_ID_KEY] = rid
         header = (HEADER, rid.encode("ascii"))
         status = 500  # an exception no handler answered: the server answers 500
+        counted = False
 
         async def send_observed(message: Message) -> None:
-            nonlocal status
+            nonlocal status, counted
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message = {**message, "headers": [*message.get("headers", ()), header]}
+            elif not message.get("more_body", False) and not counted:
+                # Counted before the last byte leaves: a client that reads its answer and then scrapes
+                # /metrics (a test, a health probe) sees its own request counted.
+                counted = True
+                self._count(scope, status)
             await send(message)
 
         reset = REQUEST_ID.set(rid)
@@ -74,7 +80,8 @@ class Observer:
             await self.app(scope, receive, send_observed)
         finally:
             REQUEST_ID.reset(reset)
-            self._count(scope, status)
+            if not counted:  # no complete answer: an exception, or a download aborted mid-body
+                self._count(scope, status)
 
     def _count(self, scope: Scope, status: int) -> None:
         kind = scope.get(KIND_KEY)
