@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from gateway.config import Settings, load_key_ring, load_settings, load_toml
 from gateway.errors import ConfigError, GatewayError, NoRoute, TokenDenied
-from gateway.runtime import UVICORN_OPTIONS, configure_logging, tune_allocator
+from gateway.runtime import UVICORN_OPTIONS, configure_logging, serve_metrics_apart, tune_allocator
 from gateway.sessions.revocations import (
     FIRST_SYNC_WAIT_SECONDS,
     MemoryRevocations,
@@ -46,7 +46,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.http.app import build_app
 
     settings = load_settings(args.config, _environment(), origin_override=args.origin)
-    configure_logging()
+    configure_logging(settings.log_format)
+    if settings.metrics.port and settings.metrics.port == args.port:
+        raise ConfigError(f"metrics.port {settings.metrics.port} is --port: set metrics.port = 0 for the main port")
     plan = plan_workers(
         args.workers, settings, per_worker_revocations=args.per_worker_revocations, cores=available_cores()
     )
@@ -57,10 +59,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if plan.warning:
         log.warning("workers: %s", plan.warning)
     if plan.count > 1:
-        run_workers(plan.count, host=args.host, port=args.port, config=args.config, origin=args.origin)
+        run_workers(
+            plan.count,
+            host=args.host,
+            port=args.port,
+            config=args.config,
+            origin=args.origin,
+            metrics=settings.metrics,
+        )
         return 0
     app = build_app(settings)
     tune_allocator()
+    serve_metrics_apart(settings.metrics)
     uvicorn.run(app, host=args.host, port=args.port, **UVICORN_OPTIONS)
     return 0
 

@@ -61,6 +61,14 @@ on_error = "deny"              # deny | allow
 cache_entries = 10000
 max_cache_seconds = 300
 
+[metrics]
+enabled = true                 # false: no /metrics at all
+port = 0                       # 0: /metrics on the main port; N: only on its own listener host:N
+host = "127.0.0.1"             # that listener's address (port != 0)
+
+[logging]
+format = "text"                # text | json (one JSON object a line); GATEWAY_LOG_FORMAT
+
 [[routes]]                     # GATEWAY_ORIGIN adds/overrides the route mounted at "/"
 mount = "/"
 origin = "http://127.0.0.1:8080/"
@@ -87,6 +95,7 @@ from gateway.config_schema import (
     CdnScope,
     Delivery,
     DeltaUpdates,
+    LogFormat,
     OnError,
     OnLimit,
     SameSite,
@@ -272,6 +281,27 @@ class EntitlementSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """`[metrics]`: where Prometheus scrapes `/metrics` (gateway/telemetry/metrics.py)."""
+
+    enabled: bool = True
+    port: int = 0  # 0: on the main port, beside the gateway's routes; else only on a listener of its own
+    host: str = "127.0.0.1"  # that listener's address: keep it off the public interface
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ConfigError("metrics.enabled must be true or false")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"metrics.port must be 0 (the main port) or a TCP port 1..65535, got {self.port}")
+        if self.port and not self.enabled:
+            raise ConfigError("metrics.port is set but metrics.enabled = false: remove one of them")
+
+    @property
+    def on_main_port(self) -> bool:
+        return self.enabled and self.port == 0
+
+
+@dataclass(frozen=True)
 class Settings:
     keys: KeyRing
     routes: tuple[Route, ...]
@@ -296,9 +326,12 @@ class Settings:
     cors: CorsPolicy = field(default_factory=CorsPolicy)  # [cors] allowed_origins: players on other sites
     # [sharing]: a session seen from too many client networks (gateway/sessions/sharing.py); off by default.
     sharing: SharingPolicy = field(default_factory=lambda: SharingPolicy(max_networks=0, window_seconds=600))
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    log_format: LogFormat = LogFormat.TEXT  # [logging] format / GATEWAY_LOG_FORMAT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "delta_updates", choice("gateway.delta_updates", self.delta_updates, DeltaUpdates))
+        object.__setattr__(self, "log_format", choice("logging.format", self.log_format, LogFormat))
         for route in self.routes:
             for name in (route.cdn, route.edge):
                 if name and name not in self.dialects:
@@ -367,6 +400,8 @@ TOP_LEVEL_TABLES = frozenset(
         "users",
         "titles",
         "dialects",
+        "metrics",
+        "logging",
     }
 )
 GATEWAY_TABLE_KEYS = frozenset(
@@ -379,6 +414,8 @@ CORS_TABLE_KEYS = frozenset({"allowed_origins"})
 REVOCATIONS_TABLE_KEYS = frozenset({"redis_url"})
 SHARING_TABLE_KEYS = frozenset(SharingPolicy.__dataclass_fields__)
 ENTITLEMENTS_TABLE_KEYS = frozenset(EntitlementSettings.__dataclass_fields__)
+METRICS_TABLE_KEYS = frozenset(MetricsSettings.__dataclass_fields__)
+LOGGING_TABLE_KEYS = frozenset({"format"})
 ROUTE_TABLE_KEYS = frozenset(Route.__dataclass_fields__)
 
 
@@ -563,7 +600,27 @@ def load_settings(
         ),
         cors=_cors(_table(config, "cors", CORS_TABLE_KEYS), environ.get("GATEWAY_CORS_ALLOWED_ORIGINS")),
         sharing=_sharing(_table(config, "sharing", SHARING_TABLE_KEYS)),
+        metrics=_metrics(_table(config, "metrics", METRICS_TABLE_KEYS)),
+        log_format=_log_format(_table(config, "logging", LOGGING_TABLE_KEYS), environ.get("GATEWAY_LOG_FORMAT")),
     )
+
+
+def _log_format(table: Mapping[str, Any], variable: str | None) -> LogFormat:
+    """GATEWAY_LOG_FORMAT, else `[logging] format`, else text."""
+    if variable:
+        return choice("GATEWAY_LOG_FORMAT", variable, LogFormat)
+    return choice("logging.format", table.get("format", "text"), LogFormat)
+
+
+def _metrics(table: Mapping[str, Any]) -> MetricsSettings:
+    """`[metrics]` (keys already checked): a boolean, a port number, an address."""
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError("metrics.enabled must be true or false")
+    port = table.get("port", 0)
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise ConfigError(f"metrics.port must be a port number, got {port!r}")
+    return MetricsSettings(enabled=enabled, port=port, host=_text("metrics.host", table.get("host", "127.0.0.1")))
 
 
 def _cors(table: Mapping[str, Any], env_origins: str | None) -> CorsPolicy:

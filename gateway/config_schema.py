@@ -62,6 +62,13 @@ class OnError(enum.StrEnum):
     ALLOW = "allow"
 
 
+class LogFormat(enum.StrEnum):
+    """`[logging] format` / GATEWAY_LOG_FORMAT: text lines, or one JSON object a line (gateway/telemetry/logs.py)."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
 Choice = TypeVar("Choice", bound=enum.StrEnum)
 
 # The environment of a loader that was given none: every `*_env` reference is "not set".

@@ -14,7 +14,9 @@ import ctypes.util
 import logging
 from typing import Any, Final
 
+from gateway.config import MetricsSettings
 from gateway.http.bounded_protocol import BoundedHttpToolsProtocol
+from gateway.telemetry.logs import LogFormat, formatter
 
 # How every uvicorn the project starts runs the gateway (`serve`, `demo`, the bench, the integration tests).
 # proxy_headers is on by default in uvicorn and rewrites the peer from X-Forwarded-For sent by 127.0.0.1:
@@ -32,9 +34,12 @@ UVICORN_OPTIONS: Final[dict[str, Any]] = {
 }
 
 
-def configure_logging() -> None:
-    """The gateway's log lines at INFO on stderr (`serve`, and each of its workers)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def configure_logging(log_format: LogFormat = LogFormat.TEXT) -> None:
+    """The gateway's log lines at INFO on stderr (`serve`, each of its workers, `demo`), as text or JSON lines
+    (`[logging] format`, gateway/telemetry/logs.py)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(log_format))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it would log every origin request
 
 
@@ -55,3 +60,16 @@ def tune_allocator() -> bool:
         return False  # not glibc (musl, macOS): nothing to tune
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(M_TOP_PAD, TOP_PAD_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, 2 * TOP_PAD_BYTES))
+
+
+def serve_metrics_apart(metrics: MetricsSettings) -> None:
+    """`[metrics] port`: `/metrics` on a listener of its own (a daemon thread of this process), so the scrape
+    port can stay off the network viewers reach. Nothing when metrics are off or on the main port."""
+    if not metrics.enabled or metrics.port == 0:
+        return
+    from prometheus_client import start_http_server
+
+    from gateway.telemetry.metrics import exposition_registry
+
+    start_http_server(metrics.port, metrics.host, registry=exposition_registry())
+    logging.getLogger("gateway").info("metrics on http://%s:%d/metrics", metrics.host, metrics.port)

@@ -1,8 +1,9 @@
 """`serve --workers N`: N shared-nothing gateway processes on one listening socket (uvicorn's supervisor).
 
 Tokens are stateless, so any worker can judge any request. What a process keeps in memory stays in it:
-revoked sessions (unless `[revocations] redis_url` shares them), the per-viewer download count, the
-manifest caches and the metrics. `plan_workers` decides the count and says what that means; the parent
+revoked sessions (unless `[revocations] redis_url` shares them), the per-viewer download count and the
+manifest caches. Metrics are the exception: the workers write them to shared files and any worker's `/metrics`
+answers their sum. `plan_workers` decides the count and says what that means; the parent
 process binds the socket and starts the workers, each of which loads the same settings (file and
 environment) through `worker_app` and runs the same app `serve` runs in one process.
 """
@@ -12,14 +13,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from gateway.config import Settings, load_settings
+from gateway.config import MetricsSettings, Settings, load_settings
 from gateway.errors import ConfigError
-from gateway.runtime import UVICORN_OPTIONS, configure_logging, tune_allocator
+from gateway.runtime import UVICORN_OPTIONS, configure_logging, serve_metrics_apart, tune_allocator
+from gateway.telemetry.metrics import MULTIPROC_VARIABLE, share_between_workers
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -91,7 +94,8 @@ def plan_workers(requested: int | None, settings: Settings, *, per_worker_revoca
         "segment downloads in all"
         if limit
         else "origin.max_streams_per_client = 0: no per-viewer download limit",
-        "manifest caches and /_gateway/metrics are per worker (live: up to one origin fetch per refresh per worker)",
+        "manifest caches are per worker (live: up to one origin fetch per refresh per worker); /metrics sums "
+        "every worker's counts (prometheus_client multiprocess mode)",
     ]
     warning = (
         None
@@ -102,15 +106,23 @@ def plan_workers(requested: int | None, settings: Settings, *, per_worker_revoca
     return WorkerPlan(count, tuple(notes), warning)
 
 
-def run_workers(count: int, *, host: str, port: int, config: Path | None, origin: str | None) -> None:
+def run_workers(
+    count: int, *, host: str, port: int, config: Path | None, origin: str | None, metrics: MetricsSettings
+) -> None:
     """Bind host:port here and run `count` workers on it until SIGTERM/SIGINT, which uvicorn's supervisor
-    passes on to every worker (each finishes its requests and closes its Redis connection) before it exits."""
+    passes on to every worker (each finishes its requests and closes its Redis connection) before it exits.
+
+    Metrics are summed over the workers: each writes its values to files in a fresh directory (prometheus_client's
+    multiprocess mode, PROMETHEUS_MULTIPROC_DIR), removed when the workers have stopped."""
     import uvicorn
 
-    _process_environment()[SERVE_ARGS_VARIABLE] = json.dumps(
-        {"config": str(config.resolve()) if config else None, "origin": origin}
-    )
-    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=count, host=host, port=port, **UVICORN_OPTIONS)
+    environ = _process_environment()
+    environ[SERVE_ARGS_VARIABLE] = json.dumps({"config": str(config.resolve()) if config else None, "origin": origin})
+    with tempfile.TemporaryDirectory(prefix="gateway-metrics-") as shared:
+        environ[MULTIPROC_VARIABLE] = shared
+        share_between_workers(shared)
+        serve_metrics_apart(metrics)
+        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=count, host=host, port=port, **UVICORN_OPTIONS)
 
 
 def worker_app() -> Starlette:
@@ -123,7 +135,10 @@ def worker_app() -> Starlette:
         args = json.loads(environ[SERVE_ARGS_VARIABLE])
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"{SERVE_ARGS_VARIABLE} is set by `serve --workers`, not by hand ({exc})") from exc
-    configure_logging()
-    tune_allocator()
+    if environ.get(MULTIPROC_VARIABLE):
+        share_between_workers(environ[MULTIPROC_VARIABLE])
     config = Path(args["config"]) if args["config"] else None
-    return build_app(load_settings(config, environ, origin_override=args["origin"]))
+    settings = load_settings(config, environ, origin_override=args["origin"])
+    configure_logging(settings.log_format)
+    tune_allocator()
+    return build_app(settings)

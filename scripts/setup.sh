@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the project needs, idempotently: the Python venv (.venv, pinned by requirements.lock,
 # the project editable) and the players' npm packages. `--system` also installs the Debian packages the
-# test suite drives for real (ffmpeg, nginx, chromium, redis-server, node/npm, wrk) when they are missing;
+# test suite drives for real (ffmpeg, nginx, chromium, redis-server, node/npm, wrk, promtool) when they are missing;
 # in CI (CI=true) it fails when it cannot, since no test may skip there (tests/test_ci_rules.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--system" ]; then
-  declare -A DEB=([ffmpeg]=ffmpeg [ffprobe]=ffmpeg [nginx]=nginx-light [chromium]=chromium [redis-server]=redis-server [node]=nodejs [npm]=npm [wrk]=wrk)
+  declare -A DEB=([ffmpeg]=ffmpeg [ffprobe]=ffmpeg [nginx]=nginx-light [chromium]=chromium [redis-server]=redis-server [node]=nodejs [npm]=npm [wrk]=wrk [promtool]=prometheus)
   missing=()
   for tool in "${!DEB[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("${DEB[$tool]}")

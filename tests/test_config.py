@@ -240,6 +240,7 @@ SAMPLES = {
     "GATEWAY_ORIGIN_SECRET": "C" * 42 + "A",
     "GATEWAY_ENTITLEMENTS_SECRET": "D" * 42 + "A",
     "GATEWAY_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "GATEWAY_LOG_FORMAT": "json",
 }
 BASE_FILE = f'[keys]\nring = "{KEY}"\n\n[[routes]]\nmount = "/"\norigin = "{ORIGIN}"\n'
 

@@ -1,5 +1,5 @@
 """docker/: the config the compose stack mounts loads, every path the image copies exists, and the gateway's
-healthcheck works.
+healthcheck in compose works (the image's HEALTHCHECK and Prometheus: tests/telemetry/test_docker_observability.py).
 
 (No Docker engine runs on the CI machines, so the image itself is not built here.)
 """
@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from gateway.config import Route, Settings, load_settings
 from gateway.http.app import build_app
 from gateway.tokens.keys import HmacKey, KeyRing
-from tests.support.servers import free_port, serve_app
+from tests.support.servers import free_port, serve_app, static_origin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,14 +43,19 @@ def test_the_compose_healthcheck_passes_on_a_ready_gateway_and_fails_otherwise()
     nothing behind it (exit 1); the edge waits for it."""
     compose = (ROOT / "docker" / "compose.yaml").read_text()
     found = re.search(r'test: \["CMD", "python", "-c", "(.+?)"\]', compose)
-    assert found is not None and "/_gateway/ready" in found.group(1)
+    assert found is not None and "/readyz" in found.group(1)
     assert "condition: service_healthy" in compose
-    settings = Settings(
-        keys=KeyRing((HmacKey("k1", b"\x01" * 32),)), routes=(Route(mount="/", origin="http://127.0.0.1:9/"),)
-    )
-    with serve_app(build_app(settings)) as url:
-        port = url.rsplit(":", 1)[1]
+
+    def healthcheck(port: int) -> int:
         code = found.group(1).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
-        assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode == 0
-    code = found.group(1).replace("127.0.0.1:8000", f"127.0.0.1:{free_port()}")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode == 1
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode
+
+    keys = KeyRing((HmacKey("k1", b"\x01" * 32),))
+    with tempfile.TemporaryDirectory() as media, static_origin(Path(media)) as (origin, _):
+        ready = build_app(Settings(keys=keys, routes=(Route(mount="/", origin=origin),)))
+        with serve_app(ready) as url:
+            assert healthcheck(int(url.rsplit(":", 1)[1])) == 0
+    dead_origin = Settings(keys=keys, routes=(Route(mount="/", origin=f"http://127.0.0.1:{free_port()}/"),))
+    with serve_app(build_app(dead_origin)) as url:  # serving, but its origin is away: not ready
+        assert healthcheck(int(url.rsplit(":", 1)[1])) == 1
+    assert healthcheck(free_port()) == 1

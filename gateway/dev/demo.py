@@ -27,12 +27,12 @@ from starlette.staticfiles import StaticFiles
 
 from gateway.config import Route as GatewayRoute
 from gateway.config import SessionSettings, Settings
-from gateway.config_schema import NO_ENVIRONMENT, Delivery
+from gateway.config_schema import NO_ENVIRONMENT, Delivery, LogFormat, choice
 from gateway.http.app import build_app
 from gateway.http.cors import CorsPolicy
 from gateway.http.edge import Clock
 from gateway.http.media_types import content_type_for
-from gateway.runtime import UVICORN_OPTIONS, tune_allocator
+from gateway.runtime import UVICORN_OPTIONS, configure_logging, tune_allocator
 from gateway.sessions.entitlements import CatalogEntitlements, Title, Viewer
 from gateway.startup import describe
 from gateway.tokens.keys import new_key_entry, parse_key_ring
@@ -126,7 +126,8 @@ def demo_settings(
     environ: Mapping[str, str] = NO_ENVIRONMENT,
     **session_overrides: int | bool | str,
 ) -> Settings:
-    """The demo's settings; `environ` may give GATEWAY_KEYS (else a development key in `state_dir`)."""
+    """The demo's settings; `environ` may give GATEWAY_KEYS (else a development key in `state_dir`) and
+    GATEWAY_LOG_FORMAT."""
     vod, live = origin_url.rstrip("/") + "/vod/", origin_url.rstrip("/") + "/live/"
     return Settings(
         keys=parse_key_ring(development_keys(state_dir, environ)),
@@ -141,6 +142,7 @@ def demo_settings(
         catalog=CatalogEntitlements(DEMO_USERS, DEMO_TITLES),
         leeway_seconds=leeway_seconds,
         cors=cors or CorsPolicy(),
+        log_format=choice("GATEWAY_LOG_FORMAT", environ.get("GATEWAY_LOG_FORMAT") or "text", LogFormat),
     )
 
 
@@ -268,10 +270,9 @@ def run_demo(
 ) -> int:
     """`session_overrides`: `SessionSettings` fields from the command line (token TTLs, max life); `environ`:
     the environment the command line was given (GATEWAY_KEYS)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     origin_port = port + 1
     settings = demo_settings(state_dir, f"http://127.0.0.1:{origin_port}/", environ=environ, **session_overrides)
+    configure_logging(settings.log_format)
     gateway = build_app(settings, extra_routes=demo_routes())
     log.info("%s", describe(settings, f"http://{host}:{port}"))
     if not HLS_JS.exists():

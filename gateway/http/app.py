@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import MappingProxyType
 
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +21,8 @@ from gateway.http.api import session_routes
 from gateway.http.cors import CorsPolicy, apply, decide
 from gateway.http.edge import Clock, Edge
 from gateway.http.errors import ErrorAnswers, ReportedErrors, exception_handlers
+from gateway.http.health import Readiness, healthz
+from gateway.http.observe import EDGE, Observer
 from gateway.http.request_facts import header
 from gateway.http.verdict import VERDICT_PATH, Verdicts, verdict_endpoint
 from gateway.origin.client import OriginClient
@@ -33,6 +36,7 @@ from gateway.sessions.revocations import (
 from gateway.sessions.service import SessionService
 from gateway.sessions.streams import build_stream_watch
 from gateway.sessions.webhook import EntitlementWebhook
+from gateway.telemetry.metrics import exposition, process_exited
 
 
 def published_keys(settings: Settings) -> dict[str, list[dict[str, str]]]:
@@ -43,7 +47,9 @@ def published_keys(settings: Settings) -> dict[str, list[dict[str, str]]]:
 
 
 INTERNAL_PREFIX = "/_gateway/"  # health, readiness and metrics: for operators, never opened to other sites
-NO_STORE = {"cache-control": "no-store"}
+# The conventional names of the same endpoints (Kubernetes probes, Prometheus' default metrics_path).
+OPERATOR_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+EDGE_PATH = "/{path:path}"
 
 
 class CorsMiddleware:
@@ -66,7 +72,7 @@ class CorsMiddleware:
         return sorted(found)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(INTERNAL_PREFIX):
+        if scope["type"] != "http" or scope["path"].startswith(INTERNAL_PREFIX) or scope["path"] in OPERATOR_PATHS:
             await self.app(scope, receive, send)
             return
         origin = header(scope, b"origin")
@@ -94,13 +100,25 @@ class CorsMiddleware:
 
 
 class _GatewayApp(Starlette):
-    """Starlette with CORS as its outermost layer, so every error response, a 500 included, is readable
-    cross-site; inside it, the 500s the exception-handler map answered stop (gateway/http/errors.py)."""
+    """Starlette with the observer (request id, request counter; gateway/http/observe.py) outermost, CORS inside
+    it, so every error response, a 500 included, is readable cross-site and carries its request id; inside
+    those, the 500s the exception-handler map answered stop (gateway/http/errors.py)."""
 
     cors_policy = CorsPolicy()
+    route_kinds: Mapping[str, str] = MappingProxyType({})
 
     def build_middleware_stack(self) -> ASGIApp:
-        return CorsMiddleware(ReportedErrors(super().build_middleware_stack()), self.cors_policy, self.routes)
+        inner = CorsMiddleware(ReportedErrors(super().build_middleware_stack()), self.cors_policy, self.routes)
+        return Observer(inner, self.route_kinds)
+
+
+def _route_kinds(session_api: Sequence[BaseRoute]) -> dict[str, str]:
+    """Each route's kind in `gateway_requests_total{kind}`; the edge's is decided per path (manifest, segment)."""
+    kinds = {path: "internal" for path in OPERATOR_PATHS}
+    kinds |= {f"{INTERNAL_PREFIX}{name}": "internal" for name in ("health", "ready", "metrics")}
+    kinds |= {VERDICT_PATH: "verdict", "/.well-known/jwks.json": "keys", EDGE_PATH: EDGE}
+    kinds |= {route.path: "session_api" for route in session_api if isinstance(route, Route)}
+    return kinds
 
 
 def build_app(
@@ -120,25 +138,14 @@ def build_app(
     edge = Edge(settings, origin, clock=clock, revocations=revocations, streams=streams)
     webhook = EntitlementWebhook(settings.entitlements) if settings.entitlements.webhook_url else None
     sessions = SessionService(settings, policy or settings.catalog, revocations, webhook)
-    denials: Counter[str] = Counter()  # by reason, edge and session API alike (counted where they are answered)
-    answers = ErrorAnswers(settings, denials)
+    answers = ErrorAnswers(settings)
     verdicts = Verdicts(edge.gate, settings.proxy_trust, settings.origin.auth_secret, clock)
-
-    async def health(_: Request) -> Response:
-        return PlainTextResponse("ok\n")  # liveness: the process serves, whatever Redis does
-
-    async def ready(_: Request) -> Response:
-        # Readiness: in sync with the shared revocations. A load balancer may prefer ready instances; one that
-        # is not still serves, enforcing what it knows (its own revocations at once).
-        reason = revocations.not_ready_reason() if isinstance(revocations, RedisRevocations) else None
-        if reason is not None:
-            return JSONResponse({"ready": False, "reason": reason}, status_code=503, headers=NO_STORE)
-        return JSONResponse({"ready": True}, headers=NO_STORE)
+    readiness = Readiness(settings, origin, revocations)
 
     async def metrics(_: Request) -> Response:
-        lines = [f'gateway_denials_total{{reason="{reason}"}} {count}' for reason, count in sorted(denials.items())]
-        lines.append(f"gateway_manifest_origin_fetches_total {edge.manifests.origin_fetches}")
-        return PlainTextResponse("\n".join(lines) + "\n")
+        # Rendering every series is CPU work (~1 ms per few hundred series): off the loop, as scrapes are rare.
+        body, content_type = await asyncio.to_thread(exposition)
+        return Response(body, headers={"content-type": content_type, "cache-control": "no-store"})
 
     async def jwks(_: Request) -> Response:
         return JSONResponse(published_keys(settings), headers={"cache-control": "public, max-age=300"})
@@ -154,22 +161,32 @@ def build_app(
         if webhook is not None:
             await webhook.aclose()
         await asyncio.to_thread(revocations.close)  # Redis: may write what is queued (one socket timeout at most)
+        process_exited(os.getpid())
 
+    api = session_routes(sessions, clock, streams)
+    metrics_routes = (
+        [Route("/metrics", metrics, methods=["GET"]), Route(f"{INTERNAL_PREFIX}metrics", metrics, methods=["GET"])]
+        if settings.metrics.on_main_port
+        else []
+    )
     app = _GatewayApp(
         routes=[
-            Route("/_gateway/health", health, methods=["GET"]),
-            Route("/_gateway/ready", ready, methods=["GET"]),
-            Route("/_gateway/metrics", metrics, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readiness.endpoint, methods=["GET"]),
+            Route(f"{INTERNAL_PREFIX}health", healthz, methods=["GET"]),  # the names before /healthz, /readyz
+            Route(f"{INTERNAL_PREFIX}ready", readiness.endpoint, methods=["GET"]),
+            *metrics_routes,
             Route(VERDICT_PATH, verdict_endpoint(verdicts, answers), methods=["GET"]),
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
-            *session_routes(sessions, clock, streams),
+            *api,
             *extra_routes,
-            Route("/{path:path}", edge.handle, methods=["GET", "HEAD"]),
+            Route(EDGE_PATH, edge.handle, methods=["GET", "HEAD"]),
         ],
         lifespan=lifespan,
         exception_handlers=exception_handlers(answers),
     )
     app.cors_policy = settings.cors
+    app.route_kinds = _route_kinds(api)
     app.state.edge = edge
     app.state.sessions = sessions
     return app

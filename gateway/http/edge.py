@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +23,7 @@ from gateway.config import Settings
 from gateway.http.access import Access
 from gateway.http.download_slots import DownloadSlots, viewer_key
 from gateway.http.gate import Gate
+from gateway.http.observe import KIND_KEY
 from gateway.http.request_facts import client_address
 from gateway.http.stream import stream_from_origin
 from gateway.http.writers import (
@@ -36,6 +38,7 @@ from gateway.origin.client import OriginClient
 from gateway.origin.manifest_cache import ManifestCache
 from gateway.sessions.revocations import MemoryRevocations, RevocationStore
 from gateway.sessions.streams import StreamWatch, build_stream_watch
+from gateway.telemetry.metrics import RENDER_SECONDS
 from gateway.tokens.scoped import ScopedTokenMinter
 
 Clock = Callable[[], float]
@@ -72,9 +75,12 @@ class Edge:
         if self.streams.enabled:  # every playlist fetch is a heartbeat (whoever serves segments), and so is ours
             client_ip = client_address(access.incoming.scope, self.proxy_trust)
             await self.streams.heartbeat(access.grant, client_ip, access.now)
+        request.scope[KIND_KEY] = "manifest" if access.is_manifest else "segment"  # for the request counter
         if access.is_manifest:
             manifest = await self.prepared(writer, access)
+            started = perf_counter()
             body = writer.render(manifest, access)
+            RENDER_SECONDS.observe(perf_counter() - started)
             if writer.shared:  # one manifest for every viewer: any cache may keep it while ours is fresh
                 fresh = self.manifests.fresh_for(access.origin_url, writer.variant(access), now=access.now)
                 response = manifest_response(

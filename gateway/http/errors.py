@@ -10,15 +10,14 @@ Routes raise typed errors (gateway/errors.py) and never build a refusal themselv
 An unexpected exception becomes `internal_error` (500) with a request id; its traceback goes to the log
 only, never to the body. CORS is applied by the app's outermost layer (gateway/http/cors.py), so a player
 on another site reads every refusal, a 500 included. Denials are logged with a token fingerprint (never the
-token) and counted for `/_gateway/metrics`.
+token) and counted in `gateway_denials_total{reason}` (`/metrics`). The request id is the one the observer
+gave the request (gateway/http/observe.py), also sent as `x-request-id` on every response.
 """
 
 from __future__ import annotations
 
 import http
 import logging
-import secrets
-from collections import Counter
 from typing import Any, cast
 
 from starlette.exceptions import HTTPException
@@ -29,18 +28,15 @@ from starlette.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 from gateway.config import Settings
 from gateway.errors import GatewayError, InternalError
 from gateway.http.delivery import find_token
+from gateway.http.observe import request_id as observed_request_id
 from gateway.http.request_facts import client_address, token_fingerprint
+from gateway.telemetry.metrics import DENIALS
 
 log = logging.getLogger("gateway.http.errors")
 
 # Set in the scope by the 500 handler: Starlette re-raises after sending our answer (so that servers can log
 # it); it is logged already, with its request id, so `ReportedErrors` stops it there.
 REPORTED = "gateway.reported"
-
-
-def new_request_id() -> str:
-    """Names one failed request in the answer and the log line (64 random bits: unique enough, short to quote)."""
-    return secrets.token_hex(8)
 
 
 def error_response(
@@ -56,24 +52,27 @@ def error_response(
 
 
 class ErrorAnswers:
-    """The handlers of the map; they share the settings (to describe a request in the log) and the counter."""
+    """The handlers of the map; they share the settings (to describe a request in the log)."""
 
-    def __init__(self, settings: Settings, denials: Counter[str]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.denials = denials
 
     def answer(self, request: Request, error: GatewayError) -> Response:
         """Any error of the tree: logged (denials with the request's client and token fingerprint), answered."""
-        request_id = new_request_id()
+        request_id = observed_request_id(request.scope)
         if error.denial:
-            self.denials[error.code] += 1
+            DENIALS.labels(error.code).inc()
             if log.isEnabledFor(logging.INFO):  # describing the request costs more than the refusal itself
+                path, client, token = self._describe(request.scope)
                 log.info(
                     "denied reason=%s path=%s client=%s token=%s detail=%s request_id=%s",
                     error.code,
-                    *self._describe(request.scope),
+                    path,
+                    client,
+                    token,
                     error.detail,
                     request_id,
+                    extra={"fields": {"event": "denied", "reason": error.code, "path": path, "client": client}},
                 )
         elif error.status >= 500:
             log.warning("%s: %s (%s) request_id=%s", error.code, error.detail, _path(request.scope), request_id)
@@ -89,7 +88,7 @@ class ErrorAnswers:
         """Starlette's own refusals (a method a route does not take: 405 with `Allow`), in the same shape."""
         exc = cast(HTTPException, exc)  # registered for HTTPException only
         code = http.HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
-        request_id = new_request_id()
+        request_id = observed_request_id(request.scope)
         log.info("%s: %s %s request_id=%s", code, request.scope["method"], _path(request.scope), request_id)
         return error_response(
             exc.status_code, code, str(exc.detail), request_id, denial=False, headers=dict(exc.headers or {})
@@ -97,7 +96,7 @@ class ErrorAnswers:
 
     async def unexpected(self, request: Request, exc: Exception) -> Response:
         """A bug or an unforeseen failure: the traceback to the log, a request id to the player."""
-        request_id = new_request_id()
+        request_id = observed_request_id(request.scope)
         log.error(
             "internal error on %s %s request_id=%s",
             request.scope["method"],

@@ -21,7 +21,7 @@ from gateway.http.access import Access
 from gateway.http.download_slots import DownloadSlots
 from gateway.http.media_types import content_type_for, is_key, is_manifest
 from gateway.http.writers.base import PRIVATE
-from gateway.origin.client import PASSTHROUGH_HEADERS, OriginClient
+from gateway.origin.client import PASSTHROUGH_HEADERS, OriginClient, count_origin_error
 
 log = logging.getLogger("gateway.http.stream")
 
@@ -65,6 +65,7 @@ async def _open_upstream(origin: OriginClient, access: Access) -> httpx.Response
     upstream = await origin.send_stream(origin_url, forwarded)
     if upstream.status_code >= 400 and upstream.status_code != 416:
         await upstream.aclose()
+        count_origin_error(OriginBadStatus.code)
         raise OriginBadStatus(
             f"origin answered {upstream.status_code} for {origin_url.split('?')[0]}", upstream.status_code
         )
@@ -140,4 +141,5 @@ async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
             yield chunk
     except httpx.HTTPError as exc:
         log.warning("origin stream broke after headers: %s; aborting the response", type(exc).__name__)
+        count_origin_error("origin_stream_broken")
         raise OriginStreamBroken(type(exc).__name__) from None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from prometheus_client import Histogram
 
 from gateway.config import OriginSettings
 from gateway.errors import (
@@ -29,6 +30,7 @@ from gateway.errors import (
 )
 from gateway.origin.auth import HEADER, origin_auth_header
 from gateway.origin.segment_pool import SegmentPool, shard_sizes
+from gateway.telemetry.metrics import ORIGIN_ERRORS, ORIGIN_MANIFEST_SECONDS, ORIGIN_SEGMENT_SECONDS
 
 # Headers worth passing through from the origin on segment responses.
 PASSTHROUGH_HEADERS = (
@@ -59,16 +61,31 @@ def redact_url(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+def count_origin_error(kind: str) -> None:
+    """`gateway_origin_errors_total{kind}`: one per failed origin request (not per viewer waiting on it)."""
+    ORIGIN_ERRORS.labels(kind).inc()
+
+
 @asynccontextmanager
-async def _translate_errors(url: str) -> AsyncIterator[None]:
+async def _translate_errors(url: str, latency: Histogram | None = None, *, counted: bool = True) -> AsyncIterator[None]:
+    """httpx's failures as the typed origin errors, counted unless `counted` is false (a readiness probe is
+    not a viewer's request); `latency` observes a request that succeeded."""
+    started = time.perf_counter()
     try:
-        yield
-    except httpx.PoolTimeout as exc:
-        raise OriginBusy(f"every origin connection stayed busy; not fetching {redact_url(url)}") from exc
-    except httpx.TimeoutException as exc:
-        raise OriginTimeout(_timeout_message(url, exc)) from exc
-    except httpx.TransportError as exc:
-        raise OriginUnavailable(f"origin unreachable at {redact_url(url)}: {type(exc).__name__}") from exc
+        try:
+            yield
+        except httpx.PoolTimeout as exc:
+            raise OriginBusy(f"every origin connection stayed busy; not fetching {redact_url(url)}") from exc
+        except httpx.TimeoutException as exc:
+            raise OriginTimeout(_timeout_message(url, exc)) from exc
+        except httpx.TransportError as exc:
+            raise OriginUnavailable(f"origin unreachable at {redact_url(url)}: {type(exc).__name__}") from exc
+    except OriginError as exc:
+        if counted:
+            count_origin_error(exc.code)
+        raise
+    if latency is not None:
+        latency.observe(time.perf_counter() - started)
 
 
 class _OriginAuth(httpx.Auth):
@@ -145,7 +162,7 @@ class OriginClient:
         # gzip, and an origin that compresses playlists (nginx `gzip_types`, most CDNs) would take it.
         headers = {"accept-encoding": "identity", **(conditional or {})}
         async with (
-            _translate_errors(url),
+            _translate_errors(url, ORIGIN_MANIFEST_SECONDS),
             self._manifests.stream("GET", url, headers=headers) as response,
         ):
             if response.status_code == 304:
@@ -170,8 +187,15 @@ class OriginClient:
 
     async def send_stream(self, url: str, headers: Mapping[str, str]) -> httpx.Response:
         """Start a streamed GET. The caller must `aclose()` the response (after iterating `aiter_raw()`)."""
-        async with _translate_errors(url):
+        async with _translate_errors(url, ORIGIN_SEGMENT_SECONDS):
             return await self._segments.send(url, dict(headers))
+
+    async def probe(self, url: str, *, timeout: float) -> None:
+        """HEAD `url` on the manifest pool within `timeout`: any answer means the origin is reachable (for
+        `/readyz`); a failure raises the typed origin error."""
+        async with _translate_errors(url, counted=False):
+            response = await self._manifests.request("HEAD", url, timeout=timeout)
+        await response.aclose()
 
 
 def _pooled(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from email.utils import parsedate_to_datetime
 from gateway.config import OriginSettings
 from gateway.errors import OriginTimeout
 from gateway.manifests.template import PreparedManifest
-from gateway.origin.client import OriginClient, redact_url
+from gateway.origin.client import OriginClient, count_origin_error, redact_url
+from gateway.telemetry.metrics import CACHE_COALESCED, CACHE_HIT, CACHE_MISS, PREPARE_SECONDS
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*(\d+)", re.IGNORECASE)
 Prepare = Callable[[bytes], PreparedManifest]
@@ -113,9 +115,13 @@ class ManifestCache:
         entry = self._entries.get(key)
         if entry is not None and now < entry.fresh_until:
             self._entries.move_to_end(key)
+            CACHE_HIT.inc()
             return entry.prepared
         pending = self._in_flight.get(key)
-        if pending is None:
+        if pending is not None:
+            CACHE_COALESCED.inc()
+        else:
+            CACHE_MISS.inc()
             # The fetch is a task of its own: a request that gives up (its viewer left, its handler was
             # cancelled) must not cancel the fetch every other request for this manifest is waiting on.
             pending = asyncio.get_running_loop().create_task(self._refresh(key, entry, prepare, now))
@@ -139,16 +145,19 @@ class ManifestCache:
                     url, max_bytes=self._max_bytes, conditional=entry.validators if entry else None
                 )
         except TimeoutError:
+            count_origin_error("origin_timeout")
             raise OriginTimeout(
                 f"origin did not deliver the whole manifest within {self._deadline_seconds:g} s ({redact_url(url)})"
             ) from None
         if fetched.status == 304 and entry is not None:
             entry.fresh_until = now + entry.ttl_seconds
             return entry.prepared
+        started = time.perf_counter()
         if len(fetched.body) > OFFLOAD_BYTES:
             prepared = await asyncio.to_thread(prepare, fetched.body)
         else:
             prepared = prepare(fetched.body)
+        PREPARE_SECONDS.observe(time.perf_counter() - started)
         validators: dict[str, str] = {}
         if "etag" in fetched.headers:
             validators["if-none-match"] = fetched.headers["etag"]

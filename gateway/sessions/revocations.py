@@ -283,6 +283,17 @@ class RedisRevocations:
         """None while in sync with Redis; else why not (for `/_gateway/ready`)."""
         return None if self._up else self._down_reason
 
+    def ping(self) -> str | None:
+        """None when Redis answers a PING now (within the socket timeout); else why not (for `/readyz`). Blocks:
+        call it off the event loop."""
+        import redis
+
+        try:
+            self._redis.ping()
+        except redis.RedisError as exc:
+            return f"Redis at {self._where} unreachable: {type(exc).__name__}"
+        return None
+
     def wait_first_sync(self, timeout: float) -> bool:
         """Block until the first sync succeeded or failed (at most `timeout` s); True if it succeeded."""
         self._tried.wait(timeout)

@@ -25,6 +25,8 @@ from gateway.http.media_types import is_manifest
 from gateway.sessions.entitlements import EntitlementPolicy, EntitlementRefused, Refusal, Viewer
 from gateway.sessions.revocations import RevocationStore
 from gateway.sessions.webhook import EntitlementWebhook, Question
+from gateway.telemetry.audit import token_issued
+from gateway.telemetry.metrics import REVOCATIONS, TOKENS_ISSUED, TOKENS_RENEWED
 from gateway.tokens.acl import normalise_path
 from gateway.tokens.grant import Grant, IPAddress, IPNetwork, Scope
 from gateway.tokens.native import sign_grant, verify_signature
@@ -140,7 +142,7 @@ class SessionService:
             scope=Scope.ALL,
             session_ends_at=ends,
         )
-        return self._issue(grant, route, checked.encoded)
+        return self._issue(grant, route, checked.encoded, event="token_issued", client=client_ip)
 
     def _authenticate(self, credential: str | None) -> Viewer | None:
         """The policy's viewer; None for a credential only the webhook's backend can resolve."""
@@ -180,13 +182,14 @@ class SessionService:
             self.policy.check(viewer, content_path(prefix, route), country)
         assert grant.session_ends_at is not None
         renewed = dataclasses.replace(grant, expires_at=self._expiry(route, now, grant.session_ends_at), key_id=None)
-        return self._issue(renewed, route, prefix)
+        return self._issue(renewed, route, prefix, event="token_renewed", client=client_ip)
 
     def revoke(self, *, session_id: str, token: str, now: float, path: str | None = None) -> Grant:
         """Revoke the session; returns its grant (whose stream slot the caller frees)."""
         grant = self._session_grant(session_id, token, None, now, check_ip=False, path=path)
         assert grant.session_ends_at is not None
         self.revocations.revoke(session_id, grant.session_ends_at + self.settings.leeway_seconds)
+        REVOCATIONS.inc()
         return grant
 
     def _session_grant(
@@ -229,8 +232,12 @@ class SessionService:
             return ends
         return min(int(now) + self.settings.sessions.token_ttl_seconds, ends)
 
-    def _issue(self, grant: Grant, route: Route, asset_or_prefix: str) -> IssuedToken:
+    def _issue(
+        self, grant: Grant, route: Route, asset_or_prefix: str, *, event: str, client: IPAddress | None
+    ) -> IssuedToken:
         token = sign_grant(grant, self.settings.keys)
+        (TOKENS_RENEWED if event == "token_renewed" else TOKENS_ISSUED).inc()
+        token_issued(event, grant, key_id=self.settings.keys.signing_key.key_id, client=client)
         assert grant.session_id is not None and grant.session_ends_at is not None
         if route.delivery is Delivery.PATH:
             playback = "/t/" + token + asset_or_prefix

@@ -11,6 +11,7 @@ STREAMS_ACTIVE: Final = Gauge(
     "gateway_streams_active",
     "Streams alive (seen within stream_idle_seconds) under [sessions] max_streams; with Redis, every instance "
     "reports the shared total (aggregate with max, not sum)",
+    multiprocess_mode="livemax",  # `serve --workers N` (with Redis): every worker sees the shared total
 )
 STREAM_LIMIT_REFUSALS: Final = Counter(
     "gateway_stream_limit_refusals_total",

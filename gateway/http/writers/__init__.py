@@ -28,9 +28,9 @@ def writer_for(route: Route, settings: Settings, minter: ScopedTokenMinter) -> M
         return DialectEdgeWriter(route, settings.dialects[route.edge])
     writer: TokenWriter
     if route.delivery == "cookie":
-        writer = CookieWriter(route, sessions=settings.sessions, minter=minter)
+        writer = CookieWriter(route, sessions=settings.sessions, minter=minter, proxy_trust=settings.proxy_trust)
     elif route.delivery == "hybrid":
-        writer = HybridWriter(route, sessions=settings.sessions, minter=minter)
+        writer = HybridWriter(route, sessions=settings.sessions, minter=minter, proxy_trust=settings.proxy_trust)
     elif route.delivery == "path":
         writer = PathWriter(route)
     elif route.delivery == "queryparam":

@@ -19,21 +19,33 @@ from gateway.config import Route, SessionSettings
 from gateway.http.access import Access
 from gateway.http.delivery import is_plain_http_localhost, set_cookie
 from gateway.http.links import make_uri_rewriter
+from gateway.http.request_facts import ProxyTrust, client_address
 from gateway.http.writers.base import same_token
 from gateway.manifests.hls import RewriteUri
 from gateway.manifests.template import PreparedManifest, Slot
+from gateway.telemetry.audit import token_issued
 from gateway.tokens.grant import Scope
 from gateway.tokens.scoped import ScopedTokenMinter
+
+_NO_PROXIES = ProxyTrust()  # the TCP peer is the client
 
 
 class CookieWriter:
     shared = False
     mode = "cookie"
 
-    def __init__(self, route: Route, *, sessions: SessionSettings, minter: ScopedTokenMinter) -> None:
+    def __init__(
+        self,
+        route: Route,
+        *,
+        sessions: SessionSettings,
+        minter: ScopedTokenMinter,
+        proxy_trust: ProxyTrust = _NO_PROXIES,
+    ) -> None:
         self.route = route
         self.sessions = sessions
         self.minter = minter
+        self.proxy_trust = proxy_trust  # the client's address for the audit line of a re-issued cookie
         self._variant = f"{self.mode}:{route.mount}"
 
     def declare(self, access: Access, body: bytes) -> bytes:
@@ -69,7 +81,12 @@ class CookieWriter:
         if ends is not None and (source == "cookie" or grant.scope is not Scope.ALL or until_cap):
             # A session token: mint the cookie's own (opening everything under the prefix), never past the cap.
             expires_at = ends if until_cap else min(int(now) + sessions.token_ttl_seconds, ends)
-            token = self.minter.mint(dataclasses.replace(grant, scope=Scope.ALL, expires_at=expires_at, key_id=None))
+            renewed = dataclasses.replace(grant, scope=Scope.ALL, expires_at=expires_at, key_id=None)
+            token = self.minter.mint(renewed)
+            client = client_address(access.incoming.scope, self.proxy_trust)
+            token_issued(
+                "token_renewed", renewed, key_id=self.minter.keys.signing_key.key_id, client=client, via="cookie"
+            )
         return [
             set_cookie(
                 sessions.cookie_name,
