@@ -118,7 +118,7 @@ def build_app(
     sessions = SessionService(settings, policy or settings.catalog, revocations)
     denials: Counter[str] = Counter()  # by reason, edge and session API alike (counted where they are answered)
     answers = ErrorAnswers(settings, denials)
-    verdicts = Verdicts(edge.gate, settings.proxy_trust, settings.origin.auth_secret, clock)
+    verdicts = Verdicts(edge, settings.proxy_trust, settings.origin.auth_secret, clock)
 
     async def health(_: Request) -> Response:
         return PlainTextResponse("ok\n")  # liveness: the process serves, whatever Redis does

@@ -28,6 +28,7 @@ from gateway.tokens.scoped import ScopedTokenMinter
 
 class CookieWriter:
     shared = False
+    identical = True
     mode = "cookie"
 
     def __init__(self, route: Route, *, sessions: SessionSettings, minter: ScopedTokenMinter) -> None:
