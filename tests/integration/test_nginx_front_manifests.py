@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
@@ -177,23 +178,25 @@ def test_live_two_gateways_behind_the_front_cost_the_origin_one_fetch_per_refres
                 f"server {one.removeprefix('http://')}; server {two.removeprefix('http://')};",
             )
             with nginx_process(conf, workdir, port):
-                seconds, viewers = 6.0, 20
-                served = asyncio.run(_reload(f"http://127.0.0.1:{port}{path}", viewers, seconds))
+                served, elapsed = asyncio.run(_reload(f"http://127.0.0.1:{port}{path}", viewers=20, seconds=6.0))
     fetches = sum(1 for seen in origin.seen if seen.path == path)
     renders = [sum(1 for seen in gateway.seen if seen.path == path) for gateway in gateways]
     assert served > 150  # the viewers' reloads, all answered 200
     assert sorted(renders)[0] == 0, renders  # one instance fills this manifest (the key's hash)
     assert sum(renders) < served / 5  # a few fills a second (the copy expires each second), not every reload
-    assert fetches / seconds <= 1.25, (fetches, renders)  # the origin's max-age=1: one fetch a second at best
+    # The origin's max-age=1: one fetch a second, plus the first; round-robin fills (no hash) made 10 in 6 s.
+    assert fetches <= math.ceil(elapsed) + 2, (fetches, elapsed, renders)
     verdicts = [sum(1 for seen in gateway.seen if seen.path == "/_gateway/verdict") for gateway in gateways]
     assert all(verdicts), verdicts  # both instances serve behind the front (verdicts go round-robin)
-    print(f"served {served}, origin fetches {fetches} in {seconds} s, fills {renders}, verdicts {verdicts}")
+    print(f"served {served}, origin fetches {fetches} in {elapsed:.1f} s, fills {renders}, verdicts {verdicts}")
 
 
-async def _reload(url: str, viewers: int, seconds: float) -> int:
-    """`viewers` players reloading `url` every 0.2 s for `seconds`, each with its own token; how many 200s."""
+async def _reload(url: str, *, viewers: int, seconds: float) -> tuple[int, float]:
+    """`viewers` players reloading `url` every 0.2 s for `seconds`, each with its own token; how many 200s, and
+    the seconds it took."""
     served = 0
-    deadline = time.monotonic() + seconds
+    start = time.monotonic()
+    deadline = start + seconds
     async with httpx.AsyncClient(timeout=10) as client:
 
         async def viewer(n: int) -> None:
@@ -206,4 +209,4 @@ async def _reload(url: str, viewers: int, seconds: float) -> int:
                 await asyncio.sleep(0.2)
 
         await asyncio.gather(*(viewer(n) for n in range(viewers)))
-    return served
+    return served, time.monotonic() - start
