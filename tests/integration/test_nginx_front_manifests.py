@@ -178,10 +178,13 @@ def test_live_two_gateways_behind_the_front_cost_the_origin_one_fetch_per_refres
                 f"server {one.removeprefix('http://')}; server {two.removeprefix('http://')};",
             )
             with nginx_process(conf, workdir, port):
-                served, elapsed = asyncio.run(_reload(f"http://127.0.0.1:{port}{path}", viewers=20, seconds=6.0))
+                served, elapsed, sequences = asyncio.run(
+                    _reload(f"http://127.0.0.1:{port}{path}", viewers=20, seconds=6.0)
+                )
     fetches = sum(1 for seen in origin.seen if seen.path == path)
     renders = [sum(1 for seen in gateway.seen if seen.path == path) for gateway in gateways]
     assert served > 150  # the viewers' reloads, all answered 200
+    assert max(sequences) - min(sequences) >= 2  # the live window moved on: no stale copy kept being served
     assert sorted(renders)[0] == 0, renders  # one instance fills this manifest (the key's hash)
     assert sum(renders) < served / 5  # a few fills a second (the copy expires each second), not every reload
     # The origin's max-age=1: one fetch a second, plus the first; round-robin fills (no hash) made 10 in 6 s.
@@ -191,10 +194,11 @@ def test_live_two_gateways_behind_the_front_cost_the_origin_one_fetch_per_refres
     print(f"served {served}, origin fetches {fetches} in {elapsed:.1f} s, fills {renders}, verdicts {verdicts}")
 
 
-async def _reload(url: str, *, viewers: int, seconds: float) -> tuple[int, float]:
-    """`viewers` players reloading `url` every 0.2 s for `seconds`, each with its own token; how many 200s, and
-    the seconds it took."""
+async def _reload(url: str, *, viewers: int, seconds: float) -> tuple[int, float, list[int]]:
+    """`viewers` players reloading `url` every 0.2 s for `seconds`, each with its own token; how many 200s, the
+    seconds it took, and the media sequence numbers they saw."""
     served = 0
+    sequences: list[int] = []
     start = time.monotonic()
     deadline = start + seconds
     async with httpx.AsyncClient(timeout=10) as client:
@@ -206,7 +210,8 @@ async def _reload(url: str, *, viewers: int, seconds: float) -> tuple[int, float
                 response = await client.get(f"{url}?token={value}")
                 assert response.status_code == 200, response.text
                 served += 1
+                sequences.append(int(response.text.split("#EXT-X-MEDIA-SEQUENCE:")[1].split()[0]))
                 await asyncio.sleep(0.2)
 
         await asyncio.gather(*(viewer(n) for n in range(viewers)))
-    return served, time.monotonic() - start
+    return served, time.monotonic() - start, sequences
