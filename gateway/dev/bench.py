@@ -9,6 +9,8 @@ Every figure has a stable name (`--json` prints them as {name: {ratio, measured,
 4. 1 MiB segments through the nginx front (docker/nginx-front.conf: nginx moves the bytes, the gateway gives
    the verdict), with nginx reusing verdicts and with every request asking the gateway, and through the
    gateway alone, each vs the same nginx serving the file directly (skipped when nginx is not installed);
+   and a 300-segment playlist identical for every viewer (queryparam delivery) served from the front's
+   manifest cache after the verdict, vs the same nginx serving those bytes as a static file;
 5. the session token's length and how much it grows a 300-segment playlist (served bytes / origin bytes);
 6. playlist requests/s with `serve --workers 2` vs `--workers 1`, both running at once.
 Load runs that are compared with each other are interleaved rounds, the median of each kept: a machine doing
@@ -420,38 +422,73 @@ FRONT_CONF = Path(__file__).resolve().parents[2] / "docker" / "nginx-front.conf"
 
 
 def _front_block(
-    conf: str, gateway_port: int, port: int, cache: Path, *, reuse_verdicts: bool, files: Path | None = None
+    conf: str,
+    gateway_port: int,
+    port: int,
+    cache: Path,
+    *,
+    reuse_verdicts: bool,
+    files: Path | None = None,
+    manifest_verdict: str | None = None,
 ) -> str:
     """docker/nginx-front.conf as shipped, with this run's addresses; the verdict cache off, or the files read
-    from `files` instead of proxied (the config's documented alternative), if asked."""
+    from `files` instead of proxied (the config's documented alternative), if asked. `manifest_verdict`, for
+    diagnostics only (never a deployment: nobody is judged): "none" serves every manifest from the cache with
+    no verdict, "bare" asks a subrequest that answers 204 itself (what a verdict costs without its lookup)."""
+    cache.mkdir(parents=True, exist_ok=True)  # nginx makes the caches' own directories, not their parent
     replacements = {
         "server gateway:8000;": f"server 127.0.0.1:{gateway_port};",
         "listen 8080;": f"listen 127.0.0.1:{port};",
-        "/var/cache/nginx/verdicts": str(cache),
+        "/var/cache/nginx/": f"{cache}/",
     }
     if not reuse_verdicts:
         replacements["proxy_cache verdicts;"] = "proxy_cache off;"
     if files is not None:
         replacements["proxy_pass $origin_url;"] = f"root {files};"
+    if manifest_verdict is not None:
+        replacements |= {
+            "auth_request /_gateway_manifest_verdict;": "auth_request /_bare;"
+            if manifest_verdict == "bare"
+            else "auth_request off;",
+            "proxy_cache_key $front_manifest_key;": "proxy_cache_key diagnostic;",
+            "proxy_cache_bypass $front_manifest_per_viewer;": "",
+            "proxy_no_cache $front_manifest_per_viewer;": "",
+            "proxy_set_header X-Front-Fill $front_manifest_key;": "proxy_set_header X-Front-Fill 1;",
+            "location /_gateway/ { return 404; }": "location = /_bare { internal; return 204; }",
+        }
     for old, new in replacements.items():
+        if old not in conf:
+            raise RuntimeError(f"{FRONT_CONF} no longer has {old!r}: update the bench")
         conf = conf.replace(old, new)
     return conf
 
 
-def front_figures(seconds: float) -> list[Figure]:
-    """Segment requests/s (1 MiB, 20 connections) via the front and via Python, vs nginx serving the file."""
+def _front_nginx() -> str:
     nginx = find_nginx()
     if nginx is None or not FRONT_CONF.exists():
         raise Skipped("nginx front: no nginx, or not run from a checkout with docker/")
+    return nginx
+
+
+def _front_title(root: Path, name: str, body: bytes) -> tuple[str, dict[str, str]]:
+    """`body` on the origin (`root`) at TITLE + `name`; a token for the title, and the environment of a gateway
+    that verifies it and trusts the front (127.0.0.1)."""
+    path = root / TITLE.strip("/") / name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(body)
+    secret = os.urandom(32)
+    token = sign_grant(Grant((TITLE,), int(time.time()) + 3600), KeyRing((HmacKey("k1", secret),)))
+    env = _child_environment(GATEWAY_KEYS="k1:" + b64url_encode(secret), GATEWAY_TRUSTED_PROXIES="127.0.0.1/32")
+    return token, env
+
+
+def front_figures(seconds: float) -> list[Figure]:
+    """Segment requests/s (1 MiB, 20 connections) via the front and via Python, vs nginx serving the file."""
+    nginx = _front_nginx()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        segment = root / "vod" / "bench" / "seg.ts"
-        segment.parent.mkdir(parents=True)
-        segment.write_bytes(os.urandom(1 << 20))
-        secret = os.urandom(32)
-        token = sign_grant(Grant((TITLE,), int(time.time()) + 3600), KeyRing((HmacKey("k1", secret),)))
+        token, env = _front_title(root, "seg.ts", os.urandom(1 << 20))
         origin_port, gateway_port, front_port, cold_port, files_port = (_free_port() for _ in range(5))
-        env = _child_environment(GATEWAY_KEYS="k1:" + b64url_encode(secret), GATEWAY_TRUSTED_PROXIES="127.0.0.1/32")
         origin = f"server {{ listen 127.0.0.1:{origin_port}; root {root}; }}"
         config = root / "gateway.toml"  # one client opens 20 downloads at once: above the per-viewer default
         config.write_text(
@@ -491,6 +528,85 @@ def front_figures(seconds: float) -> list[Figure]:
     return [
         Figure(name, f"{label}: {what} / nginx serving the file", rates[key], rates["direct"], "req/s")
         for name, key, what in variants
+    ]
+
+
+def manifest_front_figures(seconds: float) -> list[Figure]:
+    """A 300-segment queryparam playlist (the same bytes for every viewer) via the nginx front, served from its
+    manifest cache after the gateway's verdict, vs nginx serving those very bytes as a static file (16
+    connections, interleaved rounds): with verdicts reused (one per viewer per 5 s) and with a verdict for
+    every request (cache off)."""
+    import httpx
+
+    nginx = _front_nginx()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        token, env = _front_title(root, "index.m3u8", media_playlist(300))
+        ports = [_free_port() for _ in range(7)]
+        origin_port, tuned_port, gateway_port, front_port, cold_port, alone_port, bare_port = ports
+        config = root / "gateway.toml"
+        config.write_text(
+            f'[[routes]]\nmount = "/"\norigin = "http://127.0.0.1:{origin_port}/"\ndelivery = "queryparam"\n'
+        )
+        gateway = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(gateway_port)]
+        conf = FRONT_CONF.read_text()
+        hot = _front_block(conf, gateway_port, front_port, root / "cache-hot", reuse_verdicts=True)
+        cold = _front_block(conf, gateway_port, cold_port, root / "cache-cold", reuse_verdicts=False)
+        alone = _front_block(
+            conf, gateway_port, alone_port, root / "c-alone", reuse_verdicts=True, manifest_verdict="none"
+        )
+        bare = _front_block(
+            conf, gateway_port, bare_port, root / "c-bare", reuse_verdicts=True, manifest_verdict="bare"
+        )
+        origin = f"server {{ listen 127.0.0.1:{origin_port}; root {root}; access_log off; }}"  # as the front: no log
+        # The same static server with the front's open_file_cache: the baseline tuned as the front is.
+        tuned = origin.replace(f":{origin_port};", f":{tuned_port}; open_file_cache max=10000 inactive=60s;")
+        with (
+            run_nginx(nginx, origin, root / "origin", origin_port, worker_connections=1024),
+            run_nginx(nginx, tuned, root / "origin-tuned", tuned_port, worker_connections=1024),
+            _process(gateway, gateway_port, env),
+            run_nginx(nginx, hot, root / "front", front_port, worker_connections=1024),
+            run_nginx(nginx, cold, root / "front-cold", cold_port, worker_connections=1024),
+            run_nginx(nginx, alone, root / "front-alone", alone_port, worker_connections=1024),
+            run_nginx(nginx, bare, root / "front-bare", bare_port, worker_connections=1024),
+        ):
+            target = f"{TITLE}index.m3u8?token={token}"
+            served = httpx.get(f"http://127.0.0.1:{front_port}{target}", timeout=10)
+            served.raise_for_status()
+            (root / "static.m3u8").write_bytes(served.content)  # the baseline serves exactly these bytes
+            urls = {
+                "static": f"http://127.0.0.1:{origin_port}/static.m3u8",
+                "tuned": f"http://127.0.0.1:{tuned_port}/static.m3u8",
+                "front": f"http://127.0.0.1:{front_port}{target}",
+                "cold": f"http://127.0.0.1:{cold_port}{target}",
+                "alone": f"http://127.0.0.1:{alone_port}{target}",
+                "bare": f"http://127.0.0.1:{bare_port}{target}",
+            }
+            for url in urls.values():
+                _load(url, 1, 4)  # warm: the front's caches filled
+            rates = _interleaved(urls, seconds, 16)
+    label = "300-segment queryparam playlist req/s, 16 connections"
+    variants = [
+        (
+            "cacheable_manifest_via_front_over_nginx",
+            "front",
+            "nginx front's manifest cache, verdicts reused (goal >= 0.8)",
+        ),
+        ("cacheable_manifest_via_front_per_request_verdict_over_nginx", "cold", "front cache, a verdict per request"),
+        # Diagnostics: where the time goes (what the verdict's cached lookup costs on top of the cache).
+        ("cacheable_manifest_front_cache_without_verdict_over_nginx", "alone", "diagnostic: the cache, no verdict"),
+        ("cacheable_manifest_front_bare_subrequest_over_nginx", "bare", "diagnostic: the cache + a bare subrequest"),
+    ]
+    figures = [
+        Figure(name, f"{label}: {what} / nginx serving the same bytes", rates[key], rates["static"], "req/s")
+        for name, key, what in variants
+    ]
+    what = f"{label}: nginx front's manifest cache, verdicts reused / nginx serving the bytes with open_file_cache"
+    return [
+        *figures,
+        Figure(
+            "cacheable_manifest_via_front_over_nginx_open_file_cache", what, rates["front"], rates["tuned"], "req/s"
+        ),
     ]
 
 
@@ -538,6 +654,7 @@ def run_benchmarks(*, quick: bool = False, as_json: bool = False, parts: Sequenc
             run("playlist", functools.partial(server_figures, seconds, segments))
     if "front" in parts:
         run("front", lambda: front_figures(seconds))
+        run("front", lambda: manifest_front_figures(seconds))
     if "workers" in parts:
         run("workers", lambda: workers_figures(seconds))
     if as_json:

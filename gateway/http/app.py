@@ -139,7 +139,7 @@ def build_app(
     webhook = EntitlementWebhook(settings.entitlements) if settings.entitlements.webhook_url else None
     sessions = SessionService(settings, policy or settings.catalog, revocations, webhook)
     answers = ErrorAnswers(settings)
-    verdicts = Verdicts(edge.gate, settings.proxy_trust, settings.origin.auth_secret, clock)
+    verdicts = Verdicts(edge, settings.proxy_trust, settings.origin.auth_secret, clock)
     readiness = Readiness(settings, origin, revocations)
 
     async def metrics(_: Request) -> Response:

@@ -12,6 +12,7 @@ exception-handler map (gateway/http/errors.py). The edge holds no per-session st
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from time import perf_counter
@@ -22,11 +23,13 @@ from starlette.responses import Response
 from gateway.config import Settings
 from gateway.http.access import Access
 from gateway.http.download_slots import DownloadSlots, viewer_key
+from gateway.http.front_cache import FRONT_FILL, fill_headers, from_front
 from gateway.http.gate import Gate
 from gateway.http.observe import KIND_KEY
 from gateway.http.request_facts import client_address
 from gateway.http.stream import stream_from_origin
 from gateway.http.writers import (
+    PRIVATE,
     ManifestWriter,
     manifest_response,
     prepare_manifest,
@@ -77,6 +80,10 @@ class Edge:
             await self.streams.heartbeat(access.grant, client_ip, access.now)
         request.scope[KIND_KEY] = "manifest" if access.is_manifest else "segment"  # for the request counter
         if access.is_manifest:
+            if writer.identical and from_front(access.incoming.scope, self.proxy_trust, FRONT_FILL):
+                # Fresh through this whole second at least, or nginx could not keep it (it counts whole seconds).
+                manifest = await self.prepared(writer, access, fresh_through=math.floor(access.now) + 1)
+                return self.front_fill(writer, access, writer.render(manifest, access))
             manifest = await self.prepared(writer, access)
             started = perf_counter()
             body = writer.render(manifest, access)
@@ -97,7 +104,24 @@ class Edge:
             response.headers.append(name, value)
         return response
 
-    def prepared(self, writer: ManifestWriter, access: Access) -> Awaitable[PreparedManifest]:
+    def front_fill(self, writer: ManifestWriter, access: Access, body: bytes) -> Response:
+        """An identical manifest for the nginx front's cache (gateway/http/front_cache.py): no viewer's cookie or
+        renewal header in it (the verdict hands those to each viewer), kept no longer than our copy is fresh."""
+        fresh = self.manifests.fresh_for(access.origin_url, writer.variant(access), now=access.now)
+        kept = fill_headers(access.now + fresh, access.now)
+        if not writer.shared:
+            cache_control = PRIVATE
+        elif "expires" in kept:  # nginx replays it later with no Age: an absolute end, not a max-age
+            cache_control = "public"
+        else:
+            cache_control = shared_cache_control(fresh)
+        response = manifest_response(access.origin_url, body, head=access.head, cache_control=cache_control)
+        response.headers.update(kept)
+        return response
+
+    def prepared(
+        self, writer: ManifestWriter, access: Access, fresh_through: float = 0.0
+    ) -> Awaitable[PreparedManifest]:
         """The manifest at `access.origin_url` as `writer` prepares it: fetched and rewritten once per origin
         version and writer variant (coalesced, revalidated), shared by every viewer. (Not a coroutine itself:
         the cache's is awaited directly, one frame less per playlist request.)"""
@@ -109,4 +133,5 @@ class Edge:
             max_bytes = self.max_manifest_bytes
             return prepare_manifest(origin_url, declared, rewriter, max_bytes=max_bytes, route=access.route)
 
-        return self.manifests.get(origin_url, writer.variant(access), prepare, now=access.now)
+        variant = writer.variant(access)
+        return self.manifests.get(origin_url, variant, prepare, now=access.now, fresh_through=fresh_through)

@@ -15,6 +15,10 @@ A 204 carries what nginx needs and nothing a client sees:
                            never past the token's expiry (the cache key is the whole request target, the
                            client address and the cookies, so a verdict is never reused for another)
 
+A manifest's verdict (asked with `X-Front-Manifest`, from the front's manifest location) carries no origin URL:
+the front proxies manifests to the gateway, or serves identical ones from its cache under the key the verdict
+gives (gateway/http/front_cache.py).
+
 A refusal keeps the gateway's shape (JSON body, `x-token-denial`/`x-gateway-error`), but `auth_request`
 only passes 401 and 403 on (any other status becomes nginx's 500), so other refusals (no route, a malformed
 target, overload) are answered 403 with their own status in `x-verdict-status`. Only trusted proxies
@@ -34,9 +38,10 @@ from starlette.responses import Response
 
 from gateway.errors import BadRequest, GatewayError
 from gateway.http.access import Access, AsgiScope
+from gateway.http.edge import Edge
 from gateway.http.errors import ErrorAnswers
-from gateway.http.gate import Gate
-from gateway.http.request_facts import ProxyTrust, peer_address
+from gateway.http.front_cache import MANIFEST_ASKED, MANIFEST_KEY, manifest_key
+from gateway.http.request_facts import ProxyTrust, header, peer_address
 from gateway.origin.auth import HEADER as ORIGIN_AUTH_HEADER
 from gateway.origin.auth import origin_auth_header
 
@@ -55,8 +60,9 @@ class FrontOnly(GatewayError):
 
 
 class FrontMisrouted(GatewayError):
-    """The front asked for a verdict on a manifest: manifests are rewritten per viewer and must be proxied to
-    the gateway, not fetched from the origin by the front."""
+    """The front asked for a manifest's verdict where it would fetch the manifest from the origin (its segment
+    location): manifests are rewritten by the gateway, so they are proxied to it (or served from the front's
+    manifest cache, which the gateway fills), asked for with `X-Front-Manifest` (gateway/http/front_cache.py)."""
 
     code = "front_misrouted"
     status = 400
@@ -67,17 +73,18 @@ class Verdicts:
 
     def __init__(
         self,
-        gate: Gate,
+        edge: Edge,
         trust: ProxyTrust,
         origin_auth_secret: bytes,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.gate = gate
+        self.edge = edge
+        self.gate = edge.gate
         self.trust = trust
         self.origin_auth_secret = origin_auth_secret
         self.clock = clock
 
-    def judge(self, scope: AsgiScope) -> Response:
+    async def judge(self, scope: AsgiScope) -> Response:
         """204 with the headers the front needs, or the typed refusal raised."""
         peer = peer_address(scope)
         if peer is None or not self.trust.trusts(peer):
@@ -85,8 +92,45 @@ class Verdicts:
         now = self.clock()
         access = self.gate.admit(original_request(scope), now)
         if access.is_manifest:
-            raise FrontMisrouted(f"{access.resource.decoded} is a manifest: proxy manifests to the gateway")
+            if header(scope, MANIFEST_ASKED) is None:
+                raise FrontMisrouted(
+                    f"{access.resource.decoded} is a manifest: the front serves manifests from its manifest "
+                    "location (proxied to the gateway), never from the origin"
+                )
+            return await self.manifest_verdict(access, now)
         return Response(status_code=204, headers=self.front_headers(access, now))
+
+    async def manifest_verdict(self, access: Access, now: float) -> Response:
+        """A manifest the front may serve to this viewer: from its cache under the returned key where the manifest
+        is identical for every viewer (with this viewer's cookie, as the gateway would have set it), else (no key)
+        proxied to the gateway and never stored."""
+        response = Response(status_code=204, headers=dict(access.headers))
+        response.headers["cache-control"] = self.reuse(access, now)
+        writer = self.edge.writers[access.route.mount]
+        if not writer.identical:
+            return response
+        response.headers[MANIFEST_KEY] = manifest_key(writer, access)
+        if writer.shared:
+            return response  # no cookie to hand out
+        # The cookie's life depends on the manifest's kind (VOD or live), the same in every version: any copy
+        # will do, so a verdict never fetches the origin once this instance has prepared the manifest.
+        variant = writer.variant(access)
+        manifest = self.edge.manifests.peek(access.origin_url, variant)
+        if manifest is None:
+            manifest = await self.edge.prepared(writer, access)
+        cookies = writer.cookies(access, manifest)
+        for cookie in cookies:
+            response.headers.append("set-cookie", cookie)
+        if cookies:
+            response.headers["cache-control"] = "no-store"  # this viewer's cookie: never a reused verdict
+        return response
+
+    def reuse(self, access: Access, now: float) -> str:
+        """How long nginx may reuse a verdict: VERDICT_CACHE_SECONDS at most, never past the token's expiry."""
+        if access.redirect_status is not None:  # a renewal by redirect cannot be answered through auth_request
+            return "no-store"
+        lifetime = min(VERDICT_CACHE_SECONDS, math.floor(access.grant.expires_at - now))
+        return f"max-age={lifetime}" if lifetime > 0 else "no-store"
 
     def front_headers(self, access: Access, now: float) -> dict[str, str]:
         headers = dict(access.headers)  # a renewal header (CAT) the front passes on
@@ -96,11 +140,7 @@ class Verdicts:
             method = "HEAD" if access.head else "GET"
             auth = origin_auth_header(self.origin_auth_secret, method=method, target=target, now=now)
             headers[ORIGIN_AUTH_HEADER] = auth
-        if access.redirect_status is not None:  # a renewal by redirect cannot be answered through auth_request
-            headers["cache-control"] = "no-store"
-        else:
-            lifetime = min(VERDICT_CACHE_SECONDS, math.floor(access.grant.expires_at - now))
-            headers["cache-control"] = f"max-age={max(0, lifetime)}" if lifetime > 0 else "no-store"
+        headers["cache-control"] = self.reuse(access, now)
         return headers
 
 
@@ -140,7 +180,7 @@ def verdict_endpoint(verdicts: Verdicts, answers: ErrorAnswers) -> Callable[[Req
 
     async def verdict(request: Request) -> Response:
         try:
-            return verdicts.judge(request.scope)
+            return await verdicts.judge(request.scope)
         except GatewayError as error:
             return as_front_answer(answers.answer(request, error))
 

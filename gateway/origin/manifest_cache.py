@@ -109,11 +109,25 @@ class ManifestCache:
         entry = self._entries.get((variant, url))
         return 0.0 if entry is None else max(0.0, entry.fresh_until - now)
 
-    async def get(self, url: str, variant: str, prepare: Prepare, *, now: float) -> PreparedManifest:
-        """The prepared manifest for `url`; `variant` names how it was prepared (route, delivery mode)."""
+    def peek(self, url: str, variant: str) -> PreparedManifest | None:
+        """The prepared manifest held for `url` as `variant`, fresh or not; None when there is none (never fetches)."""
+        entry = self._entries.get((variant, url))
+        return None if entry is None else entry.prepared
+
+    async def get(
+        self, url: str, variant: str, prepare: Prepare, *, now: float, fresh_through: float = 0.0
+    ) -> PreparedManifest:
+        """The prepared manifest for `url`; `variant` names how it was prepared (route, delivery mode).
+
+        `fresh_through`: a copy that goes stale before then is refreshed early, where a fresh one would last
+        that long (the nginx front keeps whole seconds: gateway/http/front_cache.py)."""
         key = (variant, url)
         entry = self._entries.get(key)
-        if entry is not None and now < entry.fresh_until:
+        if (
+            entry is not None
+            and now < entry.fresh_until
+            and (entry.fresh_until >= fresh_through or now + entry.ttl_seconds < fresh_through)
+        ):
             self._entries.move_to_end(key)
             CACHE_HIT.inc()
             return entry.prepared

@@ -179,6 +179,7 @@ class RecordingWriter:
     """A writer that marks what it renders and records what the dispatcher asked of it."""
 
     shared = False
+    identical = False
 
     def __init__(self) -> None:
         self.prepared = 0

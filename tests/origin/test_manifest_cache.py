@@ -231,6 +231,25 @@ async def test_expires_and_age_bound_the_freshness(
     assert cache.fresh_for(URL, "another:/vod/", now=NOW) == 0.0  # never cached under that variant
 
 
+async def test_a_copy_stale_before_fresh_through_is_refreshed_early_when_a_fetch_would_last(
+    client_for: Callable[[Origin], OriginClient],
+) -> None:
+    """The nginx front's fills ask for a copy fresh through the current second (gateway/http/front_cache.py):
+    a live copy (1 s) with 0.4 s left is fetched again; one that a fetch could not make last is not."""
+    origin, prepare = Origin(serve(LIVE)), Preparer()
+    cache = cache_for(client_for(origin))
+    await cache.get(URL, "v", prepare, now=NOW + 0.2)  # fresh until NOW + 1.2
+    await cache.get(URL, "v", prepare, now=NOW + 0.8, fresh_through=NOW + 1)  # lasts through NOW + 1: kept
+    assert len(origin.requests) == 1
+    await cache.get(URL, "v", prepare, now=NOW + 1.1, fresh_through=NOW + 2)  # 0.1 s left: refreshed early
+    assert len(origin.requests) == 2 and cache.fresh_for(URL, "v", now=NOW + 1.1) == pytest.approx(1.0)
+    await cache.get(URL, "v", prepare, now=NOW + 1.2, fresh_through=NOW + 5)  # no fetch lasts 3.8 s: kept
+    assert len(origin.requests) == 2
+    assert cache.peek(URL, "v") is not None and cache.peek(URL, "w") is None
+    assert cache.peek(URL, "v") is cache.peek(URL, "v")  # stale or not, never a fetch
+    assert len(origin.requests) == 2
+
+
 async def test_no_store_means_every_request_asks_the_origin(client_for: Callable[[Origin], OriginClient]) -> None:
     origin, prepare = Origin(serve(VOD, {"cache-control": "no-store"})), Preparer()
     cache = cache_for(client_for(origin))

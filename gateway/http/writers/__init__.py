@@ -6,6 +6,7 @@ from __future__ import annotations
 from gateway.config import Route, Settings
 from gateway.http.cdn import CdnBinding, CdnSigner, cdn_path
 from gateway.http.writers.base import (
+    PRIVATE,
     ManifestWriter,
     TokenWriter,
     manifest_response,
@@ -20,7 +21,7 @@ from gateway.http.writers.query import QueryWriter
 from gateway.http.writers.query_param import QueryParamWriter
 from gateway.tokens.scoped import ScopedTokenMinter
 
-__all__ = ["ManifestWriter", "manifest_response", "prepare_manifest", "shared_cache_control", "writer_for"]
+__all__ = ["PRIVATE", "ManifestWriter", "manifest_response", "prepare_manifest", "shared_cache_control", "writer_for"]
 
 
 def writer_for(route: Route, settings: Settings, minter: ScopedTokenMinter) -> ManifestWriter:

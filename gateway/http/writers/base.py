@@ -29,6 +29,9 @@ class ManifestWriter(Protocol):
     # `Cache-Control: public` (gateway/http/edge.py). Cookie delivery's manifests are token-free too, but
     # their responses may set a viewer's cookie.
     shared: bool
+    # True where the rendered bytes are the same for every viewer (no credential in them, cookies aside): the
+    # nginx front may cache them and serve them to every viewer its verdict admits (gateway/http/front_cache.py).
+    identical: bool
 
     def declare(self, access: Access, body: bytes) -> bytes:
         """The origin's manifest with what this delivery declares in it, before it is prepared (queryparam:

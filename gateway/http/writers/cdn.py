@@ -20,6 +20,7 @@ from gateway.tokens.scoped import ScopedTokenMinter
 
 class CdnWriter:
     shared = False
+    identical = False
 
     def __init__(
         self, delivery: TokenWriter, route: Route, *, signer: CdnSigner, token_param: str, minter: ScopedTokenMinter

@@ -32,6 +32,7 @@ _NO_PROXIES = ProxyTrust()  # the TCP peer is the client
 
 class CookieWriter:
     shared = False
+    identical = True
     mode = "cookie"
 
     def __init__(

@@ -30,6 +30,7 @@ def _carried(access: Access) -> EdgeCarry:
 
 class DialectEdgeWriter:
     shared = False
+    identical = False
 
     def __init__(self, route: Route, dialect: Dialect) -> None:
         self.route = route

@@ -14,6 +14,7 @@ from gateway.manifests.template import PreparedManifest, Slot
 
 class PathWriter:
     shared = False
+    identical = False
 
     def __init__(self, route: Route) -> None:
         self.route = route

@@ -18,6 +18,7 @@ from gateway.tokens.scoped import ScopedTokenMinter
 
 class QueryWriter:
     shared = False
+    identical = False
 
     def __init__(self, route: Route, *, token_param: str, minter: ScopedTokenMinter) -> None:
         self.route = route

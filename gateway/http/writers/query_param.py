@@ -24,6 +24,7 @@ from gateway.manifests.template import PreparedManifest
 
 class QueryParamWriter:
     shared = True
+    identical = True
 
     def __init__(self, route: Route, *, token_param: str) -> None:
         self.route = route
