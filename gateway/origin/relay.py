@@ -95,7 +95,7 @@ class RelayStream:
         self._until_close = False
         self._complete = False
         self._error: str | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[bool] | None = None
         connection.response = self
 
     @property
@@ -166,7 +166,7 @@ class RelayStream:
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+            self._waiter.set_result(False)
 
     # -- the reader ----------------------------------------------------------------------------------------
 
@@ -192,16 +192,24 @@ class RelayStream:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _wait(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
+        # A timer handle, not asyncio.timeout: this runs for every read, and the context manager costs more.
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(self._read_timeout, self._time_out, waiter)
         try:
-            async with asyncio.timeout(self._read_timeout):
-                await self._waiter
-        except TimeoutError:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        if waiter.result():
             self.connection.close()
             self._fail(f"no byte from the origin for {self._read_timeout} s")
-            raise _Silent(self._read_timeout) from None
-        finally:
-            self._waiter = None
+            raise _Silent(self._read_timeout)
+
+    @staticmethod
+    def _time_out(waiter: asyncio.Future[bool]) -> None:
+        if not waiter.done():
+            waiter.set_result(True)
 
     def abort(self) -> None:
         self.reusable = False
