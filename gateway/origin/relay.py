@@ -238,12 +238,14 @@ class _Silent(OriginStreamBroken):
 class RelayPool:
     """Streamed GETs to origins, admitted up to `segment_connections` at once, connections kept alive."""
 
-    def __init__(self, settings: OriginSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, settings: OriginSettings, clock: Callable[[], float] = time.time, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._settings = settings
         self._clock = clock
         self._admission = asyncio.Semaphore(settings.segment_connections)
         self._idle: dict[Key, list[_Connection]] = {}
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls  # https origins: the system's trust store unless given (as httpx verified them)
         # One read buffer for every connection of the pool (one event loop): each read is parsed, its body
         # bytes copied out, before the loop reads from another socket.
         self._view = memoryview(bytearray(READ_BYTES))

@@ -8,12 +8,19 @@ header are tested through `OriginClient.send_stream` in test_client.py, which ru
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import os
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gateway.config import OriginSettings
 from gateway.errors import OriginUnavailable
@@ -47,13 +54,16 @@ class RawOrigin:
 
 
 @asynccontextmanager
-async def raw_origin(respond: Respond) -> AsyncIterator[tuple[str, RawOrigin, RelayPool]]:
+async def raw_origin(
+    respond: Respond, tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None
+) -> AsyncIterator[tuple[str, RawOrigin, RelayPool]]:
+    """(base URL, the origin, a pool for it); with `tls` (server, client contexts) at https://localhost."""
     origin = RawOrigin(respond)
-    server = await asyncio.start_server(origin.serve, "127.0.0.1", 0)
+    server = await asyncio.start_server(origin.serve, "127.0.0.1", 0, ssl=tls[0] if tls else None)
     port = server.sockets[0].getsockname()[1]
-    pool = RelayPool(OriginSettings(read_timeout_seconds=5))
+    pool = RelayPool(OriginSettings(read_timeout_seconds=5), tls=tls[1] if tls else None)
     try:
-        yield f"http://127.0.0.1:{port}/", origin, pool
+        yield f"https://localhost:{port}/" if tls else f"http://127.0.0.1:{port}/", origin, pool
     finally:
         await pool.aclose()
         server.close()
@@ -164,6 +174,44 @@ async def test_an_idle_connection_is_given_up_after_idle_seconds(monkeypatch: py
         await asyncio.sleep(0.2)
         await read_all(pool, url + "b.ts")
         assert origin.connections == 2
+
+
+def tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A self-signed certificate for localhost: the server's context, and a client's that trusts only it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    return server, ssl.create_default_context(cafile=str(directory / "cert.pem"))
+
+
+async def test_an_https_origin_is_relayed_and_an_untrusted_one_refused(tmp_path: Path) -> None:
+    body = os.urandom(600_000)
+    server, client = tls_contexts(tmp_path)
+    async with raw_origin(sized(body), (server, client)) as (url, origin, pool):
+        for _ in range(2):
+            assert await read_all(pool, url + "seg.ts") == body
+        assert origin.connections == 1
+    async with raw_origin(sized(body), (server, ssl.create_default_context())) as (url, _, pool):
+        with pytest.raises(OriginUnavailable, match="SSLCertVerificationError"):
+            await pool.open(url + "seg.ts", {})
 
 
 async def test_a_target_with_unsafe_characters_is_percent_encoded() -> None:
