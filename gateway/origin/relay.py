@@ -216,6 +216,12 @@ class RelayStream:
         self._fail("the viewer left")
         self.connection.close()
 
+    def discard(self) -> None:
+        """Drop the connection of a stream never handed out (its admission is the caller's to give back)."""
+        self._release = None
+        self.connection.response = None
+        self.connection.close()
+
     async def aclose(self) -> None:
         release, self._release = self._release, None
         if release is not None:
@@ -276,17 +282,17 @@ class RelayPool:
                 await stream.wait_headers()
                 return stream
             except _Silent:
-                await stream.aclose()
+                stream.discard()
                 raise OriginTimeout(f"origin timed out waiting for {shown}") from None
             except _NothingBack as failed:
-                await stream.aclose()
+                stream.discard()
                 if attempt:
                     raise OriginUnavailable(f"origin unreachable at {shown}: {failed}") from None
             except OriginStreamBroken as failed:  # a broken or malformed head: nothing to relay
-                await stream.aclose()
+                stream.discard()
                 raise OriginUnavailable(f"origin unreachable at {shown}: {failed}") from None
             except BaseException:
-                await stream.aclose()
+                stream.discard()
                 raise
         raise AssertionError("unreachable")
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway.config import OriginSettings
-from gateway.errors import OriginUnavailable
+from gateway.errors import OriginBusy, OriginUnavailable
 from gateway.origin import relay
 from gateway.origin.relay import READ_BYTES, RelayPool
 from gateway.origin.segment_stream import OriginStreamBroken
@@ -212,6 +212,30 @@ async def test_an_https_origin_is_relayed_and_an_untrusted_one_refused(tmp_path:
     async with raw_origin(sized(body), (server, ssl.create_default_context())) as (url, _, pool):
         with pytest.raises(OriginUnavailable, match="SSLCertVerificationError"):
             await pool.open(url + "seg.ts", {})
+
+
+async def test_failed_requests_give_their_admission_back_exactly_once() -> None:
+    release = asyncio.Event()
+
+    async def respond(head: bytes, writer: asyncio.StreamWriter) -> None:
+        if head.startswith(b"GET /dead"):  # nothing back, twice (the retry): unavailable
+            writer.close()
+            return
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")
+        await writer.drain()
+        await release.wait()
+
+    async with raw_origin(respond) as (url, _, _unused):
+        pool = RelayPool(OriginSettings(segment_connections=1, pool_wait_seconds=0.2))
+        for _ in range(3):
+            with pytest.raises(OriginUnavailable):
+                await pool.open(url + "dead.ts", {})
+        held = await pool.open(url + "hold.ts", {})  # the only admission: the next open must wait for it
+        with pytest.raises(OriginBusy):
+            await pool.open(url + "hold.ts", {})
+        release.set()
+        await held.aclose()
+        await pool.aclose()
 
 
 async def test_a_target_with_unsafe_characters_is_percent_encoded() -> None:
