@@ -230,7 +230,8 @@ def verify_figures(budget: float) -> list[Figure]:
 
 
 @contextmanager
-def _process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+def _process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[int]:
+    """A server process, once `port` accepts; yields its pid."""
     import socket
 
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -244,7 +245,7 @@ def _process(args: list[str], port: int, env: dict[str, str] | None = None) -> I
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"bench server did not start: {args}") from None
                 time.sleep(0.05)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -1,4 +1,7 @@
-"""The segment pool: many origin connections without httpcore's per-request cost growing with them.
+"""Segments over an injected httpx transport (in-process origins in tests, the QA replay); every configured
+origin is served by the gateway's own relay (relay.py) instead.
+
+Many origin connections without httpcore's per-request cost growing with them:
 
 httpcore re-examines its whole pool on every request and every release, in time proportional to queued
 requests × connections (and idle connections squared). Measured here: one 256-connection pool under a burst
