@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import ipaddress
 import posixpath
 import secrets
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from gateway.sessions.webhook import EntitlementWebhook, Question
 from gateway.telemetry.audit import token_issued
 from gateway.telemetry.metrics import REVOCATIONS, TOKENS_ISSUED, TOKENS_RENEWED
 from gateway.tokens.acl import normalise_path
-from gateway.tokens.grant import Grant, IPAddress, IPNetwork, Scope
+from gateway.tokens.grant import Grant, IPAddress, IPNetwork, Scope, network_around
 from gateway.tokens.native import sign_grant, verify_signature
 
 API_PREFIX = "/api/sessions"
@@ -55,10 +54,7 @@ class IssuedToken:
 def client_network(address: IPAddress | None, settings: Settings) -> IPNetwork | None:
     if address is None or not settings.sessions.ip_binding:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:a.b.c.d is an IPv4 client: a /64 of it would admit every one
-    bits = settings.sessions.ipv4_prefix if address.version == 4 else settings.sessions.ipv6_prefix
-    return ipaddress.ip_network(f"{address}/{bits}", strict=False)
+    return network_around(address, settings.sessions.ipv4_prefix, settings.sessions.ipv6_prefix)
 
 
 def content_path(gateway_path: str, route: Route) -> str:

@@ -8,11 +8,9 @@ by /48 (a site's allocation) by default. `gateway/sessions/stream_redis.py` runs
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 from dataclasses import dataclass
 
-from gateway.tokens.grant import IPAddress
+from gateway.tokens.grant import IPAddress, network_around
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,17 +29,7 @@ class SharingPolicy:
 
     def network_of(self, address: IPAddress) -> str:
         """The client network `address` counts as (an IPv4-mapped IPv6 address is its IPv4 client)."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return _network(address, self.ipv4_prefix if address.version == 4 else self.ipv6_prefix)
-
-
-# Parsing "a.b.c.d/24" with `ipaddress.ip_network` took ~40 us, more than the rest of a heartbeat; masking the
-# integer is a few, and a viewer's next request finds its network in the cache.
-@functools.lru_cache(maxsize=65_536)
-def _network(address: IPAddress, bits: int) -> str:
-    host_bits = address.max_prefixlen - bits
-    return f"{type(address)(int(address) >> host_bits << host_bits)}/{bits}"
+        return str(network_around(address, self.ipv4_prefix, self.ipv6_prefix))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,10 @@ verdict, and one on another network is asked about again. Least recently used en
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from gateway.tokens.grant import IPAddress
+from gateway.tokens.grant import IPAddress, IPNetwork, network_around
 
 CACHE_IPV4_PREFIX = 24
 CACHE_IPV6_PREFIX = 48
@@ -36,13 +35,8 @@ def verdict_key(
     return (user, title_prefix, str(client_block(client_ip)), country or "")
 
 
-def client_block(address: IPAddress | None) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    if address is None:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    bits = CACHE_IPV4_PREFIX if address.version == 4 else CACHE_IPV6_PREFIX
-    return ipaddress.ip_network(f"{address}/{bits}", strict=False)
+def client_block(address: IPAddress | None) -> IPNetwork | None:
+    return None if address is None else network_around(address, CACHE_IPV4_PREFIX, CACHE_IPV6_PREFIX)
 
 
 class VerdictCache:

@@ -9,11 +9,10 @@ reader learns here cannot play anything. In JSON logs the same values are keys o
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Final
 
-from gateway.tokens.grant import Grant, IPAddress, IPNetwork
+from gateway.tokens.grant import Grant, IPAddress, IPNetwork, network_around
 
 log = logging.getLogger("gateway.audit")
 
@@ -26,12 +25,7 @@ def audit_network(grant: Grant, client: IPAddress | None) -> IPNetwork | None:
     """The network an audit line names: the session's bound network, else the client's /24 or /48."""
     if grant.client_network is not None:
         return grant.client_network
-    if client is None:
-        return None
-    if isinstance(client, ipaddress.IPv6Address) and client.ipv4_mapped is not None:
-        client = client.ipv4_mapped
-    bits = IPV4_AUDIT_PREFIX if client.version == 4 else IPV6_AUDIT_PREFIX
-    return ipaddress.ip_network(f"{client}/{bits}", strict=False)
+    return None if client is None else network_around(client, IPV4_AUDIT_PREFIX, IPV6_AUDIT_PREFIX)
 
 
 def token_issued(event: str, grant: Grant, *, key_id: str, client: IPAddress | None, via: str = "session_api") -> None:
