@@ -274,7 +274,8 @@ class RelayPool:
         key, request = self._request(url, headers)
         shown = url.split("?", 1)[0]  # origin URLs in messages lose their query (it may carry credentials)
         for attempt in range(2):
-            connection = self._reuse(key) or await self._connect(key, shown)
+            # The retry takes a fresh connection: after an origin restart every idle one may be dead.
+            connection = (None if attempt else self._reuse(key)) or await self._connect(key, shown)
             stream = RelayStream(connection, self._settings.read_timeout_seconds, self._give_back)
             assert connection.transport is not None
             connection.transport.write(request)

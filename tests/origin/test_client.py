@@ -281,13 +281,13 @@ async def test_a_segment_streams_through_before_the_origin_has_sent_it_whole() -
 def closes_reused_connections(body: bytes = PLAYLIST) -> Callable[[OriginRequest, Handler], None]:
     """An origin whose keep-alive timer fires as a second request arrives on a connection: the first request
     of every connection is answered (keep-alive), the next one meets a closed socket, nothing written."""
-    answered: set[int] = set()
 
     def respond(_: OriginRequest, handler: Handler) -> None:
-        if id(handler) in answered:
+        # One handler per connection; marked on the handler itself (an id() is reused once a handler is freed).
+        if getattr(handler, "answered_once", False):
             handler.close_connection = True
             return
-        answered.add(id(handler))
+        handler.answered_once = True  # type: ignore[attr-defined]
         reply(handler, body)
 
     return respond
@@ -305,6 +305,20 @@ async def test_a_request_on_a_connection_the_origin_just_closed_is_sent_again_on
                 assert [chunk async for chunk in iterate(response)] == [PLAYLIST]
                 await response.aclose()
     assert len(seen) == 10  # 6 answered + 4 that met a closed connection (the first of each pool was fresh)
+
+
+async def test_the_retry_takes_a_fresh_connection_when_every_idle_one_is_dead() -> None:
+    # After an origin restart every idle connection is closed: retrying on the next idle one would fail too.
+    with scripted_origin(closes_reused_connections()) as (url, seen):
+        async with origin_client() as client:
+            first, second = [await client.send_stream(url + "seg.ts", {}) for _ in range(2)]  # two connections
+            for response in (first, second):
+                assert [chunk async for chunk in iterate(response)] == [PLAYLIST]
+                await response.aclose()
+            third = await client.send_stream(url + "seg.ts", {})  # both idle ones are dead now
+            assert [chunk async for chunk in iterate(third)] == [PLAYLIST]
+            await third.aclose()
+    assert len(seen) == 4  # two answered, one that met a dead connection, one answered on a fresh one
 
 
 async def test_a_connection_that_breaks_again_on_the_retry_is_unavailable() -> None:
